@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv install demo test lint format bench clean
+.PHONY: venv install demo test lint format bench clean protos
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,14 @@ test: $(STAMP) lint
 
 demo: $(STAMP)
 	$(PY) examples/demo.py
+
+# Regenerate the committed gRPC stubs (gradd.v1 in client/v1/) from protos/gradd/v1/*.proto.
+protos: $(STAMP)
+	rm -rf build/protos && mkdir -p build/protos
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=build/protos --pyi_out=build/protos protos/gradd/v1/*.proto
+	$(PY) -m grpc_tools.protoc -Iprotos --grpc_python_out=build/protos protos/gradd/v1/service.proto
+	rm -f client/v1/*_pb2*.py*
+	cp build/protos/gradd/v1/*_pb2*.py* client/v1/
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
