@@ -1,0 +1,93 @@
+"""gradd.engine: PyTorch's define-by-run autograd over NumPy (cpu) or CuPy (cuda).
+
+Ops live in one table (``OPS``, filled by the ``ops`` package); Tensor methods, the
+``functional`` namespace and the server's allow-list are derived from it.
+"""
+
+from __future__ import annotations
+
+from . import functional
+from . import ops as _ops  # noqa: F401  (fills the op table)
+from .autograd import backward, grad
+from .device import Device, available_devices, cuda_is_available, get_device
+from .dtypes import DType, bool_, dtype_from_name, float32, float64, int64, result_type
+from .errors import AutogradError
+from .factories import (
+    arange,
+    full,
+    linspace,
+    ones,
+    ones_like,
+    rand,
+    randint,
+    randn,
+    randperm,
+    zeros,
+    zeros_like,
+)
+from .generator import Generator
+from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from .graph_picture import GraphNode, GraphPicture, make_dot
+from .methods import bind as _bind
+from .op_table import OPS, OpDef, _bind_tensor, call_op
+from .random_state import current_generator, manual_seed, use_generator
+from .tensor import Tensor, tensor
+
+_bind_tensor()
+_bind()
+
+float = float32  # noqa: A001 - PyTorch's aliases
+double = float64
+long = int64
+bool = bool_  # noqa: A001
+
+# Top-level functions for every op the table marks as a function (torch.add, torch.cat, ...).
+for _name, _d in OPS.items():
+    if _d.function and _d.function not in globals():
+        globals()[_d.function] = _d.call
+del _name, _d
+
+__all__ = [
+    "OPS",
+    "AutogradError",
+    "DType",
+    "Device",
+    "Generator",
+    "GraphNode",
+    "GraphPicture",
+    "OpDef",
+    "Tensor",
+    "arange",
+    "available_devices",
+    "backward",
+    "bool_",
+    "call_op",
+    "cuda_is_available",
+    "current_generator",
+    "dtype_from_name",
+    "enable_grad",
+    "float32",
+    "float64",
+    "full",
+    "functional",
+    "get_device",
+    "grad",
+    "int64",
+    "is_grad_enabled",
+    "linspace",
+    "make_dot",
+    "manual_seed",
+    "no_grad",
+    "ones",
+    "ones_like",
+    "rand",
+    "randint",
+    "randn",
+    "randperm",
+    "result_type",
+    "set_grad_enabled",
+    "tensor",
+    "use_generator",
+    "zeros",
+    "zeros_like",
+]

@@ -1,0 +1,235 @@
+"""The backward pass: one topological walk from the roots, then one reverse loop.
+
+Like micrograd's ``backward`` but iterative (deep graphs never hit Python's recursion limit),
+with PyTorch's rules: gradients are summed back to each input's shape and dtype, leaves
+accumulate into ``.grad``, saved buffers are freed unless ``retain_graph``, and with
+``create_graph`` the backward formulas themselves are recorded (they are written in ops).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .errors import NO_GRAD_FN, AutogradError, check_backward_root
+from .grad_mode import _mode
+from .node import AccumulateGrad
+from .tensor import Tensor, wrap
+
+
+def backward(
+    tensors: Sequence[Tensor],
+    grad_tensors: Sequence[Tensor | None] | None = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    inputs: Sequence[Tensor] | Tensor | None = None,
+) -> None:
+    """Accumulate the gradients of ``tensors`` into the ``.grad`` of the leaves (or ``inputs``)."""
+    if isinstance(tensors, Tensor):
+        tensors = [tensors]
+    grads = list(grad_tensors) if grad_tensors is not None else [None] * len(tensors)
+    only = None
+    if inputs is not None:
+        only = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    _run(list(tensors), grads, retain_graph, create_graph, capture=None, only=only)
+
+
+def grad(
+    outputs: Sequence[Tensor] | Tensor,
+    inputs: Sequence[Tensor] | Tensor,
+    grad_outputs: Sequence[Tensor | None] | Tensor | None = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    allow_unused: bool = False,
+) -> tuple[Tensor | None, ...]:
+    """d(outputs)/d(inputs) without touching any ``.grad``, as ``torch.autograd.grad``."""
+    outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None:
+        gos: list = [None] * len(outs)
+    elif isinstance(grad_outputs, Tensor):
+        gos = [grad_outputs]
+    else:
+        gos = list(grad_outputs)
+    for t in ins:
+        if not t.requires_grad:
+            raise AutogradError("One of the differentiated Tensors does not require grad")
+    captured: dict[int, Any] = {}
+    _run(outs, gos, retain_graph, create_graph, capture=(ins, captured), only=None)
+    result = []
+    for t in ins:
+        g = captured.get(id(t))
+        if g is None and not allow_unused:
+            raise AutogradError(
+                "One of the differentiated Tensors appears to not have been used in the graph. "
+                "Set allow_unused=True if this is the desired behavior."
+            )
+        result.append(g)
+    return tuple(result)
+
+
+def _root_grad(t: Tensor, g: Tensor | None, index: int) -> Tensor:
+    check_backward_root(t.requires_grad, t._data.size, g is not None, index)
+    if g is None:
+        return wrap(t._dev.xp.ones_like(t._data), t._dev)
+    if g.shape != t.shape:
+        raise RuntimeError(
+            f"Mismatch in shape: grad_output[{index}] has a shape of {_size(g.shape)} and "
+            f"output[{index}] has a shape of {_size(t.shape)}."
+        )
+    return g
+
+
+def _size(shape: tuple) -> str:
+    return f"torch.Size([{', '.join(map(str, shape))}])"
+
+
+def _run(
+    roots: list[Tensor],
+    root_grads: list,
+    retain_graph: bool | None,
+    create_graph: bool,
+    capture: tuple | None,
+    only: list | None,
+) -> None:
+    if retain_graph is None:
+        retain_graph = create_graph
+    pending: dict[Any, Any] = {}
+    root_nodes = []
+    handed: set[int] = set()
+    keep: list = []  # arrays handed to .grad fields this pass stay alive, so their ids stay unique
+    for i, (t, g) in enumerate(zip(roots, root_grads)):
+        if g is not None:
+            handed.add(id(g._data))  # the caller's array: never alias it into a .grad
+            keep.append(g._data)
+        g = _root_grad(t, g, i)
+        node = t.grad_fn if t.grad_fn is not None else _leaf_sink(t)
+        root_nodes.append(node)
+        pending[node] = pending[node] + g if node in pending else g
+
+    # What to capture (autograd.grad / backward(inputs=...)): the grad flowing into a tensor's
+    # node. Everything else that is a leaf accumulates only when nothing is being captured.
+    targets: dict[Any, Tensor] = {}
+    for t in capture[0] if capture else only or ():
+        targets[t.grad_fn if t.grad_fn is not None else _leaf_sink(t)] = t
+    captured = capture[1] if capture else None
+
+    order, deps = _topo(root_nodes)
+    prev_mode = _mode.enabled
+    _mode.enabled = create_graph
+    try:
+        for node in order:
+            g = pending.pop(node, None)
+            if g is None:
+                continue
+            if node.pre_hooks:
+                for hook in node.pre_hooks:
+                    r = hook(g)
+                    if r is not None:
+                        g = r
+            if node in targets and captured is not None:
+                captured[id(targets[node])] = g
+            if type(node) is AccumulateGrad:
+                if (captured is None and only is None) or (only is not None and node in targets):
+                    _accumulate(node.variable, g, create_graph, handed, keep)
+                continue
+            if node.retained is not None:
+                holder = node.retained()
+                if holder is not None:
+                    _store_retained(holder, g, create_graph, handed, keep)
+            if node.op.saves and node.freed:
+                _ = node.saved  # raises "backward through the graph a second time"
+            grads = node.op.backward(node, g)
+            for nxt, gi, meta in zip(node.next, grads, node.meta):
+                if nxt is None or gi is None:
+                    continue
+                if gi.shape != meta[0]:
+                    gi = gi.sum_to_size(*meta[0])
+                if gi._data.dtype != meta[1]:
+                    gi = (
+                        wrap(gi._data.astype(meta[1]), gi._dev)
+                        if not create_graph
+                        else gi.type_as_dtype(_dtype(meta[1]))
+                    )
+                prev = pending.get(nxt)
+                pending[nxt] = gi if prev is None else prev + gi
+            if not retain_graph:
+                node.release()
+    finally:
+        _mode.enabled = prev_mode
+
+
+def _dtype(np_dtype: Any) -> Any:
+    from .dtypes import from_numpy
+
+    return from_numpy(np_dtype)
+
+
+def _leaf_sink(t: Tensor) -> AccumulateGrad:
+    from .node import accumulator
+
+    if not t.requires_grad:
+        raise AutogradError(NO_GRAD_FN.format(i=0))
+    return accumulator(t)
+
+
+def _topo(roots: list) -> tuple[list, dict]:
+    """Nodes reachable from ``roots``, each after every node that feeds it a gradient."""
+    deps: dict[Any, int] = {}
+    stack = list(roots)
+    seen = set(roots)
+    while stack:
+        node = stack.pop()
+        for nxt in node.next:
+            if nxt is None:
+                continue
+            deps[nxt] = deps.get(nxt, 0) + 1
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    order = []
+    ready = [n for n in dict.fromkeys(roots) if deps.get(n, 0) == 0]
+    while ready:
+        node = ready.pop()
+        order.append(node)
+        for nxt in node.next:
+            if nxt is None:
+                continue
+            deps[nxt] -= 1
+            if deps[nxt] == 0:
+                ready.append(nxt)
+    return order, deps
+
+
+def _owned(g: Tensor, handed: set, keep: list) -> Any:
+    """g's array, copied if another .grad (or the caller) may already hold it."""
+    arr = g._data
+    if id(arr) in handed or getattr(arr, "base", None) is not None:
+        arr = arr.copy()
+    handed.add(id(arr))
+    keep.append(arr)
+    return arr
+
+
+def _accumulate(leaf: Tensor, g: Tensor, create_graph: bool, handed: set, keep: list) -> None:
+    if leaf._hooks:
+        for hook in leaf._hooks:
+            r = hook(g)
+            if r is not None:
+                g = r
+    old = leaf._grad
+    if old is None:
+        leaf._grad = g if create_graph else wrap(_owned(g, handed, keep), leaf._dev)
+    elif create_graph or old.requires_grad:
+        leaf._grad = old + g
+    else:
+        # In place, as PyTorch: whoever holds ``leaf.grad`` sees the sum.
+        old._data += g._data
+        old._vc[0] += 1
+
+
+def _store_retained(t: Tensor, g: Tensor, create_graph: bool, handed: set, keep: list) -> None:
+    if t._grad is None:
+        t._grad = g if create_graph else wrap(_owned(g, handed, keep), t._dev)
+    else:
+        t._grad = t._grad + g

@@ -1,0 +1,153 @@
+"""Tensor factories: zeros, ones, full, randn, rand, arange (and ``tensor`` from tensor.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from . import dtypes as dt
+from .device import get_device
+from .errors import NOT_FLOAT_GRAD
+from .random_state import current_generator
+from .tensor import Tensor, wrap
+
+
+def _size(size: tuple) -> tuple[int, ...]:
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    out = tuple(int(s) for s in size)
+    if any(s < 0 for s in out):
+        raise RuntimeError(
+            f"Trying to create tensor with negative dimension {min(out)}: {list(out)}"
+        )
+    return out
+
+
+def _finish(arr: np.ndarray, device: Any, requires_grad: bool) -> Tensor:
+    dev = get_device(device)
+    if requires_grad and arr.dtype.kind != "f":
+        raise RuntimeError(NOT_FLOAT_GRAD)
+    if dev.type != "cpu":
+        arr = dev.xp.asarray(arr)
+    return wrap(arr, dev, bool(requires_grad))
+
+
+def _float(dtype: Any) -> dt.DType:
+    d = dt.default_float if dtype is None else dt.as_dtype(dtype)
+    return d
+
+
+def zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """A tensor of zeros (float32 unless ``dtype`` says otherwise)."""
+    return _finish(np.zeros(_size(size), _float(dtype).np), device, requires_grad)
+
+
+def ones(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
+    """A tensor of ones."""
+    return _finish(np.ones(_size(size), _float(dtype).np), device, requires_grad)
+
+
+def full(
+    size: Any, fill_value: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False
+) -> Tensor:
+    """A tensor filled with ``fill_value`` (its dtype inferred from the value, as PyTorch)."""
+    d = dt.scalar_dtype(fill_value) if dtype is None else dt.as_dtype(dtype)
+    return _finish(np.full(_size((size,)), fill_value, d.np), device, requires_grad)
+
+
+def zeros_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Zeros with t's shape, dtype and device."""
+    return zeros(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
+
+
+def ones_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
+    """Ones with t's shape, dtype and device."""
+    return ones(t.shape, dtype=dtype or t.dtype, device=t.device, requires_grad=requires_grad)
+
+
+def randn(
+    *size: Any,
+    generator: Any = None,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """Standard normal samples from the session's (or the given) generator, as torch.randn."""
+    d = _float(dtype)
+    if not d.is_floating_point:
+        raise RuntimeError(f"\"normal_kernel_cpu\" not implemented for '{d.name.capitalize()}'")
+    gen = generator or current_generator()
+    return _finish(gen.normal(_size(size), d.np), device, requires_grad)
+
+
+def rand(
+    *size: Any,
+    generator: Any = None,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """Uniform samples in [0, 1), as torch.rand."""
+    d = _float(dtype)
+    if not d.is_floating_point:
+        raise RuntimeError(f"\"check_uniform_bounds\" not implemented for '{d.name.capitalize()}'")
+    gen = generator or current_generator()
+    return _finish(gen.uniform(_size(size), d.np), device, requires_grad)
+
+
+def randint(
+    low: int,
+    high: int | None = None,
+    size: Any = (),
+    generator: Any = None,
+    dtype: Any = None,
+    device: Any = None,
+) -> Tensor:
+    """Random integers in [low, high), as torch.randint."""
+    if high is None:
+        low, high = 0, low
+    gen = generator or current_generator()
+    arr = gen.randint(int(low), int(high), _size((size,)))
+    d = dt.int64 if dtype is None else dt.as_dtype(dtype)
+    return _finish(arr.astype(d.np), device, False)
+
+
+def randperm(n: int, generator: Any = None, device: Any = None) -> Tensor:
+    """A random permutation of 0..n-1."""
+    gen = generator or current_generator()
+    return _finish(gen.randperm(int(n)), device, False)
+
+
+def arange(
+    start: Any,
+    end: Any = None,
+    step: Any = 1,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """Evenly spaced values in [start, end): int64 for integer arguments, else float32."""
+    if end is None:
+        start, end = 0, start
+    if step == 0:
+        raise RuntimeError("step must be nonzero")
+    if dtype is None:
+        ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end, step))
+        d = dt.int64 if ints else dt.default_float
+    else:
+        d = dt.as_dtype(dtype)
+    return _finish(np.arange(start, end, step).astype(d.np), device, requires_grad)
+
+
+def linspace(
+    start: float,
+    end: float,
+    steps: int,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """``steps`` evenly spaced values from start to end inclusive."""
+    d = _float(dtype)
+    return _finish(np.linspace(start, end, int(steps)).astype(d.np), device, requires_grad)

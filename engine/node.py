@@ -1,0 +1,150 @@
+"""Graph nodes: ``Node`` (an op's backward, PyTorch's ``grad_fn``) and ``AccumulateGrad``.
+
+The graph points only backwards (outputs -> nodes -> inputs), and a node never holds its own
+output tensor (it keeps the output's array and rebuilds the tensor when asked), so a finished
+graph is freed by reference counting as soon as its last tensor goes.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from .errors import BACKWARD_TWICE, AutogradError, modified_inplace
+
+if TYPE_CHECKING:
+    from .op_table import OpDef
+    from .tensor import Tensor
+
+_TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "int64": "LongTensor"}
+
+
+class Node:
+    """One recorded op: what ``backward`` needs and where gradients flow next."""
+
+    __slots__ = (
+        "op",
+        "label",
+        "next",
+        "attrs",
+        "meta",
+        "_saved",
+        "_versions",
+        "_out",
+        "_out_vc",
+        "_out_version",
+        "freed",
+        "pre_hooks",
+        "retained",
+        "__weakref__",
+    )
+
+    def __init__(self, op: OpDef, label: str, next_: tuple, attrs: dict, meta: tuple | None):
+        self.op = op
+        self.label = label
+        self.next = next_
+        self.attrs = attrs
+        self.meta = meta  # (shape, dtype) per input, for broadcast reduction and dtype casts
+        self._saved: tuple = ()
+        self._versions: tuple = ()
+        self._out = None
+        self._out_vc = None
+        self._out_version = 0
+        self.freed = False
+        self.pre_hooks: list | None = None
+        self.retained: weakref.ref | None = None  # a non-leaf output that called retain_grad()
+
+    def name(self) -> str:
+        """PyTorch's name for this backward function, e.g. ``MulBackward0``."""
+        return self.label
+
+    @property
+    def next_functions(self) -> tuple:
+        """((node_or_None, 0), ...) for each input, as in PyTorch."""
+        return tuple((n, 0) for n in self.next)
+
+    @property
+    def saved(self) -> tuple:
+        """The saved inputs, after checking none was modified in place since."""
+        if self.freed and self.op.saves:
+            raise AutogradError(BACKWARD_TWICE)
+        for t, v in zip(self._saved, self._versions):
+            if v is not None and t._vc[0] != v:
+                raise AutogradError(
+                    modified_inplace(_type_name(t), t.shape, self.label, t._vc[0], v)
+                )
+        return self._saved
+
+    @property
+    def output(self) -> Tensor:
+        """The op's output, rebuilt without a reference cycle (PyTorch's SavedVariable)."""
+        if self.freed:
+            raise AutogradError(BACKWARD_TWICE)
+        if self._out_vc[0] != self._out_version:
+            raise AutogradError(
+                modified_inplace(
+                    _TYPE_NAMES.get(str(self._out.dtype), "Tensor"),
+                    self._out.shape,
+                    self.label,
+                    self._out_vc[0],
+                    self._out_version,
+                )
+            )
+        from .tensor import wrap
+
+        return wrap(self._out, self.op_device, requires_grad=True, grad_fn=self)
+
+    op_device: Any = None  # set by the op recorder when the op saves its output
+
+    def needs(self, i: int) -> bool:
+        """Whether input ``i`` wants a gradient (it leads to a leaf that requires grad)."""
+        return self.next[i] is not None
+
+    def release(self) -> None:
+        """Drop saved buffers after a backward pass that did not retain the graph."""
+        self.freed = True
+        self._saved = ()
+        self._versions = ()
+        self._out = None
+
+    def register_prehook(self, hook: Any) -> None:
+        """Run ``hook(grad)`` on the gradient flowing into this node (a tensor hook)."""
+        if self.pre_hooks is None:
+            self.pre_hooks = []
+        self.pre_hooks.append(hook)
+
+    def __repr__(self) -> str:
+        return f"<{self.label} object at {hex(id(self))}>"
+
+
+class AccumulateGrad:
+    """The sink of a leaf that requires grad: adds incoming gradients into ``leaf.grad``."""
+
+    __slots__ = ("variable", "pre_hooks", "__weakref__")
+    label = "AccumulateGrad"
+    next: tuple = ()
+    next_functions: tuple = ()
+
+    def __init__(self, leaf: Tensor) -> None:
+        self.variable = leaf
+        self.pre_hooks = None
+
+    def name(self) -> str:
+        return "torch::autograd::AccumulateGrad"
+
+    def __repr__(self) -> str:
+        return f"<AccumulateGrad object at {hex(id(self))}>"
+
+
+def accumulator(leaf: Tensor) -> AccumulateGrad:
+    """The leaf's one AccumulateGrad while it lives (graphs share it, as in PyTorch)."""
+    ref = leaf._acc
+    acc = ref() if ref is not None else None
+    if acc is None:
+        acc = AccumulateGrad(leaf)
+        leaf._acc = weakref.ref(acc)
+    return acc
+
+
+def _type_name(t: Tensor) -> str:
+    return _TYPE_NAMES.get(t.dtype.name, "Tensor")

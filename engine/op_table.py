@@ -1,0 +1,409 @@
+"""The op table: every op is declared once, and everything else derives from the declaration.
+
+An ``OpDef`` holds an op's name, its forward (over an array module ``xp``), its backward
+(written in differentiable ops, so ``create_graph`` works), its shape rule, its dtype rule,
+PyTorch's ``grad_fn`` name and what it saves. From the table come the Tensor methods, the
+``functional`` namespace, the allow-list the server exposes (``OPS``), the SDK's metadata rules
+and the generated gradient checks (every op carries ``examples``; an op without one fails the
+suite).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from . import dtypes as dt
+from .device import CPU
+from .errors import NON_LEAF_REQUIRES_GRAD, check_inplace_allowed
+from .grad_mode import _mode
+from .node import Node, accumulator
+
+Shape = tuple[int, ...]
+
+
+class OpDef:
+    """One op's declaration. See the module docstring."""
+
+    __slots__ = (
+        "name",
+        "forward",
+        "backward",
+        "shape",
+        "dtype",
+        "grad_fn",
+        "arity",
+        "saves",
+        "saves_output",
+        "normalize",
+        "examples",
+        "method",
+        "function",
+        "inplace",
+        "doc",
+        "params",
+        "call",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        forward: Callable,
+        *,
+        grad_fn: str | Callable[..., str] | None,
+        shape: Callable[..., Any],
+        backward: Callable | None = None,
+        dtype: str | Callable[..., dt.DType] = "promote",
+        arity: int = 1,
+        saves: tuple[int, ...] = (),
+        saves_output: bool = False,
+        normalize: Callable[..., dict] | None = None,
+        examples: tuple = (),
+        method: bool | str = True,
+        function: bool | str = True,
+        inplace: bool = False,
+    ) -> None:
+        self.name = name
+        self.forward = forward
+        self.backward = backward
+        self.shape = shape
+        self.dtype = dtype
+        self.grad_fn = grad_fn
+        self.arity = arity
+        self.saves = saves
+        self.saves_output = saves_output
+        self.normalize = normalize
+        self.examples = examples
+        self.method = name if method is True else method
+        self.function = name if function is True else function
+        self.inplace = inplace
+        self.doc = (inspect.getdoc(forward) or "").split("\n")[0]
+        # The public signature is the normaliser's if there is one (it maps what users pass to
+        # the forward's canonical attributes), else the forward's minus ``xp``.
+        if normalize is not None:
+            self.params = list(inspect.signature(normalize).parameters.values())
+        else:
+            self.params = list(inspect.signature(forward).parameters.values())[1:]
+        self.call: Callable = _make_caller(self)
+
+    def derivative(self, fn: Callable) -> Callable:
+        """Decorator attaching the backward formula: ``fn(ctx, grad) -> grads per input``."""
+        self.backward = fn
+        return fn
+
+    @property
+    def grad_fn_name(self) -> str | None:
+        """PyTorch's grad_fn name (for name rules that depend on arguments, the common one)."""
+        g = self.grad_fn
+        return g if isinstance(g, str) or g is None else getattr(g, "common", None)
+
+    def __repr__(self) -> str:
+        return f"OpDef({self.name!r}, grad_fn={self.grad_fn_name!r})"
+
+
+# Every public op, by name: the engine's allow-list. Composite ops (built from others) are here
+# too; ``PRIMITIVES`` lists only the ones with their own forward/backward.
+OPS: dict[str, OpDef] = {}
+
+
+def register(opdef: OpDef) -> OpDef:
+    """Add an op to the table; names are unique."""
+    if opdef.name in OPS:
+        raise ValueError(f"op {opdef.name!r} declared twice")
+    OPS[opdef.name] = opdef
+    return opdef
+
+
+def op(name: str | None = None, **decl: Any) -> Callable[[Callable], OpDef]:
+    """Decorator form: ``@op("mul", grad_fn="MulBackward0", ...)`` on the forward function."""
+
+    def deco(forward: Callable) -> OpDef:
+        return register(OpDef(name or forward.__name__.rstrip("_"), forward, **decl))
+
+    return deco
+
+
+def composite(
+    name: str, *, examples: tuple, method: bool | str = False, function: bool | str = True
+) -> Callable[[Callable], OpDef]:
+    """Declare an op written in terms of other ops; its graph and gradient come from them."""
+
+    def deco(fn: Callable) -> OpDef:
+        d = OpDef(
+            name,
+            _composite_forward(fn),
+            grad_fn=None,
+            shape=None,  # derived by tracing the ops it calls
+            examples=examples,
+            method=method,
+            function=function,
+        )
+        d.call = fn
+        d.params = list(inspect.signature(fn).parameters.values())
+        d.doc = (inspect.getdoc(fn) or "").split("\n")[0]
+        return register(d)
+
+    return deco
+
+
+def _composite_forward(fn: Callable) -> Callable:
+    def forward(xp: Any, *args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    return forward
+
+
+def call_op(name: str, *args: Any, **kwargs: Any) -> Any:
+    """Run an allowed op by name, as the server does for a client's request."""
+    try:
+        d = OPS[name]
+    except KeyError:
+        raise ValueError(f"unknown op {name!r}; allowed ops: {', '.join(sorted(OPS))}") from None
+    return d.call(*args, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# Recording: run an op's forward and, when a graph is wanted, its node.
+
+_new = object.__new__
+
+
+def _wrap_factory() -> Callable:
+    from .tensor import Tensor, wrap
+
+    return Tensor, wrap
+
+
+Tensor: Any = None
+wrap: Any = None
+
+
+def _bind_tensor() -> None:
+    global Tensor, wrap
+    Tensor, wrap = _wrap_factory()
+
+
+def result_dtype(opdef: OpDef, args: tuple, attrs: Mapping) -> dt.DType:
+    """The output dtype for these arguments, by the op's dtype rule."""
+    rule = opdef.dtype
+    if rule == "promote" or rule == "bool":
+        return dt.result_type(*args) if opdef.arity != 1 else args[0].dtype
+    if rule == "float":
+        r = dt.result_type(*args) if opdef.arity != 1 else args[0].dtype
+        return r if r.is_floating_point else dt.default_float
+    if rule == "same":
+        return args[0].dtype
+    return rule(*args, **attrs)
+
+
+def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
+    """Run ``opdef`` on ``args`` (tensors or Python scalars) and record its node if needed."""
+    first = args[0]
+    dev = first._dev if type(first) is Tensor else _device_of(args)
+    datas = [a._data if type(a) is Tensor else a for a in args]
+    out_dt = None
+    rule = opdef.dtype
+    if rule == "promote" or rule == "float" or rule == "bool":
+        # Fast path: tensors of one float dtype with Python scalars need no casts (NumPy treats
+        # Python scalars as weak, as PyTorch does). Anything else takes PyTorch's promotion.
+        ndt = None
+        for x in datas:
+            if type(x) is not float and type(x) is not int and type(x) is not bool:
+                if ndt is None:
+                    ndt = x.dtype
+                elif x.dtype != ndt:
+                    ndt = None
+                    break
+        if ndt is None or ndt.kind != "f":
+            out_dt = result_dtype(opdef, args, attrs)
+            cdt = out_dt.np
+            datas = [
+                x.astype(cdt) if type(a) is Tensor and x.dtype != cdt else x
+                for a, x in zip(args, datas)
+            ]
+        if rule == "bool":
+            out_dt = dt.bool_
+    out = opdef.forward(dev.xp, *datas, **attrs)
+    if isinstance(out, np.generic):
+        out = np.asarray(out)
+    if out_dt is not None and out.dtype != out_dt.np:
+        out = out.astype(out_dt.np)
+    if not _mode.enabled or opdef.backward is None or out.dtype.kind != "f":
+        return wrap(out, dev)
+    for a in args:
+        if type(a) is Tensor and a.requires_grad:
+            return wrap(out, dev, True, make_node(opdef, args, attrs, out, dev))
+    return wrap(out, dev)
+
+
+def make_node(opdef: OpDef, args: tuple, attrs: dict, out: Any, dev: Any) -> Node:
+    """Build the node that differentiates ``opdef`` at these arguments."""
+    nxt = []
+    meta = []
+    for a in args:
+        if type(a) is Tensor:
+            meta.append((a._data.shape, a._data.dtype))
+            if a.grad_fn is not None:
+                nxt.append(a.grad_fn)
+            elif a.requires_grad:
+                nxt.append(accumulator(a))
+            else:
+                nxt.append(None)
+        else:
+            meta.append(None)
+            nxt.append(None)
+    g = opdef.grad_fn
+    label = g if type(g) is str else g(*meta, **attrs)
+    node = Node(opdef, label, tuple(nxt), attrs, tuple(meta))
+    if opdef.saves:
+        node._saved = tuple(args[i] for i in opdef.saves)
+        node._versions = tuple(
+            args[i]._vc[0] if type(args[i]) is Tensor else None for i in opdef.saves
+        )
+    if opdef.saves_output:
+        node._out = out
+        node.op_device = dev
+    return node
+
+
+def finish_output_saving(t: Any) -> Any:
+    """Point a node that saved its output at the output's version counter."""
+    node = t.grad_fn
+    if node is not None and node.op.saves_output:
+        node._out_vc = t._vc
+        node._out_version = t._vc[0]
+    return t
+
+
+def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
+    """Apply ``opdef`` (out of place) and write its result into ``self``, as PyTorch's ``op_``.
+
+    Without a graph the result is written into self's array (views and holders of ``.grad``
+    see it). With a graph, self is rebased: its old value and grad_fn become the new node's
+    input, and holders of self as a saved tensor see its version move (and fail in backward).
+    """
+    grad_on = _mode.enabled
+    check_inplace_allowed(self.grad_fn is None, self.requires_grad, grad_on)
+    wants_graph = (
+        grad_on
+        and opdef.backward is not None
+        and any(type(a) is Tensor and a.requires_grad for a in args)
+    )
+    if not wants_graph:
+        with _NoGrad():
+            res = record(opdef, args, attrs)
+        _check_cast(res.dtype, self.dtype, opdef.name)
+        xp = self._dev.xp
+        xp.copyto(self._data, res._data, casting="unsafe")
+        self._vc[0] += 1
+        return self
+    if self._base is not None:
+        raise RuntimeError(
+            f"{opdef.name}_: gradd does not support in-place operations on a view of a tensor "
+            "that requires grad; use the out-of-place form"
+        )
+    old = wrap(self._data, self._dev, self.requires_grad, self.grad_fn)
+    old._vc = [self._vc[0]]
+    old._acc = self._acc
+    res = record(opdef, tuple(old if a is self else a for a in args), attrs)
+    _check_cast(res.dtype, self.dtype, opdef.name)
+    self._data = res._data.astype(self._data.dtype, copy=False)
+    self.grad_fn = res.grad_fn
+    self.requires_grad = True
+    self._vc[0] += 1
+    if res.grad_fn.op.saves_output:
+        res.grad_fn._out_vc = self._vc
+        res.grad_fn._out_version = self._vc[0]
+    return self
+
+
+def _check_cast(src: dt.DType, dst: dt.DType, name: str) -> None:
+    if src.category > dst.category:
+        raise RuntimeError(
+            f"result type {_TORCH_NAME[src.name]} can't be cast to the desired output type "
+            f"{_TORCH_NAME[dst.name]}"
+        )
+
+
+_TORCH_NAME = {"float32": "Float", "float64": "Double", "int64": "Long", "bool": "Bool"}
+
+
+class _NoGrad:
+    __slots__ = ("prev",)
+
+    def __enter__(self) -> None:
+        self.prev = _mode.enabled
+        _mode.enabled = False
+
+    def __exit__(self, *exc: object) -> None:
+        _mode.enabled = self.prev
+
+
+def _device_of(args: tuple) -> Any:
+    for a in args:
+        if type(a) is Tensor:
+            return a._dev
+        if isinstance(a, (list, tuple)):
+            for x in a:
+                if type(x) is Tensor:
+                    return x._dev
+    return CPU
+
+
+def set_requires_grad(t: Any, flag: bool) -> Any:
+    """``requires_grad_``: only leaves, only floating point."""
+    if t.grad_fn is not None and not flag:
+        raise RuntimeError(NON_LEAF_REQUIRES_GRAD)
+    if flag and not t.dtype.is_floating_point:
+        raise RuntimeError("only Tensors of floating point dtype can require gradients")
+    t.requires_grad = bool(flag)
+    return t
+
+
+# ---------------------------------------------------------------------------------------------
+# Callers: each op gets a generated Python function with its real signature, so arguments are
+# bound by the interpreter (fast, and PyTorch-like TypeErrors) instead of by inspect per call.
+
+
+def _make_caller(opdef: OpDef) -> Callable:
+    params = opdef.params
+    inputs = [p.name for p in params[: opdef.arity]]
+    attrs = params[opdef.arity :]
+    sig = []
+    ns: dict[str, Any] = {}
+    for i, p in enumerate(params):
+        if p.kind is inspect.Parameter.VAR_POSITIONAL:
+            sig.append(f"*{p.name}")
+        elif p.default is not inspect.Parameter.empty:
+            ns[f"_d{i}"] = p.default
+            sig.append(f"{p.name}=_d{i}")
+        else:
+            sig.append(p.name)
+    if opdef.normalize is not None:
+        passed = [
+            f"*{p.name}" if p.kind is inspect.Parameter.VAR_POSITIONAL else p.name for p in attrs
+        ]
+        attr_dict = f"_normalize({', '.join(inputs + passed)})"
+    else:
+        attr_dict = "{" + ", ".join(f"{p.name!r}: {p.name}" for p in attrs) + "}"
+    tup = f"({', '.join(inputs)},)"
+    if opdef.inplace:
+        body = f"return _record_inplace(_op, {inputs[0]}, {tup}, {attr_dict})"
+    elif opdef.saves_output:
+        body = f"return _finish(_record(_op, {tup}, {attr_dict}))"
+    else:
+        body = f"return _record(_op, {tup}, {attr_dict})"
+    ns.update(
+        _op=opdef,
+        _record=record,
+        _record_inplace=record_inplace,
+        _finish=finish_output_saving,
+        _normalize=opdef.normalize,
+    )
+    exec(f"def {opdef.name}({', '.join(sig)}):\n    {body}\n", ns)  # noqa: S102 - our own source
+    fn = ns[opdef.name]
+    fn.__doc__ = opdef.doc
+    return fn

@@ -1,0 +1,75 @@
+"""In-place ops. The arithmetic ones are derived from their out-of-place declarations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import shapes
+from ..op_examples import Ex, S
+from ..op_table import OPS, OpDef, op, register
+
+
+def _inplace_of(name: str) -> OpDef:
+    base = OPS[name]
+    d = OpDef(
+        name + "_",
+        base.forward,
+        grad_fn=base.grad_fn,
+        shape=lambda a, *r, **k: a,
+        backward=base.backward,
+        dtype=base.dtype,
+        arity=base.arity,
+        saves=base.saves,
+        examples=base.examples[:1],
+        inplace=True,
+    )
+    d.doc = f"In-place {name}: {base.doc}"
+    return register(d)
+
+
+add_ = _inplace_of("add")
+sub_ = _inplace_of("sub")
+mul_ = _inplace_of("mul")
+div_ = _inplace_of("div")
+
+
+def _zero_grad(ctx: Any, g: Any) -> tuple:
+    return (g * 0,)
+
+
+@op("zero_", grad_fn="ZeroBackward0", shape=shapes.same, inplace=True, examples=(Ex(S(3)),))
+def zero_(xp: Any, self: Any) -> Any:
+    """Fill with zeros."""
+    return xp.zeros_like(self)
+
+
+zero_.backward = _zero_grad
+
+
+@op("fill_", grad_fn="FillBackward2", shape=lambda a, v: a, inplace=True, examples=(Ex(S(3), 2.5),))
+def fill_(xp: Any, self: Any, value: Any) -> Any:
+    """Fill with ``value``."""
+    return xp.full_like(self, value)
+
+
+fill_.backward = _zero_grad
+
+
+@op(
+    "copy_",
+    grad_fn="torch::autograd::CopyBackwards",
+    arity=2,
+    dtype="same",
+    shape=lambda a, b: (shapes.broadcast(a, b), a)[1],
+    inplace=True,
+    examples=(Ex(S(2, 3), S(3)),),
+)
+def copy_(xp: Any, self: Any, src: Any) -> Any:
+    """Copy ``src`` (broadcast, converted to self's dtype) into self."""
+    shapes.broadcast(self.shape, src.shape)
+    return xp.broadcast_to(xp.asarray(src, dtype=self.dtype), self.shape).copy()
+
+
+@copy_.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    return g * 0, g

@@ -1,0 +1,261 @@
+"""Neural-network functions: softmax family, losses, linear, dropout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import shapes
+from ..op_examples import C, Ex, S
+from ..op_table import composite, op
+
+
+def _softmax_norm(self: Any, dim: int) -> dict:
+    return {"dim": shapes.wrap_dim(dim, self.ndim)}
+
+
+@op(
+    grad_fn="SoftmaxBackward0",
+    dtype="float",
+    shape=lambda a, dim: a,
+    saves_output=True,
+    normalize=_softmax_norm,
+    examples=(Ex(S(2, 3), 1), Ex(S(4), 0), Ex(S(2, 3), -2)),
+)
+def softmax(xp: Any, self: Any, dim: int) -> Any:
+    """exp(x) / sum(exp(x)) along ``dim``, computed stably."""
+    e = xp.exp(self - self.max(axis=dim, keepdims=True))
+    return e / e.sum(axis=dim, keepdims=True)
+
+
+@softmax.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    out = ctx.output
+    return (out * (g - (g * out).sum(ctx.attrs["dim"], keepdim=True)),)
+
+
+@op(
+    grad_fn="LogSoftmaxBackward0",
+    dtype="float",
+    shape=lambda a, dim: a,
+    saves_output=True,
+    normalize=_softmax_norm,
+    examples=(Ex(S(2, 3), 1), Ex(S(4), 0)),
+)
+def log_softmax(xp: Any, self: Any, dim: int) -> Any:
+    """log(softmax(x)) by a fused log-sum-exp: finite even for logits of 1e8."""
+    shifted = self - self.max(axis=dim, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
+
+
+@log_softmax.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    out = ctx.output
+    return (g - out.exp() * g.sum(ctx.attrs["dim"], keepdim=True),)
+
+
+_REDUCTIONS = ("mean", "sum", "none")
+
+
+def _check_reduction(reduction: str) -> None:
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"{reduction} is not a valid value for reduction")
+
+
+def _loss_shape(a: Any, b: Any, reduction: str = "mean") -> tuple:
+    s = shapes.broadcast(a, b)
+    return s if reduction == "none" else ()
+
+
+def _mse_norm(input: Any, target: Any, reduction: str = "mean") -> dict:  # noqa: A002
+    _check_reduction(reduction)
+    if input.shape != target.shape:
+        import warnings
+
+        warnings.warn(
+            f"Using a target size ({tuple(target.shape)}) that is different to the input size "
+            f"({tuple(input.shape)}). This will likely lead to incorrect results due to "
+            "broadcasting. Please ensure they have the same size.",
+            UserWarning,
+            stacklevel=4,
+        )
+    return {"reduction": reduction}
+
+
+@op(
+    grad_fn="MseLossBackward0",
+    arity=2,
+    shape=_loss_shape,
+    saves=(0, 1),
+    normalize=_mse_norm,
+    method=False,
+    examples=(
+        Ex(S(3, 2), S(3, 2)),
+        Ex(S(4), S(4), reduction="sum"),
+        Ex(S(2, 2), S(2, 2), reduction="none"),
+    ),
+)
+def mse_loss(xp: Any, input: Any, target: Any, reduction: str = "mean") -> Any:  # noqa: A002
+    """Mean squared error (reduction: "mean", "sum" or "none")."""
+    d = (input - target) ** 2
+    return d if reduction == "none" else (d.mean() if reduction == "mean" else d.sum())
+
+
+@mse_loss.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    a, b = ctx.saved
+    diff = a - b
+    n = diff.numel() if ctx.attrs["reduction"] == "mean" else 1
+    gd = g * diff * (2.0 / n)
+    return gd if ctx.needs(0) else None, -gd if ctx.needs(1) else None
+
+
+def _nll_norm(
+    input: Any,
+    target: Any,
+    weight: Any = None,
+    ignore_index: int = -100,  # noqa: A002
+    reduction: str = "mean",
+) -> dict:
+    _check_reduction(reduction)
+    if input.ndim not in (1, 2):
+        raise ValueError(f"Expected 1 or 2 dimensions for input (got {input.ndim})")
+    if target.dtype.name != "int64":
+        raise RuntimeError(f"expected scalar type Long but found {target.dtype.name.capitalize()}")
+    n = input.shape[0] if input.ndim == 2 else 1
+    tn = target.shape[0] if target.ndim else 1
+    if input.ndim == 2 and tn != n:
+        raise ValueError(f"Expected input batch_size ({n}) to match target batch_size ({tn}).")
+    return {
+        "weight": None if weight is None else weight._data,
+        "ignore_index": int(ignore_index),
+        "reduction": reduction,
+    }
+
+
+def _nll_weights(
+    xp: Any, input: Any, target: Any, weight: Any, ignore_index: int, reduction: str
+) -> Any:
+    """d(loss)/d(input): constant in input, so the backward is one multiply by it."""
+    x2 = input.reshape(-1, input.shape[-1])
+    t = target.reshape(-1)
+    keep = t != ignore_index
+    safe = xp.where(keep, t, 0)
+    c = x2.shape[-1]
+    if ((safe < 0) | (safe >= c)).any():
+        raise IndexError(f"Target {int(safe[(safe < 0) | (safe >= c)][0])} is out of bounds.")
+    w = xp.zeros_like(x2)
+    rows = xp.arange(x2.shape[0])
+    wt = keep.astype(x2.dtype) if weight is None else weight[safe] * keep
+    w[rows, safe] = -wt
+    if reduction == "mean":
+        w = w / wt.sum()
+    return w.reshape(input.shape) if reduction != "none" else w
+
+
+@op(
+    grad_fn="NllLossBackward0",
+    arity=2,
+    saves=(1,),
+    normalize=_nll_norm,
+    method=False,
+    shape=lambda a, t, weight=None, ignore_index=-100, reduction="mean": (
+        t if reduction == "none" else ()
+    ),
+    examples=(
+        Ex(S(3, 4), C([0, 3, 1])),
+        Ex(S(2, 3), C([2, -100]), reduction="sum"),
+        Ex(S(4), C(2)),
+        Ex(S(2, 3), C([1, 0]), reduction="none"),
+    ),
+)
+def nll_loss(
+    xp: Any,
+    input: Any,
+    target: Any,
+    weight: Any = None,  # noqa: A002
+    ignore_index: int = -100,
+    reduction: str = "mean",
+) -> Any:
+    """Negative log-likelihood of ``target`` classes under log-probabilities ``input``."""
+    w = _nll_weights(xp, input, target, weight, ignore_index, reduction)
+    if reduction == "none":
+        return (w * input.reshape(w.shape)).sum(axis=-1).reshape(target.shape)
+    return (w * input).sum()
+
+
+@nll_loss.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    from ..tensor import wrap
+
+    (target,) = ctx.saved
+    shape, dtype = ctx.meta[0]
+    xp = g._dev.xp
+    a = ctx.attrs
+    w = _nll_weights(
+        xp,
+        xp.zeros(shape, dtype=dtype),
+        target._data,
+        a["weight"],
+        a["ignore_index"],
+        a["reduction"],
+    )
+    w = wrap(w, g._dev)
+    if a["reduction"] == "none":
+        return ((w * g.reshape(-1, 1)).reshape(*shape), None)
+    return (g * w, None)
+
+
+@composite(
+    "cross_entropy", examples=(Ex(S(3, 4), C([0, 3, 1])), Ex(S(2, 5), C([4, 4]), reduction="sum"))
+)
+def cross_entropy(
+    input: Any,
+    target: Any,
+    weight: Any = None,
+    ignore_index: int = -100,  # noqa: A002
+    reduction: str = "mean",
+) -> Any:
+    """nll_loss(log_softmax(input, 1), target): the fused, stable classification loss."""
+    return nll_loss.call(
+        log_softmax.call(input, 1 if input.ndim > 1 else 0), target, weight, ignore_index, reduction
+    )
+
+
+@composite(
+    "linear",
+    examples=(
+        Ex(S(4, 3), S(2, 3), S(2)),
+        Ex(S(4, 3), S(2, 3)),
+        Ex(S(3), S(2, 3), S(2)),
+        Ex(S(2, 4, 3), S(2, 3), S(2)),
+    ),
+)
+def linear(input: Any, weight: Any, bias: Any = None) -> Any:  # noqa: A002
+    """input @ weight.T + bias, recorded as PyTorch does (AddmmBackward0 / MmBackward0)."""
+    if input.ndim == 2:
+        if bias is not None:
+            from .arithmetic import addmm
+
+            return addmm.call(bias, input, weight.t())
+        return input.mm(weight.t())
+    out = input.matmul(weight.t())
+    return out if bias is None else out + bias
+
+
+@composite("dropout", examples=(Ex(S(4, 3), 0.0), Ex(S(4, 3), 0.5, False)))
+def dropout(input: Any, p: float = 0.5, training: bool = True, generator: Any = None) -> Any:  # noqa: A002
+    """Zero elements with probability ``p`` and scale the rest by 1/(1-p), from the current
+    (session's) seeded generator."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    from ..random_state import current_generator
+    from ..tensor import wrap
+
+    gen = generator or current_generator()
+    keep = gen.bernoulli(input.shape, 1.0 - p)
+    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
+    xp = input._dev.xp
+    mask = wrap(xp.asarray(keep.astype(input._data.dtype) * scale), input._dev)
+    return input * mask

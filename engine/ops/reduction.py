@@ -1,0 +1,273 @@
+"""Reductions: sum, mean, max/min, and sum_to_size (the adjoint of broadcasting)."""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import Any
+
+from .. import dtypes as dt
+from .. import shapes
+from ..op_examples import Ex, S
+from ..op_table import composite, op
+
+
+def _dim_norm(self: Any, dim: Any = None, keepdim: bool = False) -> dict:
+    return {"dim": shapes.dims_arg(dim, self.ndim), "keepdim": bool(keepdim)}
+
+
+def _reduce_shape(a: Any, dim: Any = None, keepdim: bool = False) -> tuple:
+    return shapes.reduce(a, dim, keepdim)
+
+
+def _sum_dtype(self: Any, **_: Any) -> dt.DType:
+    return self.dtype if self.dtype.is_floating_point else dt.int64
+
+
+def _sum_name(a: Any, dim: Any = None, keepdim: bool = False) -> str:
+    return "SumBackward0" if dim is None else "SumBackward1"
+
+
+_sum_name.common = "SumBackward0"  # type: ignore[attr-defined]
+
+
+def _grad_to_input(g: Any, shape: tuple, dim: Any, keepdim: bool) -> Any:
+    """Broadcast a reduction's gradient back over the reduced dims."""
+    if dim is not None and not keepdim:
+        for d in dim:
+            g = g.unsqueeze(d)
+    return g.expand(*shape)
+
+
+@op(
+    grad_fn=_sum_name,
+    dtype=_sum_dtype,
+    shape=_reduce_shape,
+    normalize=_dim_norm,
+    examples=(
+        Ex(S(2, 3)),
+        Ex(S(2, 3, 4), dim=1),
+        Ex(S(2, 3, 4), dim=(0, 2), keepdim=True),
+        Ex(S(3, 2), dim=-1),
+    ),
+)
+def sum(xp: Any, self: Any, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
+    """Sum over ``dim`` (int, tuple or None for all)."""
+    return self.sum(axis=dim, keepdims=keepdim)
+
+
+@sum.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    return (_grad_to_input(g, ctx.meta[0][0], ctx.attrs["dim"], ctx.attrs["keepdim"]),)
+
+
+def _mean_dtype(self: Any, **_: Any) -> dt.DType:
+    if not self.dtype.is_floating_point:
+        raise RuntimeError(
+            "mean(): could not infer output dtype. Input dtype must be either a floating point "
+            f"or complex dtype. Got: {_TORCH[self.dtype.name]}"
+        )
+    return self.dtype
+
+
+_TORCH = {"int64": "Long", "bool": "Bool", "float32": "Float", "float64": "Double"}
+
+
+def _mean_name(a: Any, dim: Any = None, keepdim: bool = False) -> str:
+    return "MeanBackward0" if dim is None else "MeanBackward1"
+
+
+_mean_name.common = "MeanBackward0"  # type: ignore[attr-defined]
+
+
+@op(
+    grad_fn=_mean_name,
+    dtype=_mean_dtype,
+    shape=_reduce_shape,
+    normalize=_dim_norm,
+    examples=(Ex(S(2, 3)), Ex(S(2, 3, 4), dim=1), Ex(S(2, 3), dim=(0, 1), keepdim=True)),
+)
+def mean(xp: Any, self: Any, dim: Any = None, keepdim: bool = False) -> Any:
+    """Mean over ``dim`` (int, tuple or None for all); floating point only."""
+    if self.dtype.kind != "f":
+        _mean_dtype(dt.from_numpy(self.dtype))
+    return self.mean(axis=dim, keepdims=keepdim)
+
+
+@mean.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    shape = ctx.meta[0][0]
+    dim = ctx.attrs["dim"]
+    n = 1
+    for i, s in enumerate(shape):
+        if dim is None or i in dim:
+            n *= s
+    return (_grad_to_input(g, shape, dim, ctx.attrs["keepdim"]) / n,)
+
+
+def _sum_to_norm(self: Any, *size: Any) -> dict:
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    return {"size": tuple(int(s) for s in size)}
+
+
+def _reduced_dims(shape: tuple, size: tuple) -> tuple[int, ...]:
+    lead = len(shape) - len(size)
+    if lead < 0:
+        raise RuntimeError(f"size {{{list(size)}}} is not expandable to size {{{list(shape)}}}.")
+    dims = list(range(lead))
+    for i, s in enumerate(size):
+        if s == 1 and shape[lead + i] != 1:
+            dims.append(lead + i)
+        elif s != shape[lead + i]:
+            raise RuntimeError(
+                f"size {{{list(size)}}} is not expandable to size {{{list(shape)}}}."
+            )
+    return tuple(dims)
+
+
+@op(
+    grad_fn="SumBackward1",
+    shape=lambda a, size: (_reduced_dims(a, size), size)[1],
+    normalize=_sum_to_norm,
+    examples=(Ex(S(2, 3, 4), 3, 1), Ex(S(2, 3), (1, 3))),
+)
+def sum_to_size(xp: Any, self: Any, size: Any) -> Any:
+    """Sum broadcast dimensions away so the result has shape ``size``."""
+    if self.shape == size:
+        return self
+    dims = _reduced_dims(self.shape, size)
+    return self.sum(axis=dims).reshape(size)
+
+
+@sum_to_size.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    return (g.expand(*ctx.meta[0][0]),)
+
+
+def _extreme(kind: str) -> tuple:
+    reduce_name = "amax" if kind == "max" else "amin"
+    arg_name = "argmax" if kind == "max" else "argmin"
+    title = kind.capitalize()
+
+    @op(
+        f"{kind}_all",
+        grad_fn=f"{title}Backward1",
+        shape=lambda a: (),
+        saves=(0,),
+        saves_output=True,
+        method=False,
+        function=False,
+        examples=(Ex(S(2, 3)),),
+    )
+    def extreme_all(xp: Any, self: Any) -> Any:
+        if self.size == 0:
+            raise RuntimeError(
+                f"{kind}(): Expected reduction dim to be specified for input.numel() == 0. "
+                "Specify the reduction dim with the 'dim' argument."
+            )
+        return getattr(xp, reduce_name)(self)
+
+    @extreme_all.derivative
+    def _(ctx: Any, g: Any) -> tuple:
+        (a,) = ctx.saved
+        mask = a.eq(ctx.output.detach())
+        return (g * mask / mask.sum(),)  # ties share the gradient evenly, as PyTorch
+
+    @op(
+        f"{kind}_dim",
+        grad_fn=f"{title}Backward0",
+        shape=_reduce_shape,
+        normalize=_one_dim,
+        method=False,
+        function=False,
+        examples=(Ex(S(3, 4), 1), Ex(S(3, 4), 0, True)),
+    )
+    def extreme_dim(
+        xp: Any, self: Any, dim: Any, keepdim: bool = False, indices: Any = None
+    ) -> Any:
+        return getattr(xp, reduce_name)(self, axis=dim, keepdims=keepdim)
+
+    @extreme_dim.derivative
+    def _(ctx: Any, g: Any) -> tuple:
+        (d,) = ctx.attrs["dim"]
+        idx = ctx.attrs["indices"]
+        return (_scatter_along(g, idx, d, ctx.meta[0][0], ctx.attrs["keepdim"]),)
+
+    def public(self: Any, dim: Any = None, keepdim: bool = False) -> Any:
+        if dim is None:
+            return extreme_all.call(self)
+        d = shapes.wrap_dim(int(dim), self.ndim)
+        indices = getattr(self._dev.xp, arg_name)(self._data, axis=d, keepdims=True)
+        values = _with_indices(extreme_dim, self, d, keepdim, indices)
+        from ..tensor import wrap
+
+        idx = indices if keepdim else indices.squeeze(d)
+        return MinMax(values, wrap(idx.astype("int64", copy=False), self._dev))
+
+    public.__name__ = kind
+    public.__doc__ = (
+        f"The {kind} of all elements, or (values, indices) along ``dim``, as torch.{kind}."
+    )
+    return extreme_all, extreme_dim, public
+
+
+MinMax = namedtuple("MinMax", ["values", "indices"])
+
+
+def _one_dim(self: Any, dim: Any, keepdim: bool = False, indices: Any = None) -> dict:
+    d = shapes.wrap_dim(int(dim), self.ndim)
+    if indices is None:
+        indices = self._dev.xp.argmax(self._data, axis=d, keepdims=True)
+    return {"dim": (d,), "keepdim": bool(keepdim), "indices": indices}
+
+
+def _with_indices(opdef: Any, self: Any, dim: int, keepdim: bool, indices: Any) -> Any:
+    from ..op_table import record
+
+    return record(opdef, (self,), {"dim": (dim,), "keepdim": keepdim, "indices": indices})
+
+
+def _scatter_along(g: Any, indices: Any, dim: int, shape: tuple, keepdim: bool) -> Any:
+    """Gradient of picking ``indices`` along ``dim``: g at those positions, zero elsewhere."""
+    from ..tensor import wrap
+
+    xp = g._dev.xp
+    if not keepdim:
+        g = g.unsqueeze(dim)
+    pos = xp.arange(shape[dim]).reshape((-1,) + (1,) * (len(shape) - dim - 1))
+    mask = wrap(pos == indices, g._dev)
+    return g * mask
+
+
+_max_all_op, _max_dim_op, _max_public = _extreme("max")
+_min_all_op, _min_dim_op, _min_public = _extreme("min")
+
+
+@composite(
+    "max", method=True, examples=(Ex(S(2, 3)), Ex(S(3, 4), 1), Ex(S(3, 4), dim=0, keepdim=True))
+)
+def max(self: Any, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
+    """The maximum of all elements, or (values, indices) along ``dim``."""
+    return _max_public(self, dim, keepdim)
+
+
+@composite(
+    "min", method=True, examples=(Ex(S(2, 3)), Ex(S(3, 4), 1), Ex(S(3, 4), dim=0, keepdim=True))
+)
+def min(self: Any, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
+    """The minimum of all elements, or (values, indices) along ``dim``."""
+    return _min_public(self, dim, keepdim)
+
+
+@op(
+    grad_fn=None,
+    dtype=lambda self, **k: dt.int64,
+    shape=_reduce_shape,
+    normalize=_dim_norm,
+    examples=(),
+)
+def argmax(xp: Any, self: Any, dim: Any = None, keepdim: bool = False) -> Any:
+    """Index of the maximum (flattened when dim is None)."""
+    if dim is None:
+        return xp.asarray(xp.argmax(self))
+    return xp.argmax(self, axis=dim[0], keepdims=keepdim)

@@ -1,0 +1,389 @@
+"""``Tensor``: an array on a device plus the autograd state PyTorch gives it."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import dtypes as dt
+from .device import CPU, Device, get_device, to_host
+from .errors import NOT_FLOAT_GRAD
+from .grad_mode import _mode
+
+
+class Tensor:
+    """A multi-dimensional array that can record the ops applied to it, as ``torch.Tensor``."""
+
+    __slots__ = (
+        "_data",
+        "_dev",
+        "requires_grad",
+        "grad_fn",
+        "_grad",
+        "_vc",
+        "_retains_grad",
+        "_hooks",
+        "_base",
+        "_acc",
+        "__weakref__",
+    )
+    __array_priority__ = 1000  # make ``ndarray * tensor`` defer to Tensor.__rmul__
+
+    def __init__(self, data: Any, requires_grad: bool = False) -> None:
+        t = tensor(data, requires_grad=requires_grad)
+        for s in (
+            "_data",
+            "_dev",
+            "requires_grad",
+            "grad_fn",
+            "_grad",
+            "_vc",
+            "_retains_grad",
+            "_hooks",
+            "_base",
+            "_acc",
+        ):
+            setattr(self, s, getattr(t, s))
+
+    # --- metadata --------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self._data.ndim
+
+    @property
+    def dtype(self) -> dt.DType:
+        return dt.from_numpy(self._data.dtype)
+
+    @property
+    def device(self) -> Device:
+        return self._dev
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def is_cuda(self) -> bool:
+        return self._dev.type == "cuda"
+
+    @property
+    def nbytes(self) -> int:
+        return self._data.nbytes
+
+    @property
+    def _version(self) -> int:
+        return self._vc[0]
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._retains_grad
+
+    def size(self, dim: int | None = None) -> Any:
+        return self._data.shape if dim is None else self._data.shape[dim]
+
+    def dim(self) -> int:
+        return self._data.ndim
+
+    def numel(self) -> int:
+        return int(self._data.size)
+
+    def element_size(self) -> int:
+        return self._data.itemsize
+
+    def is_floating_point(self) -> bool:
+        return self._data.dtype.kind == "f"
+
+    # --- grad ------------------------------------------------------------------------------
+    @property
+    def grad(self) -> Tensor | None:
+        if self.grad_fn is not None and not self._retains_grad:
+            warnings.warn(
+                "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its "
+                ".grad attribute won't be populated during autograd.backward(). If you indeed "
+                "want the .grad field to be populated for a non-leaf Tensor, use .retain_grad() "
+                "on the non-leaf Tensor.",
+                UserWarning,
+                stacklevel=2,
+            )
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Tensor | None) -> None:
+        if value is not None:
+            if type(value) is not Tensor:
+                raise TypeError(
+                    f"assigned grad expected to be a Tensor or None but got {type(value).__name__}"
+                )
+            if value.shape != self.shape:
+                raise RuntimeError(
+                    f"assigned grad has data of a different size: {list(value.shape)} vs "
+                    f"{list(self.shape)}"
+                )
+            if value.dtype is not self.dtype:
+                raise RuntimeError("assigned grad has data of a different type")
+        self._grad = value
+
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
+        from .op_table import set_requires_grad
+
+        return set_requires_grad(self, requires_grad)
+
+    def retain_grad(self) -> None:
+        """Keep ``.grad`` for this non-leaf tensor after backward."""
+        if not self.requires_grad:
+            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+        if self.grad_fn is None or self._retains_grad:
+            return
+        import weakref
+
+        self._retains_grad = True
+        self.grad_fn.retained = weakref.ref(self)
+
+    def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> Any:
+        """Call ``hook(grad)`` when this tensor's gradient is computed; it may return a new one."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is not None:
+            self.grad_fn.register_prehook(hook)
+            hooks = self.grad_fn.pre_hooks
+        else:
+            if self._hooks is None:
+                self._hooks = []
+            self._hooks.append(hook)
+            hooks = self._hooks
+        return _HookHandle(hooks, hook)
+
+    def backward(
+        self,
+        gradient: Tensor | None = None,
+        retain_graph: bool | None = None,
+        create_graph: bool = False,
+        inputs: Any = None,
+    ) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``."""
+        from .autograd import backward
+
+        backward([self], [gradient], retain_graph, create_graph, inputs=inputs)
+
+    def detach(self) -> Tensor:
+        """The same data, cut from the graph (shares storage and version counter)."""
+        t = wrap(self._data, self._dev)
+        t._vc = self._vc
+        return t
+
+    def detach_(self) -> Tensor:
+        self.grad_fn = None
+        self.requires_grad = False
+        return self
+
+    @property
+    def data(self) -> Tensor:
+        return self.detach()
+
+    # --- values ----------------------------------------------------------------------------
+    def numpy(self) -> np.ndarray:
+        if self.requires_grad and _mode.enabled:
+            raise RuntimeError(
+                "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() "
+                "instead."
+            )
+        return to_host(self._data)
+
+    def item(self) -> Any:
+        if self._data.size != 1:
+            raise RuntimeError(
+                f"a Tensor with {self._data.size} elements cannot be converted to Scalar"
+            )
+        return to_host(self._data).reshape(()).item()
+
+    def tolist(self) -> Any:
+        return to_host(self._data).tolist()
+
+    def __float__(self) -> float:
+        return float(self.item())
+
+    def __int__(self) -> int:
+        return int(self.item())
+
+    def __bool__(self) -> bool:
+        if self._data.size != 1:
+            raise RuntimeError("Boolean value of Tensor with more than one value is ambiguous")
+        return bool(self.item())
+
+    def __index__(self) -> int:
+        if self._data.dtype.kind not in "iu" or self._data.size != 1:
+            raise TypeError("only integer tensors of a single element can be converted to an index")
+        return int(self.item())
+
+    def __len__(self) -> int:
+        if not self._data.ndim:
+            raise TypeError("len() of a 0-d tensor")
+        return self._data.shape[0]
+
+    def __iter__(self) -> Any:
+        if not self._data.ndim:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self._data.shape[0]))
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __repr__(self) -> str:
+        from .tensor_repr import tensor_repr
+
+        return tensor_repr(self)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        a = to_host(self._data)
+        return a if dtype is None else a.astype(dtype)
+
+    # --- conversions -----------------------------------------------------------------------
+    def to(self, *args: Any, **kwargs: Any) -> Tensor:
+        """``to(dtype)``, ``to(device)`` or ``to(device, dtype)``."""
+        dtype = kwargs.pop("dtype", None)
+        device = kwargs.pop("device", None)
+        if kwargs:
+            raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
+        for a in args:
+            if isinstance(a, dt.DType):
+                dtype = a
+            elif isinstance(a, Tensor):
+                dtype, device = a.dtype, a.device
+            else:
+                device = a
+        out = self
+        if device is not None and get_device(device) is not self._dev:
+            from .op_table import call_op
+
+            out = call_op("to_device", out, str(get_device(device)))
+        if dtype is not None and dt.as_dtype(dtype) is not out.dtype:
+            out = out.type_as_dtype(dt.as_dtype(dtype))
+        return out
+
+    def type_as_dtype(self, dtype: dt.DType) -> Tensor:
+        from .op_table import call_op
+
+        return call_op("to_dtype", self, dtype)
+
+    def float(self) -> Tensor:
+        return self.to(dt.float32)
+
+    def double(self) -> Tensor:
+        return self.to(dt.float64)
+
+    def long(self) -> Tensor:
+        return self.to(dt.int64)
+
+    def bool(self) -> Tensor:
+        return self.to(dt.bool_)
+
+    def cpu(self) -> Tensor:
+        return self.to("cpu")
+
+    def cuda(self) -> Tensor:
+        return self.to("cuda")
+
+    @property
+    def T(self) -> Tensor:
+        return self.permute(*range(self.ndim - 1, -1, -1))
+
+    @property
+    def mT(self) -> Tensor:
+        return self.transpose(-2, -1)
+
+
+class _HookHandle:
+    """What ``register_hook`` returns: ``remove()`` unregisters the hook."""
+
+    __slots__ = ("hooks", "hook")
+
+    def __init__(self, hooks: list, hook: Callable) -> None:
+        self.hooks, self.hook = hooks, hook
+
+    def remove(self) -> None:
+        if self.hook in self.hooks:
+            self.hooks.remove(self.hook)
+
+
+_new = object.__new__
+
+
+def wrap(data: Any, dev: Device = CPU, requires_grad: bool = False, grad_fn: Any = None) -> Tensor:
+    """Make a Tensor around an existing array (no copy): the engine's hot constructor."""
+    t = _new(Tensor)
+    t._data = data
+    t._dev = dev
+    t.requires_grad = requires_grad
+    t.grad_fn = grad_fn
+    t._grad = None
+    t._vc = [0]
+    t._retains_grad = False
+    t._hooks = None
+    t._base = None
+    t._acc = None
+    return t
+
+
+def tensor(
+    data: Any,
+    dtype: Any = None,
+    device: Any = None,
+    requires_grad: bool = False,
+) -> Tensor:
+    """A new leaf tensor copied from ``data`` (nested lists, scalars, arrays or tensors).
+
+    Python floats become float32 (PyTorch's default); float64 NumPy input stays float64.
+    """
+    dev = get_device(device)
+    if isinstance(data, Tensor):
+        arr = to_host(data._data)
+    elif isinstance(data, np.ndarray):
+        arr = data
+    elif hasattr(data, "__cuda_array_interface__"):
+        arr = to_host(data)
+    else:
+        arr = _from_python(data)
+    if dtype is not None:
+        want = dt.as_dtype(dtype)
+    else:
+        want = dt.from_numpy(arr.dtype)
+    arr = np.array(arr, dtype=want.np, copy=True)
+    if dev is not CPU:
+        arr = dev.xp.asarray(arr)
+    if requires_grad and not want.is_floating_point:
+        raise RuntimeError(NOT_FLOAT_GRAD)
+    return wrap(arr, dev, bool(requires_grad))
+
+
+def _from_python(data: Any) -> np.ndarray:
+    if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in _flat(data)):
+        data = _tensors_to_lists(data)
+    arr = np.asarray(data)
+    if arr.dtype.kind == "f":
+        return arr.astype(dt.default_float.np)  # Python floats: the default float, as PyTorch
+    if arr.dtype.kind in "iub":
+        return arr
+    raise TypeError(f"Could not infer dtype of {type(data).__name__}")
+
+
+def _flat(x: Any) -> Any:
+    for v in x:
+        if isinstance(v, (list, tuple)):
+            yield from _flat(v)
+        else:
+            yield v
+
+
+def _tensors_to_lists(x: Any) -> Any:
+    if isinstance(x, Tensor):
+        return x.tolist()
+    if isinstance(x, (list, tuple)):
+        return [_tensors_to_lists(v) for v in x]
+    return x
