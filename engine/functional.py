@@ -6,6 +6,9 @@ activations PyTorch also offers there.
 
 from __future__ import annotations
 
+from typing import Any
+
+from . import ops as _ops  # noqa: F401  (the table must be filled before it is read)
 from .op_table import OPS
 
 _ACTIVATIONS = ("relu", "sigmoid", "tanh")
@@ -14,7 +17,7 @@ NAMES = tuple(
 )
 
 
-def __getattr__(name: str):  # noqa: ANN202 - module-level attribute hook
+def __getattr__(name: str) -> Any:
     if name in NAMES:
         return OPS[name].call
     raise AttributeError(f"module 'gradd.engine.functional' has no attribute {name!r}")

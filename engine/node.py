@@ -36,6 +36,7 @@ class Node:
         "freed",
         "pre_hooks",
         "retained",
+        "op_device",
         "__weakref__",
     )
 
@@ -53,6 +54,7 @@ class Node:
         self.freed = False
         self.pre_hooks: list | None = None
         self.retained: weakref.ref | None = None  # a non-leaf output that called retain_grad()
+        self.op_device: Any = None  # the output's device, when the op saves its output
 
     def name(self) -> str:
         """PyTorch's name for this backward function, e.g. ``MulBackward0``."""
@@ -93,8 +95,6 @@ class Node:
         from .tensor import wrap
 
         return wrap(self._out, self.op_device, requires_grad=True, grad_fn=self)
-
-    op_device: Any = None  # set by the op recorder when the op saves its output
 
     def needs(self, i: int) -> bool:
         """Whether input ``i`` wants a gradient (it leads to a leaf that requires grad)."""

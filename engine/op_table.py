@@ -46,6 +46,7 @@ class OpDef:
         "doc",
         "params",
         "call",
+        "extras",
     )
 
     def __init__(
@@ -65,6 +66,7 @@ class OpDef:
         method: bool | str = True,
         function: bool | str = True,
         inplace: bool = False,
+        extras: bool = False,
     ) -> None:
         self.name = name
         self.forward = forward
@@ -80,6 +82,7 @@ class OpDef:
         self.method = name if method is True else method
         self.function = name if function is True else function
         self.inplace = inplace
+        self.extras = extras  # forward returns (out, dict): values its backward needs, not inputs
         self.doc = (inspect.getdoc(forward) or "").split("\n")[0]
         # The public signature is the normaliser's if there is one (it maps what users pass to
         # the forward's canonical attributes), else the forward's minus ``xp``.
@@ -202,7 +205,13 @@ def result_dtype(opdef: OpDef, args: tuple, attrs: Mapping) -> dt.DType:
 def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
     """Run ``opdef`` on ``args`` (tensors or Python scalars) and record its node if needed."""
     first = args[0]
-    dev = first._dev if type(first) is Tensor else _device_of(args)
+    if type(first) is Tensor:
+        dev = first._dev
+    else:
+        hook = getattr(first, "_gradd_record", None)
+        if hook is not None:  # another tensor kind (the SDK's remote tensors) records itself
+            return hook(opdef, args, attrs)
+        dev = _device_of(args)
     datas = [a._data if type(a) is Tensor else a for a in args]
     out_dt = None
     rule = opdef.dtype
@@ -227,6 +236,9 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
         if rule == "bool":
             out_dt = dt.bool_
     out = opdef.forward(dev.xp, *datas, **attrs)
+    if opdef.extras:
+        out, extra = out
+        attrs = {**attrs, **extra}
     if isinstance(out, np.generic):
         out = np.asarray(out)
     if out_dt is not None and out.dtype != out_dt.np:
@@ -285,6 +297,9 @@ def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
     see it). With a graph, self is rebased: its old value and grad_fn become the new node's
     input, and holders of self as a saved tensor see its version move (and fail in backward).
     """
+    hook = getattr(self, "_gradd_record_inplace", None)
+    if hook is not None and type(self) is not Tensor:
+        return hook(opdef, args, attrs)
     grad_on = _mode.enabled
     check_inplace_allowed(self.grad_fn is None, self.requires_grad, grad_on)
     wants_graph = (

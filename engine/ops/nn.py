@@ -126,7 +126,7 @@ def _nll_norm(
     if input.ndim == 2 and tn != n:
         raise ValueError(f"Expected input batch_size ({n}) to match target batch_size ({tn}).")
     return {
-        "weight": None if weight is None else weight._data,
+        "weight": weight,
         "ignore_index": int(ignore_index),
         "reduction": reduction,
     }
@@ -145,7 +145,7 @@ def _nll_weights(
         raise IndexError(f"Target {int(safe[(safe < 0) | (safe >= c)][0])} is out of bounds.")
     w = xp.zeros_like(x2)
     rows = xp.arange(x2.shape[0])
-    wt = keep.astype(x2.dtype) if weight is None else weight[safe] * keep
+    wt = keep.astype(x2.dtype) if weight is None else weight._data[safe] * keep
     w[rows, safe] = -wt
     if reduction == "mean":
         w = w / wt.sum()
@@ -242,20 +242,36 @@ def linear(input: Any, weight: Any, bias: Any = None) -> Any:  # noqa: A002
     return out if bias is None else out + bias
 
 
-@composite("dropout", examples=(Ex(S(4, 3), 0.0), Ex(S(4, 3), 0.5, False)))
-def dropout(input: Any, p: float = 0.5, training: bool = True, generator: Any = None) -> Any:  # noqa: A002
-    """Zero elements with probability ``p`` and scale the rest by 1/(1-p), from the current
-    (session's) seeded generator."""
+def _dropout_norm(input: Any, p: float = 0.5, training: bool = True) -> dict:  # noqa: A002
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    return {"p": float(p), "training": bool(training)}
+
+
+@op(
+    grad_fn="MulBackward0",
+    shape=lambda a, p=0.5, training=True: a,
+    normalize=_dropout_norm,
+    method=False,
+    extras=True,
+    examples=(Ex(S(4, 3), 0.0), Ex(S(4, 3), 0.5), Ex(S(3), 0.5, False)),
+)
+def dropout(xp: Any, input: Any, p: float = 0.5, training: bool = True) -> Any:  # noqa: A002
+    """Zero elements with probability ``p`` and scale the rest by 1/(1-p); the mask comes from
+    the current (session's) seeded generator. PyTorch records it as a multiply."""
     if not training or p == 0.0:
-        return input
+        return input.copy(), {"mask": None}
     from ..random_state import current_generator
+
+    keep = current_generator().bernoulli(input.shape, 1.0 - p)
+    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
+    mask = xp.asarray(keep.astype(input.dtype) * scale)
+    return input * mask, {"mask": mask}
+
+
+@dropout.derivative
+def _(ctx: Any, g: Any) -> tuple:
     from ..tensor import wrap
 
-    gen = generator or current_generator()
-    keep = gen.bernoulli(input.shape, 1.0 - p)
-    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
-    xp = input._dev.xp
-    mask = wrap(xp.asarray(keep.astype(input._data.dtype) * scale), input._dev)
-    return input * mask
+    mask = ctx.attrs["mask"]
+    return (g if mask is None else g * wrap(mask, g._dev),)

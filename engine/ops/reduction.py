@@ -178,53 +178,50 @@ def _extreme(kind: str) -> tuple:
         grad_fn=f"{title}Backward0",
         shape=_reduce_shape,
         normalize=_one_dim,
+        saves=(0,),
         method=False,
         function=False,
         examples=(Ex(S(3, 4), 1), Ex(S(3, 4), 0, True)),
     )
-    def extreme_dim(
-        xp: Any, self: Any, dim: Any, keepdim: bool = False, indices: Any = None
-    ) -> Any:
+    def extreme_dim(xp: Any, self: Any, dim: Any, keepdim: bool = False) -> Any:
         return getattr(xp, reduce_name)(self, axis=dim, keepdims=keepdim)
 
     @extreme_dim.derivative
     def _(ctx: Any, g: Any) -> tuple:
+        (a,) = ctx.saved
         (d,) = ctx.attrs["dim"]
-        idx = ctx.attrs["indices"]
+        idx = getattr(a._dev.xp, arg_name)(a._data, axis=d, keepdims=True)
         return (_scatter_along(g, idx, d, ctx.meta[0][0], ctx.attrs["keepdim"]),)
 
+    @op(
+        arg_name,
+        grad_fn=None,
+        dtype=lambda self, **k: dt.int64,
+        shape=_reduce_shape,
+        normalize=_dim_norm,
+        examples=(),
+    )
+    def arg_extreme(xp: Any, self: Any, dim: Any = None, keepdim: bool = False) -> Any:
+        if dim is None:
+            return xp.asarray(getattr(xp, arg_name)(self))
+        return getattr(xp, arg_name)(self, axis=dim[0], keepdims=keepdim)
+
+    arg_extreme.doc = f"Index of the {kind}imum (of the flattened tensor when dim is None)."
+
     def public(self: Any, dim: Any = None, keepdim: bool = False) -> Any:
+        # Data-free on purpose: the SDK runs composites on remote tensors for their metadata.
         if dim is None:
             return extreme_all.call(self)
-        d = shapes.wrap_dim(int(dim), self.ndim)
-        indices = getattr(self._dev.xp, arg_name)(self._data, axis=d, keepdims=True)
-        values = _with_indices(extreme_dim, self, d, keepdim, indices)
-        from ..tensor import wrap
+        return MinMax(extreme_dim.call(self, dim, keepdim), arg_extreme.call(self, dim, keepdim))
 
-        idx = indices if keepdim else indices.squeeze(d)
-        return MinMax(values, wrap(idx.astype("int64", copy=False), self._dev))
-
-    public.__name__ = kind
-    public.__doc__ = (
-        f"The {kind} of all elements, or (values, indices) along ``dim``, as torch.{kind}."
-    )
     return extreme_all, extreme_dim, public
 
 
 MinMax = namedtuple("MinMax", ["values", "indices"])
 
 
-def _one_dim(self: Any, dim: Any, keepdim: bool = False, indices: Any = None) -> dict:
-    d = shapes.wrap_dim(int(dim), self.ndim)
-    if indices is None:
-        indices = self._dev.xp.argmax(self._data, axis=d, keepdims=True)
-    return {"dim": (d,), "keepdim": bool(keepdim), "indices": indices}
-
-
-def _with_indices(opdef: Any, self: Any, dim: int, keepdim: bool, indices: Any) -> Any:
-    from ..op_table import record
-
-    return record(opdef, (self,), {"dim": (dim,), "keepdim": keepdim, "indices": indices})
+def _one_dim(self: Any, dim: Any, keepdim: bool = False) -> dict:
+    return {"dim": shapes.dims_arg(dim, self.ndim), "keepdim": bool(keepdim)}
 
 
 def _scatter_along(g: Any, indices: Any, dim: int, shape: tuple, keepdim: bool) -> Any:
@@ -257,17 +254,3 @@ def max(self: Any, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
 def min(self: Any, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
     """The minimum of all elements, or (values, indices) along ``dim``."""
     return _min_public(self, dim, keepdim)
-
-
-@op(
-    grad_fn=None,
-    dtype=lambda self, **k: dt.int64,
-    shape=_reduce_shape,
-    normalize=_dim_norm,
-    examples=(),
-)
-def argmax(xp: Any, self: Any, dim: Any = None, keepdim: bool = False) -> Any:
-    """Index of the maximum (flattened when dim is None)."""
-    if dim is None:
-        return xp.asarray(xp.argmax(self))
-    return xp.argmax(self, axis=dim[0], keepdims=keepdim)
