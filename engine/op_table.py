@@ -156,6 +156,7 @@ def _composite_forward(fn: Callable) -> Callable:
     def forward(xp: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
 
+    forward.__module__ = fn.__module__  # the declaring module names the op's family
     return forward
 
 
