@@ -154,6 +154,7 @@ def _nll_weights(
 
 @op(
     grad_fn="NllLossBackward0",
+    dtype=lambda input, target, **k: input.dtype,
     arity=2,
     saves=(1,),
     normalize=_nll_norm,
