@@ -174,7 +174,7 @@ class Generator:
 
     # -- raw stream ------------------------------------------------------------------------
     def _u32(self, n: int) -> np.ndarray:
-        self._fresh = False
+        self._fresh = self._fresh and n == 0
         return self._bits.random_raw(n)  # 32-bit words held in uint64
 
     def _u64(self, n: int) -> np.ndarray:
@@ -193,11 +193,11 @@ class Generator:
     ) -> np.ndarray:
         """torch.rand / Tensor.uniform_(low, high)."""
         dtype = _float_dtype(dtype)
-        with self._lock:
-            x = self._unit(math.prod(shape), dtype)
         lo, hi = dtype.type(low), dtype.type(high)
         if lo > hi:
             raise ValueError(f"uniform needs low <= high, got [{low}, {high})")
+        with self._lock:
+            x = self._unit(math.prod(shape), dtype)
         fma = _fma32 if dtype == _F32 else _fma64  # GCC fuses x * (hi - lo) + lo
         out = fma(x, hi - lo, lo)  # hi - lo is rounded in dtype, as in uniform_kernel
         out[out == hi] = lo  # torch maps a value rounded up to `high` back to `low`
