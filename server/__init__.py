@@ -1,0 +1,1 @@
+"""gradd.server: the gRPC autograd service (`gradd-server`, see docs/server.md)."""

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14gradd/v1/graph.proto\x12\x08gradd.v1\"H\n\tGraphNode\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x11\n\tfillcolor\x18\x03 \x01(\t\x12\r\n\x05shape\x18\x04 \x01(\t\"%\n\tGraphEdge\x12\x0b\n\x03src\x18\x01 \x01(\t\x12\x0b\n\x03\x64st\x18\x02 \x01(\t\"w\n\rGraphSnapshot\x12\"\n\x05nodes\x18\x01 \x03(\x0b\x32\x13.gradd.v1.GraphNode\x12\"\n\x05\x65\x64ges\x18\x02 \x03(\x0b\x32\x13.gradd.v1.GraphEdge\x12\x0b\n\x03\x64ot\x18\x03 \x01(\t\x12\x11\n\tsignature\x18\x04 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14gradd/v1/graph.proto\x12\x08gradd.v1\"G\n\tGraphNode\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x11\n\tfillcolor\x18\x03 \x01(\t\x12\x0c\n\x04kind\x18\x04 \x01(\t\"%\n\tGraphEdge\x12\x0b\n\x03src\x18\x01 \x01(\t\x12\x0b\n\x03\x64st\x18\x02 \x01(\t\"w\n\rGraphSnapshot\x12\"\n\x05nodes\x18\x01 \x03(\x0b\x32\x13.gradd.v1.GraphNode\x12\"\n\x05\x65\x64ges\x18\x02 \x03(\x0b\x32\x13.gradd.v1.GraphEdge\x12\x0b\n\x03\x64ot\x18\x03 \x01(\t\x12\x11\n\tsignature\x18\x04 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,9 +32,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'gradd.v1.graph_pb2', _globa
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GRAPHNODE']._serialized_start=34
-  _globals['_GRAPHNODE']._serialized_end=106
-  _globals['_GRAPHEDGE']._serialized_start=108
-  _globals['_GRAPHEDGE']._serialized_end=145
-  _globals['_GRAPHSNAPSHOT']._serialized_start=147
-  _globals['_GRAPHSNAPSHOT']._serialized_end=266
+  _globals['_GRAPHNODE']._serialized_end=105
+  _globals['_GRAPHEDGE']._serialized_start=107
+  _globals['_GRAPHEDGE']._serialized_end=144
+  _globals['_GRAPHSNAPSHOT']._serialized_start=146
+  _globals['_GRAPHSNAPSHOT']._serialized_end=265
 # @@protoc_insertion_point(module_scope)

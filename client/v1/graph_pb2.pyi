@@ -7,16 +7,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GraphNode(_message.Message):
-    __slots__ = ("id", "label", "fillcolor", "shape")
+    __slots__ = ("id", "label", "fillcolor", "kind")
     ID_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
     FILLCOLOR_FIELD_NUMBER: _ClassVar[int]
-    SHAPE_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     id: str
     label: str
     fillcolor: str
-    shape: str
-    def __init__(self, id: _Optional[str] = ..., label: _Optional[str] = ..., fillcolor: _Optional[str] = ..., shape: _Optional[str] = ...) -> None: ...
+    kind: str
+    def __init__(self, id: _Optional[str] = ..., label: _Optional[str] = ..., fillcolor: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
 
 class GraphEdge(_message.Message):
     __slots__ = ("src", "dst")

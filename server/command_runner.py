@@ -1,0 +1,253 @@
+"""Commands applied to a session: one function per gradd.v1 Command kind, and the batch loop.
+
+A batch stops at its first failing command; the commands before it stay applied. Each command
+checks what it can before it changes anything, so a failing command changes nothing (an op's
+results are bound only after it succeeded and fitted the session's limits).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gradd.engine as ge
+import grpc
+from gradd.v1 import command_pb2 as cpb
+from gradd.v1 import graph_pb2 as gpb
+from gradd.v1 import tensor_pb2 as tpb
+
+from . import wire_tensor as wire
+from .errors import invalid, precondition, status_of
+from .graph_snapshot import snapshot
+from .op_args import engine_dtype, to_python
+from .session import Session
+
+log = logging.getLogger("gradd.server")
+
+FACTORIES = ("arange", "full", "ones", "rand", "randn", "zeros")
+MAX_HANDLE_LENGTH = 256
+
+
+def _out(handle: str) -> str:
+    if not handle or len(handle) > MAX_HANDLE_LENGTH:
+        raise invalid(f"a handle must be 1 to {MAX_HANDLE_LENGTH} characters, got {handle!r}")
+    return handle
+
+
+def _no_tensor(handle: str) -> Any:
+    raise invalid(f"factory arguments are numbers, not tensors (got tensor {handle!r})")
+
+
+def create_tensor(s: Session, c: cpb.CreateTensor) -> None:
+    """`out = tensor(data, requires_grad=...)`."""
+    s.table.check_new(_out(c.out), wire.decoded_nbytes(c.data))
+    array = wire.decode(c.data)
+    tensor = ge.tensor(array, requires_grad=c.requires_grad, device=s.device)
+    s.table.bind([(c.out, tensor)])
+
+
+def _estimated_nbytes(c: cpb.Factory, args: list[Any]) -> int:
+    # Known before anything is allocated, so that a huge request fails on the limit, not on OOM.
+    itemsize = wire.NP_DTYPES.get(c.dtype, wire.NP_DTYPES[tpb.FLOAT64]).itemsize
+    if c.kind != "arange":
+        return wire.element_count(c.shape) * itemsize
+    start, end, step = (0, *args, 1)[-3:] if len(args) == 1 else (*args, 1)[:3]
+    if not all(isinstance(x, int | float) for x in (start, end, step)) or not step:
+        return 0  # the engine reports the bad arguments
+    return max(0, math.ceil((end - start) / step)) * itemsize
+
+
+def factory(s: Session, c: cpb.Factory) -> None:
+    """`out = randn/rand/zeros/ones/full/arange(...)` with the session's generator."""
+    if c.kind not in FACTORIES:
+        raise invalid(f"unknown factory {c.kind!r}; allowed: {', '.join(FACTORIES)}")
+    args = [to_python(v, _no_tensor) for v in c.args]
+    wanted = {"full": (1,), "arange": (1, 2, 3)}.get(c.kind, (0,))
+    if len(args) not in wanted:
+        raise invalid(f"{c.kind} takes {' or '.join(map(str, wanted))} args, got {len(args)}")
+    s.table.check_new(_out(c.out), _estimated_nbytes(c, args))
+    kwargs = {"dtype": engine_dtype(c.dtype) if c.dtype else None, "device": s.device}
+    kwargs["requires_grad"] = c.requires_grad
+    shape = tuple(c.shape)
+    if c.kind in ("randn", "rand"):
+        tensor = getattr(ge, c.kind)(*shape, generator=s.generator, **kwargs)
+    elif c.kind == "full":
+        tensor = ge.full(shape, args[0], **kwargs)
+    elif c.kind == "arange":
+        tensor = ge.arange(*args, **kwargs)
+    else:
+        tensor = getattr(ge, c.kind)(*shape, **kwargs)
+    s.table.bind([(c.out, tensor)])
+
+
+def manual_seed(s: Session, c: cpb.ManualSeed) -> None:
+    """Reseed the session's generator."""
+    s.generator.manual_seed(c.seed)
+    s.seed = c.seed
+
+
+def run_op(s: Session, c: cpb.Op) -> None:
+    """`outs = call_op(op, *args, **kwargs)` under the op's own grad mode."""
+    opdef = ge.OPS.get(c.op)
+    if opdef is None:
+        raise invalid(f"unknown op {c.op!r}; allowed: {', '.join(sorted(ge.OPS))}")
+    outs = [_out(h) for h in c.outs]
+    if opdef.inplace and len(outs) > 1:
+        raise invalid(f"in-place op {c.op!r} gives 1 result, {len(outs)} outs named")
+    lookup = s.table.get
+    args = [to_python(v, lookup) for v in c.args]
+    kwargs = {k: to_python(v, lookup) for k, v in c.kwargs.items()}
+    with ge.set_grad_enabled(not c.no_grad):
+        result = ge.call_op(c.op, *args, **kwargs)
+    if not outs:
+        return
+    results = result if isinstance(result, tuple) else (result,)
+    if len(results) != len(outs):
+        raise invalid(f"op {c.op!r} gives {len(results)} results, {len(outs)} outs named")
+    if not all(isinstance(r, ge.Tensor) for r in results):
+        raise invalid(f"op {c.op!r} gives {type(result).__name__}, not tensors, to bind")
+    s.table.bind(list(zip(outs, results)))
+
+
+def backward(s: Session, c: cpb.Backward) -> None:
+    """`handle.backward(gradient, retain_graph, create_graph)`: one training step."""
+    root = s.table.get(c.handle)
+    gradient = s.table.get(c.gradient) if c.gradient else None
+    retain = c.retain_graph if c.HasField("retain_graph") else None
+    s.backward(c.handle, root, gradient=gradient, retain_graph=retain, create_graph=c.create_graph)
+
+
+def grad_of(s: Session, c: cpb.GradOf) -> None:
+    """Bind `out` to `handle.grad` itself."""
+    grad = s.table.get(c.handle).grad
+    if grad is None:
+        raise precondition(f"tensor {c.handle!r} has no grad (its .grad is None)")
+    s.table.bind([(_out(c.out), grad)])
+
+
+def zero_grad(s: Session, c: cpb.ZeroGrad) -> None:
+    """Zero each `.grad` in place, or set it to None."""
+    tensors = [s.table.get(h) for h in c.handles]  # all found before any is changed
+    for tensor in tensors:
+        if c.set_to_none:
+            tensor.grad = None
+        elif tensor.grad is not None:
+            with ge.no_grad():
+                tensor.grad.zero_()
+
+
+def retain_grad(s: Session, c: cpb.RetainGrad) -> None:
+    """`handle.retain_grad()`."""
+    s.table.get(c.handle).retain_grad()
+
+
+def set_requires_grad(s: Session, c: cpb.SetRequiresGrad) -> None:
+    """`handle.requires_grad_(requires_grad)`."""
+    s.table.get(c.handle).requires_grad_(c.requires_grad)
+
+
+def detach(s: Session, c: cpb.Detach) -> None:
+    """`out = handle.detach()`."""
+    s.table.bind([(_out(c.out), s.table.get(c.handle).detach())])
+
+
+def release(s: Session, c: cpb.Release) -> None:
+    """Unbind handles (unknown ones are ignored)."""
+    s.table.release(c.handles)
+
+
+def fetch(s: Session, c: cpb.Fetch, into: tpb.TensorValue) -> None:
+    """Fill `into` with a TensorValue of `handle` or of its `.grad`."""
+    tensor = s.table.get(c.handle)
+    if c.grad:
+        tensor = tensor.grad
+        if tensor is None:
+            into.handle, into.is_none = c.handle, True
+            return
+    wire.tensor_value(
+        c.handle, tensor, metadata_only=c.metadata_only, typed_values=c.typed_values, into=into
+    )
+
+
+def graph(s: Session, c: cpb.Graph) -> gpb.GraphSnapshot:
+    """make_dot(handle, params) as a GraphSnapshot; remembered labels serve Watch snapshots."""
+    root = s.table.get(c.handle)
+    params = {label: s.table.get(h) for label, h in c.params.items()}
+    picture = snapshot(root, params)
+    if c.params:
+        s.graph_params = dict(c.params)
+    if c.publish:
+        s.publish_graph(c.handle, picture)
+    return picture
+
+
+APPLY: dict[str, Callable[[Session, Any], None]] = {
+    "tensor": create_tensor,
+    "factory": factory,
+    "manual_seed": manual_seed,
+    "op": run_op,
+    "backward": backward,
+    "grad_of": grad_of,
+    "zero_grad": zero_grad,
+    "retain_grad": retain_grad,
+    "requires_grad": set_requires_grad,
+    "detach": detach,
+    "release": release,
+}
+
+
+def describe(command: cpb.Command) -> str:
+    """A short name for a command in messages and logs, e.g. "op 'add'"."""
+    kind = command.WhichOneof("kind") or "empty command"
+    return f"op {command.op.op!r}" if kind == "op" else kind
+
+
+def execute(
+    s: Session, commands: Sequence[cpb.Command], response: cpb.ExecuteResponse
+) -> tuple[grpc.StatusCode, str] | None:
+    """Apply commands in order into `response`; the failure that stopped them, if any.
+
+    Call with the session's lock held.
+    """
+    results = response.results
+    for index, command in enumerate(commands):
+        kind = command.WhichOneof("kind")
+        try:
+            if kind is None:
+                raise invalid("a Command has no field set")
+            if kind == "fetch":  # filled in place: a 64 MiB answer is not copied again
+                entry = results.add(index=index)
+                try:
+                    fetch(s, command.fetch, entry.tensor)
+                except Exception:
+                    del results[-1]
+                    raise
+            elif kind == "graph":
+                picture = graph(s, command.graph)
+                results.add(index=index).graph.CopyFrom(picture)
+            else:
+                APPLY[kind](s, getattr(command, kind))
+        except Exception as exc:  # every failure becomes a status; the session goes on
+            code, message = status_of(exc)
+            log_failure(s.id, f"command {index} ({describe(command)})", code, message, exc)
+            response.applied = index
+            response.error.index = index
+            response.error.code = code.value[0]
+            response.error.message = message
+            return code, message
+    response.applied = len(commands)
+    return None
+
+
+def log_failure(
+    session_id: str, what: str, code: grpc.StatusCode, message: str, exc: BaseException
+) -> None:
+    """One log line per error (with a traceback for our own bugs); never a token."""
+    if code is grpc.StatusCode.INTERNAL:
+        log.error(
+            "session %s: %s failed: %s %s", session_id, what, code.name, message, exc_info=exc
+        )
+    else:
+        log.info("session %s: %s failed: %s %s", session_id, what, code.name, message)

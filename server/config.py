@@ -1,0 +1,94 @@
+"""The server's settings: command-line flags, each with a GRADD_* environment variable.
+
+A flag given on the command line wins over its environment variable, which wins over the
+default. Sizes take suffixes (512M, 2G, 1GiB); durations are seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from "1048576", "512M", "2G", "1GiB" or "64MB" (binary units)."""
+    match = re.fullmatch(r"\s*(\d+)\s*([kmgt]?)(i?b)?\s*", str(text), re.IGNORECASE)
+    if not match:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (e.g. 1048576, 512M, 2G)")
+    return int(match.group(1)) * _UNITS[match.group(2).lower()]
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything the server is configured with."""
+
+    host: str = "127.0.0.1"
+    port: int = 50051
+    device: str = "cpu"
+    max_sessions: int = 64
+    max_session_bytes: int = 2 << 30
+    max_session_tensors: int = 100_000
+    idle_ttl: float = 900.0
+    grace: float = 10.0
+    admin_token: str = ""
+    workers: int = 64
+    max_message_bytes: int = 256 << 20
+    max_watchers: int = 8
+    watch_queue: int = 256
+    log_level: str = "info"
+
+
+# flag name, type, help. Each flag FOO_BAR also reads GRADD_FOO_BAR.
+_FLAGS: list[tuple[str, object, str]] = [
+    ("host", str, "address to listen on (0.0.0.0 or [::] for every interface)"),
+    ("port", int, "port to listen on (0 picks a free one; the log says which)"),
+    ("device", str, "default device of new sessions: cpu or cuda"),
+    ("max_sessions", int, "sessions held at once"),
+    ("max_session_bytes", parse_size, "bytes of tensors one session may hold (e.g. 2G)"),
+    ("max_session_tensors", int, "handles one session may hold"),
+    ("idle_ttl", float, "seconds without a call before a session is closed"),
+    ("grace", float, "seconds running calls get to finish on SIGTERM"),
+    ("admin_token", str, "token for ListSessions (prefer GRADD_ADMIN_TOKEN: flags show in ps)"),
+    ("workers", int, "worker threads = calls at once; each open stream holds one"),
+    ("max_message_bytes", parse_size, "largest request or response message (at most 2G-1)"),
+    ("max_watchers", int, "Watch streams one session may have open"),
+    ("watch_queue", int, "events a watcher's queue holds before dropping the oldest"),
+    ("log_level", str, "debug, info, warning or error"),
+]
+
+
+def parse_config(argv: Sequence[str] | None = None, env: dict | None = None) -> ServerConfig:
+    """The configuration from flags, then GRADD_* environment variables, then defaults."""
+    env = os.environ if env is None else env
+    defaults = ServerConfig()
+    parser = argparse.ArgumentParser(
+        prog="gradd-server", description="gradd, the autograd daemon: serve gradd.v1 over gRPC."
+    )
+    for name, kind, text in _FLAGS:
+        var = f"GRADD_{name.upper()}"
+        default = getattr(defaults, name)
+        if var in env:
+            try:
+                default = kind(env[var])  # type: ignore[operator]
+            except (ValueError, argparse.ArgumentTypeError) as exc:
+                parser.error(f"{var}={env[var]!r}: {exc}")
+        shown = "(set)" if name == "admin_token" and default else repr(default)
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            type=kind,
+            default=default,
+            help=f"{text} [env {var}; now {shown}]",
+        )
+    config = ServerConfig(**vars(parser.parse_args(argv)))
+    if config.device not in ("cpu", "cuda"):
+        parser.error(f"--device must be cpu or cuda, not {config.device!r}")
+    if not 0 < config.max_message_bytes < 1 << 31:
+        parser.error("--max-message-bytes must be between 1 and 2G-1 (gRPC's limit)")
+    if min(config.max_sessions, config.workers, config.watch_queue, config.max_watchers) < 1:
+        parser.error("--max-sessions, --workers, --watch-queue and --max-watchers must be >= 1")
+    return config

@@ -1,0 +1,155 @@
+"""`gradd-server`: serve gradd.v1 with health checking and reflection until SIGTERM.
+
+On SIGTERM (or Ctrl-C) the server stops accepting calls, ends Watch streams, lets running calls
+finish within the grace period, closes every session and exits 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import warnings
+from collections.abc import Sequence
+from concurrent import futures
+from importlib import metadata
+
+import gradd.engine as ge
+import grpc
+from gradd.v1 import service_pb2 as spb
+from gradd.v1 import service_pb2_grpc as spb_grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from .command_runner import FACTORIES
+from .config import ServerConfig, parse_config
+from .service import AutogradService
+from .session_store import SessionStore
+
+log = logging.getLogger("gradd.server")
+SERVICE = spb.DESCRIPTOR.services_by_name["AutogradService"].full_name
+
+
+def available_devices() -> list[str]:
+    """ "cpu", plus "cuda" when the engine can reach a GPU."""
+    try:
+        return ["cpu", "cuda"] if ge.cuda_is_available() else ["cpu"]
+    except Exception:  # no CuPy, no driver: a CPU server
+        return ["cpu"]
+
+
+def server_info(config: ServerConfig, devices: list[str]) -> spb.ServerInfoResponse:
+    """The static part of ServerInfo."""
+    info = spb.ServerInfoResponse(
+        version=metadata.version("gradd"),
+        devices=devices,
+        default_device=config.device,
+        ops=sorted(ge.OPS),
+        factories=FACTORIES,
+    )
+    limits = info.limits
+    limits.max_sessions = config.max_sessions
+    limits.max_session_bytes = config.max_session_bytes
+    limits.max_session_tensors = config.max_session_tensors
+    limits.idle_ttl_seconds = config.idle_ttl
+    limits.max_message_bytes = config.max_message_bytes
+    limits.max_watchers_per_session = config.max_watchers
+    limits.watch_queue_size = config.watch_queue
+    return info
+
+
+class GraddServer:
+    """A started gRPC server with its sessions, health and reflection services."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        devices = available_devices()
+        if config.device not in devices:
+            raise SystemExit(f"gradd-server: device {config.device!r} unavailable; have {devices}")
+        self.config = config
+        self.store = SessionStore(config, devices)
+        self.service = AutogradService(self.store, server_info(config, devices))
+        self.health = health.HealthServicer()
+        size = config.max_message_bytes
+        self.server = grpc.server(
+            futures.ThreadPoolExecutor(config.workers, thread_name_prefix="gradd-worker"),
+            # Beyond `workers` calls at once, fail fast rather than queue behind open streams.
+            maximum_concurrent_rpcs=config.workers,
+            options=[
+                ("grpc.max_receive_message_length", size),
+                ("grpc.max_send_message_length", size),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
+        spb_grpc.add_AutogradServiceServicer_to_server(self.service, self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        names = (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, self.server)
+        self.port = self.server.add_insecure_port(f"{config.host}:{config.port}")
+        if not self.port:
+            raise SystemExit(f"gradd-server: cannot listen on {config.host}:{config.port}")
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        """Start serving and mark the service SERVING."""
+        self.server.start()
+        self.store.start_reaper()
+        for name in ("", SERVICE):
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        log.info(
+            "gradd-server %s listening on %s:%d (device %s, %d workers)",
+            self.service.info.version,
+            self.config.host,
+            self.port,
+            self.config.device,
+            self.config.workers,
+        )
+
+    def stop(self) -> None:
+        """Graceful stop: refuse new calls, let running ones finish within the grace period."""
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        log.info("shutting down: finishing running calls (grace %.1fs)", self.config.grace)
+        self.health.enter_graceful_shutdown()
+        done = self.server.stop(self.config.grace)
+        self.service.begin_shutdown()
+        self.store.end_watchers("shutdown")
+        done.wait()
+        self.store.stop_reaper()
+        self.store.close_all("shutdown")
+        log.info("stopped")
+
+    def wait(self) -> None:
+        """Block until the server has stopped."""
+        self.server.wait_for_termination()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run gradd-server until SIGTERM or SIGINT; exit status 0 after a clean stop."""
+    config = parse_config(argv)
+    logging.basicConfig(
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Engine warnings (e.g. reading .grad of a non-leaf) concern the client's code, which the
+    # SDK reproduces on its side; in the server they would only flood the log.
+    warnings.filterwarnings("ignore", module=r"gradd\.engine")
+    server = GraddServer(config)
+    stopper = threading.Thread(target=server.stop, name="gradd-stop", daemon=True)
+
+    def on_signal(signum: int, frame: object) -> None:
+        if not stopper.is_alive() and not server._stopped.is_set():
+            stopper.start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server.start()
+    server.wait()
+    stopper.join()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

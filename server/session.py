@@ -1,0 +1,120 @@
+"""A session: one client's namespace of tensors, its seeded generator, limits and watchers.
+
+Commands of one session run under its lock, in the order they arrive; sessions never share
+tensors, handles or random streams.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import gradd.engine as ge
+from gradd.v1 import graph_pb2 as gpb
+from gradd.v1 import watch_pb2 as wpb
+
+from .graph_snapshot import snapshot
+from .tensor_table import TensorTable
+from .watch_hub import Watcher, WatchHub
+
+
+class Session:
+    """State of one session. Touch `table`, `generator` and `steps` only under `lock`."""
+
+    def __init__(
+        self,
+        session_id: str,
+        token: str,
+        *,
+        device: str,
+        seed: int,
+        max_bytes: int,
+        max_tensors: int,
+        idle_ttl: float,
+        label: str,
+        max_watchers: int,
+    ) -> None:
+        self.id = session_id
+        self.token = token
+        self.device = device
+        self.seed = seed
+        self.idle_ttl = idle_ttl
+        self.label = label
+        self.lock = threading.Lock()
+        self.table = TensorTable(max_bytes, max_tensors)
+        self.generator = ge.Generator(device=device).manual_seed(seed)
+        self.created = self.last_used = time.monotonic()
+        self.steps = 0
+        self.hub = WatchHub(max_watchers)
+        self.closed = False
+        self.graph_params: dict[str, str] = {}  # label -> handle, from the last Graph command
+        self.last_graph: wpb.GraphEvent | None = None
+        self._last_signature = ""
+
+    def touch(self) -> None:
+        """Note activity now (the idle TTL counts from the last call)."""
+        self.last_used = time.monotonic()
+
+    def idle_for(self, now: float) -> float:
+        """Seconds since the last call."""
+        return now - self.last_used
+
+    def close(self, reason: str) -> None:
+        """Free every tensor and end the watchers' streams. Call with `lock` held."""
+        self.closed = True
+        self.table.clear()
+        self.hub.end(reason)
+
+    def params(self) -> dict[str, Any]:
+        """The remembered make_dot labels whose handles are still bound."""
+        return {k: self.table.get(h) for k, h in self.graph_params.items() if h in self.table}
+
+    def backward(self, handle: str, root: Any, **kwargs: Any) -> None:
+        """`root.backward(**kwargs)` as one training step, with its Watch events."""
+        watchers = self.hub.watchers()
+        graph_watchers = [w for w in watchers if not w.steps_only] if root.requires_grad else []
+        # The snapshot and loss are taken before backward, while the whole graph is alive.
+        graph = snapshot(root, self.params()) if graph_watchers else None
+        loss = float(root.item()) if watchers and root.numel() == 1 else None
+        with ge.set_grad_enabled(True):
+            root.backward(**kwargs)
+        self.steps += 1
+        if not watchers:
+            return
+        step = wpb.StepEvent(step=self.steps, handle=handle)
+        if loss is not None:
+            step.loss = loss
+        self.hub.publish("step", step, watchers)
+        if graph is not None:
+            changed = graph.signature != self._last_signature
+            self._last_signature = graph.signature
+            due = [w for w in graph_watchers if w.graph_every and self.steps % w.graph_every == 0]
+            self._publish_graph(
+                handle,
+                graph,
+                "changed" if changed else "every_n",
+                graph_watchers if changed else due,
+            )
+
+    def publish_graph(self, handle: str, graph: gpb.GraphSnapshot) -> None:
+        """Send a snapshot a client asked for to the watchers that take graphs."""
+        watchers = [w for w in self.hub.watchers() if not w.steps_only]
+        self._publish_graph(handle, graph, "requested", watchers)
+
+    def add_watcher(self, watcher: Watcher) -> None:
+        """Register a watcher and give it the latest snapshot, if there is one."""
+        self.hub.add(watcher)
+        last = self.last_graph
+        if last is not None and not watcher.steps_only:
+            watcher.offer("graph", last)
+
+    def _publish_graph(
+        self, handle: str, graph: gpb.GraphSnapshot, reason: str, to: list[Watcher]
+    ) -> None:
+        self.last_graph = wpb.GraphEvent(step=self.steps, reason="initial", handle=handle)
+        self.last_graph.graph.CopyFrom(graph)
+        if to:
+            event = wpb.GraphEvent(step=self.steps, reason=reason, handle=handle)
+            event.graph.CopyFrom(graph)
+            self.hub.publish("graph", event, to)

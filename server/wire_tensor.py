@@ -1,0 +1,130 @@
+"""Tensors on the wire: gradd.v1 TensorData <-> NumPy arrays, and TensorValue answers.
+
+Raw bytes are little-endian, row-major; decoding them costs no copy here (the engine copies
+once when it makes the tensor). Typed values exist so a person can type a tensor into grpcurl.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from gradd.v1 import tensor_pb2 as tpb
+
+from .errors import invalid
+
+# Wire dtype -> little-endian NumPy dtype, and the engine's dtype names back to the wire.
+NP_DTYPES: dict[int, np.dtype] = {
+    tpb.FLOAT32: np.dtype("<f4"),
+    tpb.FLOAT64: np.dtype("<f8"),
+    tpb.INT64: np.dtype("<i8"),
+    tpb.BOOL: np.dtype("?"),
+}
+WIRE_DTYPES: dict[str, int] = {"float32": tpb.FLOAT32, "float64": tpb.FLOAT64}
+WIRE_DTYPES.update({"int64": tpb.INT64, "bool": tpb.BOOL})
+_TYPED_DEFAULTS = {"float_values": tpb.FLOAT32, "int_values": tpb.INT64, "bool_values": tpb.BOOL}
+
+
+def element_count(shape: Any) -> int:
+    """The number of elements of a shape; INVALID_ARGUMENT for a negative size."""
+    if any(size < 0 for size in shape):
+        raise invalid(f"negative size in shape {list(shape)}")
+    return math.prod(shape)
+
+
+def decoded_nbytes(data: tpb.TensorData) -> int:
+    """The bytes the tensor will take, known before decoding (for limit checks)."""
+    shape, _, dtype = _layout(data)
+    return element_count(shape) * NP_DTYPES[dtype].itemsize
+
+
+def decode(data: tpb.TensorData) -> np.ndarray:
+    """The array a TensorData describes; INVALID_ARGUMENT if its parts disagree."""
+    shape, field, dtype = _layout(data)
+    np_dtype = NP_DTYPES[dtype]
+    count = element_count(shape)
+    if field == "raw":
+        if len(data.raw) != count * np_dtype.itemsize:
+            raise invalid(
+                f"raw holds {len(data.raw)} bytes but shape {list(shape)} of "
+                f"{tpb.DType.Name(dtype)} needs {count * np_dtype.itemsize}"
+            )
+        array = np.frombuffer(data.raw, dtype=np_dtype)
+        if np_dtype.kind == "b" and count and array.view(np.uint8).max() > 1:
+            raise invalid("raw BOOL elements must be bytes 0 or 1")
+        return array.reshape(shape)
+    values = getattr(data, field) if field else ()
+    if len(values) != count:
+        raise invalid(f"{len(values)} values given for shape {list(shape)} ({count} elements)")
+    source = np.float64 if field == "float_values" else np.int64 if field == "int_values" else bool
+    return np.asarray(values, dtype=source).astype(np_dtype, copy=False).reshape(shape)
+
+
+def _layout(data: tpb.TensorData) -> tuple[tuple[int, ...], str, int]:
+    # (shape, the field holding the elements or "", wire dtype), with the documented defaults.
+    if data.raw:
+        if data.dtype == tpb.DTYPE_UNSPECIFIED:
+            raise invalid("raw tensor data needs a dtype")
+        field, count = "raw", None
+    else:
+        given = [f for f in _TYPED_DEFAULTS if len(getattr(data, f))]
+        if len(given) > 1:
+            raise invalid(f"tensor data sets {' and '.join(given)}; give only one")
+        field = given[0] if given else ""
+        count = len(getattr(data, field)) if field else 0
+    dtype = data.dtype or (_TYPED_DEFAULTS[field] if field in _TYPED_DEFAULTS else tpb.FLOAT32)
+    if dtype not in NP_DTYPES:
+        raise invalid(f"unknown dtype {dtype}")
+    shape = tuple(data.shape)
+    if not shape and count is not None and count != 1:
+        shape = (count,)  # typed values without a shape: a 1-D tensor (one value: a scalar)
+    return shape, field, dtype
+
+
+def fill_info(info: tpb.TensorInfo, tensor: Any) -> None:
+    """Write a tensor's metadata (no elements) into a TensorInfo."""
+    info.dtype = WIRE_DTYPES[tensor.dtype.name]
+    info.shape.extend(tensor.shape)
+    info.device = str(tensor.device)
+    info.requires_grad = tensor.requires_grad
+    info.is_leaf = tensor.is_leaf
+    grad_fn = tensor.grad_fn
+    info.grad_fn = grad_fn.name() if grad_fn is not None else ""
+    info.has_grad = tensor.grad is not None
+    info.version = tensor._version
+    info.nbytes = tensor.nbytes
+
+
+def tensor_value(
+    handle: str,
+    tensor: Any,
+    *,
+    metadata_only: bool = False,
+    typed_values: bool = False,
+    into: tpb.TensorValue | None = None,
+) -> tpb.TensorValue:
+    """A TensorValue answer for a tensor (filled into `into` if given): metadata, `item` for
+    one element, and the elements."""
+    value = tpb.TensorValue() if into is None else into
+    value.handle = handle
+    fill_info(value.info, tensor)
+    if metadata_only:
+        if tensor.numel() == 1:
+            value.item = float(tensor.item())
+        return value
+    array = np.ascontiguousarray(tensor.numpy())
+    if array.size == 1:
+        value.item = float(array.reshape(()))
+    data = value.data
+    data.dtype = value.info.dtype
+    data.shape.extend(array.shape)
+    if not typed_values:
+        data.raw = array.astype(NP_DTYPES[data.dtype], copy=False).tobytes()
+    elif array.dtype.kind == "f":
+        data.float_values.extend(array.ravel().tolist())
+    elif array.dtype.kind == "b":
+        data.bool_values.extend(array.ravel().tolist())
+    else:
+        data.int_values.extend(array.ravel().tolist())
+    return value
