@@ -117,6 +117,7 @@ def _run(
     order, deps = _topo(root_nodes)
     prev_mode = _mode.enabled
     _mode.enabled = create_graph
+    accumulate_all = captured is None and only is None
     try:
         for node in order:
             g = pending.pop(node, None)
@@ -127,27 +128,31 @@ def _run(
                     r = hook(g)
                     if r is not None:
                         g = r
-            if node in targets and captured is not None:
+            if targets and node in targets and captured is not None:
                 captured[id(targets[node])] = g
             if type(node) is AccumulateGrad:
-                if (captured is None and only is None) or (only is not None and node in targets):
+                if accumulate_all or (only is not None and node in targets):
                     _accumulate(node.variable, g, create_graph, handed, keep)
                 continue
             if node.retained is not None:
                 holder = node.retained()
                 if holder is not None:
                     _store_retained(holder, g, create_graph, handed, keep)
-            if node.op.saves and node.freed:
+            if node.freed and node.op.saves:
                 _ = node.saved  # raises "backward through the graph a second time"
             grads = node.op.backward(node, g)
             for nxt, gi, meta in zip(node.next, grads, node.meta):
                 if nxt is None or gi is None:
                     continue
-                if gi.shape != meta[0]:
-                    gi = gi.sum_to_size(*meta[0])
-                if gi._data.dtype != meta[1]:
+                d = gi._data
+                if d.shape != meta[0]:
+                    # Undo broadcasting. Without create_graph no graph is needed: reduce the
+                    # array directly instead of going through the op.
+                    gi = gi.sum_to_size(*meta[0]) if create_graph else _sum_to(gi, meta[0])
+                    d = gi._data
+                if d.dtype != meta[1]:
                     gi = (
-                        wrap(gi._data.astype(meta[1]), gi._dev)
+                        wrap(d.astype(meta[1]), gi._dev)
                         if not create_graph
                         else gi.type_as_dtype(_dtype(meta[1]))
                     )
@@ -157,6 +162,17 @@ def _run(
                 node.release()
     finally:
         _mode.enabled = prev_mode
+
+
+def _sum_to(g: Tensor, shape: tuple) -> Tensor:
+    d = g._data
+    lead = d.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and d.shape[lead + i] != 1
+    )
+    return wrap(
+        d.sum(axis=axes, keepdims=False).reshape(shape) if axes else d.reshape(shape), g._dev
+    )
 
 
 def _dtype(np_dtype: Any) -> Any:

@@ -47,6 +47,7 @@ class OpDef:
         "params",
         "call",
         "extras",
+        "promotes",
     )
 
     def __init__(
@@ -83,6 +84,7 @@ class OpDef:
         self.function = name if function is True else function
         self.inplace = inplace
         self.extras = extras  # forward returns (out, dict): values its backward needs, not inputs
+        self.promotes = dtype in ("promote", "float", "bool")
         self.doc = (inspect.getdoc(forward) or "").split("\n")[0]
         # The public signature is the normaliser's if there is one (it maps what users pass to
         # the forward's canonical attributes), else the forward's minus ``xp``.
@@ -203,6 +205,24 @@ def result_dtype(opdef: OpDef, args: tuple, attrs: Mapping) -> dt.DType:
     return rule(*args, **attrs)
 
 
+def _needs_promotion(datas: list) -> bool:
+    """False when no cast is needed: all tensors share one float dtype (NumPy treats Python
+    scalars as weak, as PyTorch does, so they never upcast)."""
+    ndt = None
+    for x in datas:
+        t = type(x)
+        if t is float or t is int or t is bool:
+            continue
+        d = x.dtype
+        if ndt is None:
+            if d.kind != "f":
+                return True
+            ndt = d
+        elif d is not ndt and d != ndt:
+            return True
+    return ndt is None
+
+
 def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
     """Run ``opdef`` on ``args`` (tensors or Python scalars) and record its node if needed."""
     first = args[0]
@@ -215,26 +235,14 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
         dev = _device_of(args)
     datas = [a._data if type(a) is Tensor else a for a in args]
     out_dt = None
-    rule = opdef.dtype
-    if rule == "promote" or rule == "float" or rule == "bool":
-        # Fast path: tensors of one float dtype with Python scalars need no casts (NumPy treats
-        # Python scalars as weak, as PyTorch does). Anything else takes PyTorch's promotion.
-        ndt = None
-        for x in datas:
-            if type(x) is not float and type(x) is not int and type(x) is not bool:
-                if ndt is None:
-                    ndt = x.dtype
-                elif x.dtype != ndt:
-                    ndt = None
-                    break
-        if ndt is None or ndt.kind != "f":
-            out_dt = result_dtype(opdef, args, attrs)
-            cdt = out_dt.np
-            datas = [
-                x.astype(cdt) if type(a) is Tensor and x.dtype != cdt else x
-                for a, x in zip(args, datas)
-            ]
-        if rule == "bool":
+    if opdef.promotes and _needs_promotion(datas):
+        out_dt = result_dtype(opdef, args, attrs)
+        cdt = out_dt.np
+        datas = [
+            x.astype(cdt) if type(a) is Tensor and x.dtype != cdt else x
+            for a, x in zip(args, datas)
+        ]
+        if opdef.dtype == "bool":
             out_dt = dt.bool_
     out = opdef.forward(dev.xp, *datas, **attrs)
     if opdef.extras:
@@ -258,9 +266,11 @@ def make_node(opdef: OpDef, args: tuple, attrs: dict, out: Any, dev: Any) -> Nod
     meta = []
     for a in args:
         if type(a) is Tensor:
-            meta.append((a._data.shape, a._data.dtype))
-            if a.grad_fn is not None:
-                nxt.append(a.grad_fn)
+            d = a._data
+            meta.append((d.shape, d.dtype))
+            fn = a.grad_fn
+            if fn is not None:
+                nxt.append(fn)
             elif a.requires_grad:
                 nxt.append(accumulator(a))
             else:
@@ -269,13 +279,12 @@ def make_node(opdef: OpDef, args: tuple, attrs: dict, out: Any, dev: Any) -> Nod
             meta.append(None)
             nxt.append(None)
     g = opdef.grad_fn
-    label = g if type(g) is str else g(*meta, **attrs)
-    node = Node(opdef, label, tuple(nxt), attrs, tuple(meta))
-    if opdef.saves:
-        node._saved = tuple(args[i] for i in opdef.saves)
-        node._versions = tuple(
-            args[i]._vc[0] if type(args[i]) is Tensor else None for i in opdef.saves
-        )
+    node = Node(opdef, g if type(g) is str else g(*meta, **attrs), nxt, attrs, meta)
+    saves = opdef.saves
+    if saves:
+        saved = [args[i] for i in saves]
+        node._saved = saved
+        node._versions = [a._vc[0] if type(a) is Tensor else None for a in saved]
     if opdef.saves_output:
         node._out = out
         node.op_device = dev
@@ -309,11 +318,18 @@ def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
         and any(type(a) is Tensor and a.requires_grad for a in args)
     )
     if not wants_graph:
-        with _NoGrad():
-            res = record(opdef, args, attrs)
-        _check_cast(res.dtype, self.dtype, opdef.name)
-        xp = self._dev.xp
-        xp.copyto(self._data, res._data, casting="unsafe")
+        # No graph: compute and write straight into self's array (views and holders of
+        # ``.grad`` see the change, as in PyTorch).
+        datas = [x._data if type(x) is Tensor else x for x in args]
+        if opdef.promotes and _needs_promotion(datas):
+            with _NoGrad():
+                res = record(opdef, args, attrs)._data
+        else:
+            res = opdef.forward(self._dev.xp, *datas, **attrs)
+        dst = self._data
+        if _CATEGORY[res.dtype.kind] > _CATEGORY[dst.dtype.kind]:
+            _check_cast(dt.from_numpy(res.dtype), dt.from_numpy(dst.dtype), opdef.name)
+        self._dev.xp.copyto(dst, res, casting="unsafe")
         self._vc[0] += 1
         return self
     if self._base is not None:
@@ -344,6 +360,7 @@ def _check_cast(src: dt.DType, dst: dt.DType, name: str) -> None:
         )
 
 
+_CATEGORY = {"b": 0, "i": 1, "u": 1, "f": 2}
 _TORCH_NAME = {"float32": "Float", "float64": "Double", "int64": "Long", "bool": "Bool"}
 
 

@@ -37,7 +37,14 @@ def _zero_grad(ctx: Any, g: Any) -> tuple:
     return (g * 0,)
 
 
-@op("zero_", grad_fn="ZeroBackward0", shape=shapes.same, inplace=True, examples=(Ex(S(3)),))
+@op(
+    "zero_",
+    grad_fn="ZeroBackward0",
+    shape=shapes.same,
+    inplace=True,
+    dtype="same",
+    examples=(Ex(S(3)),),
+)
 def zero_(xp: Any, self: Any) -> Any:
     """Fill with zeros."""
     return xp.zeros_like(self)

@@ -101,7 +101,7 @@ def _(ctx: Any, g: Any) -> tuple:
     for i, s in enumerate(shape):
         if dim is None or i in dim:
             n *= s
-    return (_grad_to_input(g, shape, dim, ctx.attrs["keepdim"]) / n,)
+    return (_grad_to_input(g / n, shape, dim, ctx.attrs["keepdim"]),)
 
 
 def _sum_to_norm(self: Any, *size: Any) -> dict:
