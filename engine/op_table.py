@@ -195,7 +195,9 @@ def _bind_tensor() -> None:
 def result_dtype(opdef: OpDef, args: tuple, attrs: Mapping) -> dt.DType:
     """The output dtype for these arguments, by the op's dtype rule."""
     rule = opdef.dtype
-    if rule == "promote" or rule == "bool":
+    if rule == "bool":
+        return dt.bool_
+    if rule == "promote":
         return dt.result_type(*args) if opdef.arity != 1 else args[0].dtype
     if rule == "float":
         r = dt.result_type(*args) if opdef.arity != 1 else args[0].dtype
@@ -237,13 +239,12 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
     out_dt = None
     if opdef.promotes and _needs_promotion(datas):
         out_dt = result_dtype(opdef, args, attrs)
-        cdt = out_dt.np
+        # Comparisons compute in the promoted dtype; only their result is bool.
+        cdt = (dt.result_type(*args) if opdef.dtype == "bool" else out_dt).np
         datas = [
             x.astype(cdt) if type(a) is Tensor and x.dtype != cdt else x
             for a, x in zip(args, datas)
         ]
-        if opdef.dtype == "bool":
-            out_dt = dt.bool_
     out = opdef.forward(dev.xp, *datas, **attrs)
     if opdef.extras:
         out, extra = out
