@@ -53,7 +53,13 @@ def zero_(xp: Any, self: Any) -> Any:
 zero_.backward = _zero_grad
 
 
-@op("fill_", grad_fn="FillBackward2", shape=lambda a, v: a, inplace=True, examples=(Ex(S(3), 2.5),))
+@op(
+    "fill_",
+    grad_fn="FillBackward2",
+    shape=lambda a, value: a,
+    inplace=True,
+    examples=(Ex(S(3), 2.5),),
+)
 def fill_(xp: Any, self: Any, value: Any) -> Any:
     """Fill with ``value``."""
     return xp.full_like(self, value)
