@@ -256,7 +256,13 @@ def _(ctx: Any, g: Any) -> tuple:
     return (g.type_as_dtype(from_numpy(ctx.meta[0][1])),)
 
 
-@op(grad_fn="ToCopyBackward0", shape=lambda a, device: a, method=False, function=True, examples=())
+@op(
+    grad_fn="ToCopyBackward0",
+    shape=lambda a, device: a,
+    method=False,
+    function=True,
+    examples=(Ex(S(2, 3), "cpu"),),
+)
 def to_device(xp: Any, self: Any, device: str) -> Any:
     """A copy on another device ("cpu" or "cuda")."""
     raise NotImplementedError  # handled in the caller below: it needs both array modules
