@@ -308,11 +308,13 @@ def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
     see it). With a graph, self is rebased: its old value and grad_fn become the new node's
     input, and holders of self as a saved tensor see its version move (and fail in backward).
     """
-    hook = getattr(self, "_gradd_record_inplace", None)
-    if hook is not None and type(self) is not Tensor:
-        return hook(opdef, args, attrs)
+    if type(self) is not Tensor:
+        hook = getattr(self, "_gradd_record_inplace", None)
+        if hook is not None:  # another tensor kind (the SDK's remote tensors) records itself
+            return hook(opdef, args, attrs)
     grad_on = _mode.enabled
-    check_inplace_allowed(self.grad_fn is None, self.requires_grad, grad_on)
+    if grad_on and self.requires_grad and self.grad_fn is None:
+        check_inplace_allowed(True, True, True)  # raises PyTorch's leaf in-place error
     wants_graph = (
         grad_on
         and opdef.backward is not None
