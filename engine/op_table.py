@@ -245,7 +245,10 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
             x.astype(cdt) if type(a) is Tensor and x.dtype != cdt else x
             for a, x in zip(args, datas)
         ]
-    out = opdef.forward(dev.xp, *datas, **attrs)
+    try:
+        out = opdef.forward(dev.xp, *datas, **attrs)
+    except ValueError as exc:  # NumPy's words; PyTorch users expect its RuntimeError and message
+        raise _explain(opdef, args, attrs, exc) from None
     if opdef.extras:
         out, extra = out
         attrs = {**attrs, **extra}
@@ -259,6 +262,16 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
         if type(a) is Tensor and a.requires_grad:
             return wrap(out, dev, True, make_node(opdef, args, attrs, out, dev))
     return wrap(out, dev)
+
+
+def _explain(opdef: OpDef, args: tuple, attrs: dict, exc: Exception) -> Exception:
+    """Turn an array-library error into PyTorch's, via the op's shape rule when it applies."""
+    if opdef.shape is not None:
+        try:
+            opdef.shape(*[getattr(a, "shape", None) for a in args], **attrs)
+        except (RuntimeError, IndexError, ValueError) as rule_error:
+            return rule_error
+    return RuntimeError(f"{opdef.name}: {exc}")
 
 
 def make_node(opdef: OpDef, args: tuple, attrs: dict, out: Any, dev: Any) -> Node:
