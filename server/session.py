@@ -103,7 +103,8 @@ class Session:
         self._publish_graph(handle, graph, "requested", watchers)
 
     def add_watcher(self, watcher: Watcher) -> None:
-        """Register a watcher and give it the latest snapshot, if there is one."""
+        """Register a watcher: it gets a started event, then the latest snapshot if any."""
+        watcher.offer("started", wpb.WatchStartedEvent(step=self.steps))
         self.hub.add(watcher)
         last = self.last_graph
         if last is not None and not watcher.steps_only:

@@ -113,7 +113,7 @@ def tensor_value(
         if tensor.numel() == 1:
             value.item = float(tensor.item())
         return value
-    array = np.ascontiguousarray(tensor.numpy())
+    array = tensor.detach().numpy()  # tobytes() and ravel() give row-major order anyway
     if array.size == 1:
         value.item = float(array.reshape(()))
     data = value.data

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from gradd.v1 import graph_pb2 as gradd_dot_v1_dot_graph__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14gradd/v1/watch.proto\x12\x08gradd.v1\x1a\x14gradd/v1/graph.proto\"E\n\tStepEvent\x12\x0c\n\x04step\x18\x01 \x01(\x04\x12\x11\n\x04loss\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x0e\n\x06handle\x18\x03 \x01(\tB\x07\n\x05_loss\"b\n\nGraphEvent\x12\x0c\n\x04step\x18\x01 \x01(\x04\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0e\n\x06handle\x18\x03 \x01(\t\x12&\n\x05graph\x18\x04 \x01(\x0b\x32\x17.gradd.v1.GraphSnapshot\"#\n\x11SessionEndedEvent\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\xd4\x01\n\nWatchEvent\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x11\n\ttimestamp\x18\x02 \x01(\x01\x12\x0e\n\x06missed\x18\x03 \x01(\x04\x12\x14\n\x0cmissed_total\x18\x04 \x01(\x04\x12#\n\x04step\x18\x05 \x01(\x0b\x32\x13.gradd.v1.StepEventH\x00\x12%\n\x05graph\x18\x06 \x01(\x0b\x32\x14.gradd.v1.GraphEventH\x00\x12,\n\x05\x65nded\x18\x07 \x01(\x0b\x32\x1b.gradd.v1.SessionEndedEventH\x00\x42\x06\n\x04kindb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14gradd/v1/watch.proto\x12\x08gradd.v1\x1a\x14gradd/v1/graph.proto\"E\n\tStepEvent\x12\x0c\n\x04step\x18\x01 \x01(\x04\x12\x11\n\x04loss\x18\x02 \x01(\x01H\x00\x88\x01\x01\x12\x0e\n\x06handle\x18\x03 \x01(\tB\x07\n\x05_loss\"b\n\nGraphEvent\x12\x0c\n\x04step\x18\x01 \x01(\x04\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0e\n\x06handle\x18\x03 \x01(\t\x12&\n\x05graph\x18\x04 \x01(\x0b\x32\x17.gradd.v1.GraphSnapshot\"!\n\x11WatchStartedEvent\x12\x0c\n\x04step\x18\x01 \x01(\x04\"#\n\x11SessionEndedEvent\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x84\x02\n\nWatchEvent\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x11\n\ttimestamp\x18\x02 \x01(\x01\x12\x0e\n\x06missed\x18\x03 \x01(\x04\x12\x14\n\x0cmissed_total\x18\x04 \x01(\x04\x12#\n\x04step\x18\x05 \x01(\x0b\x32\x13.gradd.v1.StepEventH\x00\x12%\n\x05graph\x18\x06 \x01(\x0b\x32\x14.gradd.v1.GraphEventH\x00\x12,\n\x05\x65nded\x18\x07 \x01(\x0b\x32\x1b.gradd.v1.SessionEndedEventH\x00\x12.\n\x07started\x18\x08 \x01(\x0b\x32\x1b.gradd.v1.WatchStartedEventH\x00\x42\x06\n\x04kindb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,8 +36,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STEPEVENT']._serialized_end=125
   _globals['_GRAPHEVENT']._serialized_start=127
   _globals['_GRAPHEVENT']._serialized_end=225
-  _globals['_SESSIONENDEDEVENT']._serialized_start=227
-  _globals['_SESSIONENDEDEVENT']._serialized_end=262
-  _globals['_WATCHEVENT']._serialized_start=265
-  _globals['_WATCHEVENT']._serialized_end=477
+  _globals['_WATCHSTARTEDEVENT']._serialized_start=227
+  _globals['_WATCHSTARTEDEVENT']._serialized_end=260
+  _globals['_SESSIONENDEDEVENT']._serialized_start=262
+  _globals['_SESSIONENDEDEVENT']._serialized_end=297
+  _globals['_WATCHEVENT']._serialized_start=300
+  _globals['_WATCHEVENT']._serialized_end=560
 # @@protoc_insertion_point(module_scope)

@@ -28,6 +28,12 @@ class GraphEvent(_message.Message):
     graph: _graph_pb2.GraphSnapshot
     def __init__(self, step: _Optional[int] = ..., reason: _Optional[str] = ..., handle: _Optional[str] = ..., graph: _Optional[_Union[_graph_pb2.GraphSnapshot, _Mapping]] = ...) -> None: ...
 
+class WatchStartedEvent(_message.Message):
+    __slots__ = ("step",)
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    step: int
+    def __init__(self, step: _Optional[int] = ...) -> None: ...
+
 class SessionEndedEvent(_message.Message):
     __slots__ = ("reason",)
     REASON_FIELD_NUMBER: _ClassVar[int]
@@ -35,7 +41,7 @@ class SessionEndedEvent(_message.Message):
     def __init__(self, reason: _Optional[str] = ...) -> None: ...
 
 class WatchEvent(_message.Message):
-    __slots__ = ("seq", "timestamp", "missed", "missed_total", "step", "graph", "ended")
+    __slots__ = ("seq", "timestamp", "missed", "missed_total", "step", "graph", "ended", "started")
     SEQ_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
     MISSED_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +49,7 @@ class WatchEvent(_message.Message):
     STEP_FIELD_NUMBER: _ClassVar[int]
     GRAPH_FIELD_NUMBER: _ClassVar[int]
     ENDED_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
     seq: int
     timestamp: float
     missed: int
@@ -50,4 +57,5 @@ class WatchEvent(_message.Message):
     step: StepEvent
     graph: GraphEvent
     ended: SessionEndedEvent
-    def __init__(self, seq: _Optional[int] = ..., timestamp: _Optional[float] = ..., missed: _Optional[int] = ..., missed_total: _Optional[int] = ..., step: _Optional[_Union[StepEvent, _Mapping]] = ..., graph: _Optional[_Union[GraphEvent, _Mapping]] = ..., ended: _Optional[_Union[SessionEndedEvent, _Mapping]] = ...) -> None: ...
+    started: WatchStartedEvent
+    def __init__(self, seq: _Optional[int] = ..., timestamp: _Optional[float] = ..., missed: _Optional[int] = ..., missed_total: _Optional[int] = ..., step: _Optional[_Union[StepEvent, _Mapping]] = ..., graph: _Optional[_Union[GraphEvent, _Mapping]] = ..., ended: _Optional[_Union[SessionEndedEvent, _Mapping]] = ..., started: _Optional[_Union[WatchStartedEvent, _Mapping]] = ...) -> None: ...
