@@ -258,8 +258,10 @@ def _dropout_norm(input: Any, p: float = 0.5, training: bool = True) -> dict:  #
     examples=(Ex(S(4, 3), 0.0), Ex(S(4, 3), 0.5), Ex(S(3), 0.5, False)),
 )
 def dropout(xp: Any, input: Any, p: float = 0.5, training: bool = True) -> Any:  # noqa: A002
-    """Zero elements with probability ``p`` and scale the rest by 1/(1-p); the mask comes from
-    the current (session's) seeded generator. PyTorch records it as a multiply."""
+    """Zero elements with probability p, scale the rest by 1/(1-p) (session-seeded mask).
+
+    PyTorch records it as a multiply by the mask, hence MulBackward0.
+    """
     if not training or p == 0.0:
         return input.copy(), {"mask": None}
     from ..random_state import current_generator
