@@ -61,12 +61,13 @@ def _(ctx: Any, g: Any) -> tuple:
 
 
 def _mean_dtype(self: Any, **_: Any) -> dt.DType:
-    if not self.dtype.is_floating_point:
+    d = dt.as_dtype(self.dtype)  # a Tensor's DType, or the forward's array's NumPy dtype
+    if not d.is_floating_point:
         raise RuntimeError(
             "mean(): could not infer output dtype. Input dtype must be either a floating point "
-            f"or complex dtype. Got: {_TORCH[self.dtype.name]}"
+            f"or complex dtype. Got: {_TORCH[d.name]}"
         )
-    return self.dtype
+    return d
 
 
 _TORCH = {"int64": "Long", "bool": "Bool", "float32": "Float", "float64": "Double"}
@@ -89,7 +90,7 @@ _mean_name.common = "MeanBackward0"  # type: ignore[attr-defined]
 def mean(xp: Any, self: Any, dim: Any = None, keepdim: bool = False) -> Any:
     """Mean over ``dim`` (int, tuple or None for all); floating point only."""
     if self.dtype.kind != "f":
-        _mean_dtype(dt.from_numpy(self.dtype))
+        _mean_dtype(self)
     return self.mean(axis=dim, keepdims=keepdim)
 
 
