@@ -215,7 +215,10 @@ def _needs_promotion(datas: list) -> bool:
         t = type(x)
         if t is float or t is int or t is bool:
             continue
-        d = x.dtype
+        try:
+            d = x.dtype
+        except AttributeError:  # not a tensor or number: result_type raises the TypeError
+            return True
         if ndt is None:
             if d.kind != "f":
                 return True
