@@ -42,15 +42,16 @@ def _no_tensor(handle: str) -> Any:
 
 def create_tensor(s: Session, c: cpb.CreateTensor) -> None:
     """`out = tensor(data, requires_grad=...)`."""
-    s.table.check_new(_out(c.out), wire.decoded_nbytes(c.data))
-    array = wire.decode(c.data)
-    tensor = ge.tensor(array, requires_grad=c.requires_grad, device=s.device)
+    incoming = wire.IncomingTensor(c.data)
+    s.table.check_new(_out(c.out), incoming.nbytes)
+    tensor = ge.tensor(incoming.array(), requires_grad=c.requires_grad, device=s.device)
     s.table.bind([(c.out, tensor)])
 
 
 def _estimated_nbytes(c: cpb.Factory, args: list[Any]) -> int:
     # Known before anything is allocated, so that a huge request fails on the limit, not on OOM.
-    itemsize = wire.NP_DTYPES.get(c.dtype, wire.NP_DTYPES[tpb.FLOAT64]).itemsize
+    default = tpb.FLOAT64 if c.kind == "arange" else tpb.FLOAT32  # arange may give int64
+    itemsize = wire.NP_DTYPES[c.dtype or default].itemsize
     if c.kind != "arange":
         return wire.element_count(c.shape) * itemsize
     start, end, step = (0, *args, 1)[-3:] if len(args) == 1 else (*args, 1)[:3]

@@ -33,53 +33,53 @@ def element_count(shape: Any) -> int:
     return math.prod(shape)
 
 
-def decoded_nbytes(data: tpb.TensorData) -> int:
-    """The bytes the tensor will take, known before decoding (for limit checks)."""
-    shape, _, dtype = _layout(data)
-    return element_count(shape) * NP_DTYPES[dtype].itemsize
+class IncomingTensor:
+    """A TensorData checked for consistency: its shape, dtype and size known before decoding."""
 
+    __slots__ = ("data", "raw", "field", "dtype", "shape", "nbytes")
 
-def decode(data: tpb.TensorData) -> np.ndarray:
-    """The array a TensorData describes; INVALID_ARGUMENT if its parts disagree."""
-    shape, field, dtype = _layout(data)
-    np_dtype = NP_DTYPES[dtype]
-    count = element_count(shape)
-    if field == "raw":
-        if len(data.raw) != count * np_dtype.itemsize:
-            raise invalid(
-                f"raw holds {len(data.raw)} bytes but shape {list(shape)} of "
-                f"{tpb.DType.Name(dtype)} needs {count * np_dtype.itemsize}"
-            )
-        array = np.frombuffer(data.raw, dtype=np_dtype)
-        if np_dtype.kind == "b" and count and array.view(np.uint8).max() > 1:
-            raise invalid("raw BOOL elements must be bytes 0 or 1")
-        return array.reshape(shape)
-    values = getattr(data, field) if field else ()
-    if len(values) != count:
-        raise invalid(f"{len(values)} values given for shape {list(shape)} ({count} elements)")
-    source = np.float64 if field == "float_values" else np.int64 if field == "int_values" else bool
-    return np.asarray(values, dtype=source).astype(np_dtype, copy=False).reshape(shape)
+    def __init__(self, data: tpb.TensorData) -> None:
+        self.data = data
+        self.raw = data.raw  # read once: each read of a bytes field copies it
+        if self.raw:
+            if data.dtype == tpb.DTYPE_UNSPECIFIED:
+                raise invalid("raw tensor data needs a dtype")
+            self.field, count = "raw", None
+        else:
+            given = [f for f in _TYPED_DEFAULTS if len(getattr(data, f))]
+            if len(given) > 1:
+                raise invalid(f"tensor data sets {' and '.join(given)}; give only one")
+            self.field = given[0] if given else ""
+            count = len(getattr(data, self.field)) if self.field else 0
+        self.dtype = data.dtype or _TYPED_DEFAULTS.get(self.field, tpb.FLOAT32)
+        if self.dtype not in NP_DTYPES:
+            raise invalid(f"unknown dtype {self.dtype}")
+        shape = tuple(data.shape)
+        if not shape and count is not None and count != 1:
+            shape = (count,)  # typed values without a shape: 1-D (one value: a scalar)
+        self.shape = shape
+        self.nbytes = element_count(shape) * NP_DTYPES[self.dtype].itemsize
 
-
-def _layout(data: tpb.TensorData) -> tuple[tuple[int, ...], str, int]:
-    # (shape, the field holding the elements or "", wire dtype), with the documented defaults.
-    if data.raw:
-        if data.dtype == tpb.DTYPE_UNSPECIFIED:
-            raise invalid("raw tensor data needs a dtype")
-        field, count = "raw", None
-    else:
-        given = [f for f in _TYPED_DEFAULTS if len(getattr(data, f))]
-        if len(given) > 1:
-            raise invalid(f"tensor data sets {' and '.join(given)}; give only one")
-        field = given[0] if given else ""
-        count = len(getattr(data, field)) if field else 0
-    dtype = data.dtype or (_TYPED_DEFAULTS[field] if field in _TYPED_DEFAULTS else tpb.FLOAT32)
-    if dtype not in NP_DTYPES:
-        raise invalid(f"unknown dtype {dtype}")
-    shape = tuple(data.shape)
-    if not shape and count is not None and count != 1:
-        shape = (count,)  # typed values without a shape: a 1-D tensor (one value: a scalar)
-    return shape, field, dtype
+    def array(self) -> np.ndarray:
+        """The elements as an array; INVALID_ARGUMENT if their number does not fit the shape."""
+        np_dtype = NP_DTYPES[self.dtype]
+        shape = self.shape
+        if self.field == "raw":
+            if len(self.raw) != self.nbytes:
+                raise invalid(
+                    f"raw holds {len(self.raw)} bytes but shape {list(shape)} of "
+                    f"{tpb.DType.Name(self.dtype)} needs {self.nbytes}"
+                )
+            array = np.frombuffer(self.raw, dtype=np_dtype)
+            if np_dtype.kind == "b" and array.size and array.view(np.uint8).max() > 1:
+                raise invalid("raw BOOL elements must be bytes 0 or 1")
+            return array.reshape(shape)
+        values = getattr(self.data, self.field) if self.field else ()
+        count = self.nbytes // np_dtype.itemsize
+        if len(values) != count:
+            raise invalid(f"{len(values)} values given for shape {list(shape)} ({count} elements)")
+        kind = {"float_values": np.float64, "int_values": np.int64}.get(self.field, bool)
+        return np.asarray(values, dtype=kind).astype(np_dtype, copy=False).reshape(shape)
 
 
 def fill_info(info: tpb.TensorInfo, tensor: Any) -> None:
