@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 import sys
 
+# One BLAS thread, as torch.set_num_threads(1) gives PyTorch: compare like with like.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 sys.path.insert(0, os.path.dirname(__file__))
 
 import gradd.engine as ge  # noqa: E402

