@@ -1,0 +1,292 @@
+"""The `gradd` command: watch a training session, list sessions, draw a tensor's graph.
+
+It talks to a gradd-server with the generated gradd.v1 stubs only (no SDK). Tokens come from
+flags or environment variables and are never printed; a failed call exits 2 with one line.
+
+    gradd watch HOST:PORT SESSION [--png loss.png] [--graph graph.svg]   (GRADD_TOKEN)
+    gradd sessions HOST:PORT                                             (GRADD_ADMIN_TOKEN)
+    gradd graph HOST:PORT SESSION HANDLE [-o graph.svg]                  (GRADD_TOKEN)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+
+import grpc
+from gradd.v1 import service_pb2 as spb
+from gradd.v1 import service_pb2_grpc as spb_grpc
+
+from .cli_render import write_graph
+from .cli_watch import Watch, WatchOptions
+
+EXIT_FAILED = 2  # a call failed, or a usage error (argparse's own code)
+_MESSAGE_LIMIT = 1 << 30  # graph snapshots of big models are large; the server sets the real cap
+_CALL_TIMEOUT = 30.0
+_TOKEN_HINT = "give the session's token with --token or GRADD_TOKEN"
+
+
+class CliError(Exception):
+    """A failure reported as one line and exit status 2."""
+
+
+def _channel(target: str) -> grpc.Channel:
+    options = [
+        ("grpc.max_receive_message_length", _MESSAGE_LIMIT),
+        ("grpc.max_send_message_length", _MESSAGE_LIMIT),
+    ]
+    return grpc.insecure_channel(target, options=options)
+
+
+def _token(flag: str | None, *env_names: str) -> str | None:
+    """The token from its flag, else the first environment variable that is set."""
+    if flag:
+        return flag
+    return next((os.environ[name] for name in env_names if os.environ.get(name)), None)
+
+
+def _metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+def describe_rpc_error(
+    err: grpc.RpcError, target: str, secrets: Sequence[str] = (), hint: str = ""
+) -> str:
+    """One line for a failed call: its status and the server's message, tokens scrubbed."""
+    code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+    details = (err.details() if hasattr(err, "details") else str(err)) or ""
+    if code == grpc.StatusCode.UNAVAILABLE:
+        details = f"cannot reach a gradd-server at {target} ({details})"
+    elif code == grpc.StatusCode.UNAUTHENTICATED and hint:
+        details += f" ({hint})"
+    for secret in secrets:
+        if secret:
+            details = details.replace(secret, "<token>")
+    return f"{code.name}: {' '.join(details.split())}"
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    """Follow a session until it ends or Ctrl-C; write the pictures asked for at the end."""
+    token = _token(args.token, "GRADD_TOKEN", "GRADD_ADMIN_TOKEN")
+    live = args.live if args.live is not None else sys.stdout.isatty()
+    options = WatchOptions(
+        png=args.png,
+        graph=args.graph,
+        every=args.every,
+        print_every=args.print_every,
+        live=live and _has_rich(),
+    )
+    with _channel(args.target) as channel:
+        stub = spb_grpc.AutogradServiceStub(channel)
+        request = spb.WatchRequest(session_id=args.session, steps_only=not args.graph)
+        call = stub.Watch(request, metadata=_metadata(token))
+        watch = Watch(args.session, options)
+        try:
+            watch.run(call, cancel=call.cancel)
+        except grpc.RpcError as err:
+            raise CliError(
+                describe_rpc_error(err, args.target, [token or ""], _TOKEN_HINT)
+            ) from None
+    return 0
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    """Print every session of a server (admin token) as a table, or as JSON lines."""
+    token = _token(args.admin_token, "GRADD_ADMIN_TOKEN")
+    if not token:
+        raise CliError("gradd sessions needs the server's admin token: set GRADD_ADMIN_TOKEN")
+    with _channel(args.target) as channel:
+        stub = spb_grpc.AutogradServiceStub(channel)
+        try:
+            response = stub.ListSessions(
+                spb.ListSessionsRequest(), metadata=_metadata(token), timeout=_CALL_TIMEOUT
+            )
+        except grpc.RpcError as err:
+            raise CliError(describe_rpc_error(err, args.target, [token])) from None
+    rows = [
+        {
+            "session": s.session_id,
+            "label": s.label,
+            "device": s.device,
+            "age": s.age_seconds,
+            "idle": s.idle_seconds,
+            "tensors": s.tensors,
+            "bytes": s.bytes,
+            "steps": s.steps,
+            "watchers": s.watchers,
+        }
+        for s in sorted(response.sessions, key=lambda s: -s.age_seconds)
+    ]
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+    else:
+        print(session_table(rows))
+    return 0
+
+
+def session_table(rows: list[dict]) -> str:
+    """Sessions as an aligned text table (ages and sizes in human units)."""
+    header = ["SESSION", "LABEL", "DEVICE", "AGE", "IDLE", "TENSORS", "BYTES", "STEPS", "WATCHERS"]
+    lines = [header]
+    for r in rows:
+        lines.append(
+            [
+                r["session"],
+                r["label"] or "-",
+                r["device"],
+                human_seconds(r["age"]),
+                human_seconds(r["idle"]),
+                str(r["tensors"]),
+                human_bytes(r["bytes"]),
+                str(r["steps"]),
+                str(r["watchers"]),
+            ]
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    text = ["  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip() for line in lines]
+    text.append(f"{len(rows)} session{'s' if len(rows) != 1 else ''}")
+    return "\n".join(text)
+
+
+def human_seconds(seconds: float) -> str:
+    """`42s`, `3m05s`, `2h10m`, `1d04h`."""
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def human_bytes(n: int) -> str:
+    """`512 B`, `1.5 KiB`, `64.0 MiB`, `2.0 GiB`."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    """Draw one tensor's graph: render it to -o, or print the DOT text."""
+    token = _token(args.token, "GRADD_TOKEN", "GRADD_ADMIN_TOKEN")
+    params = {}
+    for item in args.param:
+        label, sep, handle = item.partition("=")
+        if not sep or not label or not handle:
+            raise CliError(f"--param wants LABEL=HANDLE, not {item!r}")
+        params[label] = handle
+    request = spb.GetGraphRequest(session_id=args.session, handle=args.handle, params=params)
+    with _channel(args.target) as channel:
+        stub = spb_grpc.AutogradServiceStub(channel)
+        try:
+            snapshot = stub.GetGraph(request, metadata=_metadata(token), timeout=_CALL_TIMEOUT)
+        except grpc.RpcError as err:
+            raise CliError(
+                describe_rpc_error(err, args.target, [token or ""], _TOKEN_HINT)
+            ) from None
+    if not args.output:
+        sys.stdout.write(snapshot.dot if snapshot.dot.endswith("\n") else snapshot.dot + "\n")
+        return 0
+    path, rendered = write_graph(args.output, snapshot.dot)
+    if rendered:
+        print(f"wrote {path} ({len(snapshot.nodes)} nodes)")
+    else:
+        print(
+            f"wrote {path}: DOT text (Graphviz's `dot` is not installed; "
+            f"render with `dot -Tsvg {path} -o out.svg`)"
+        )
+    return 0
+
+
+def _has_rich() -> bool:
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `gradd` argument parser with its three subcommands."""
+    parser = argparse.ArgumentParser(
+        prog="gradd", description="gradd, the autograd daemon: watch and inspect a gradd-server."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    token_help = "session token (default: $GRADD_TOKEN, then $GRADD_ADMIN_TOKEN)"
+
+    watch = sub.add_parser("watch", help="follow a session's training: step, loss, rate")
+    watch.add_argument("target", metavar="HOST:PORT")
+    watch.add_argument("session", metavar="SESSION")
+    watch.add_argument("--token", help=token_help)
+    watch.add_argument("--png", metavar="FILE", help="write the loss curve here (PNG)")
+    watch.add_argument(
+        "--graph", metavar="FILE", help="write the latest graph here (.svg, .png, .pdf or .dot)"
+    )
+    watch.add_argument(
+        "--every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also write the pictures every N steps (SIGUSR1 writes them at once; always on exit)",
+    )
+    watch.add_argument(
+        "--print-every", type=int, default=1, metavar="N", help="plain output: a line per N steps"
+    )
+    mode = watch.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--live",
+        dest="live",
+        action="store_true",
+        default=None,
+        help="one live status line (rich; the default on a terminal)",
+    )
+    mode.add_argument("--plain", dest="live", action="store_false", help="a line per step")
+    watch.set_defaults(func=cmd_watch)
+
+    sessions = sub.add_parser("sessions", help="list a server's sessions (admin token)")
+    sessions.add_argument("target", metavar="HOST:PORT")
+    sessions.add_argument(
+        "--admin-token", help="the server's admin token (default: $GRADD_ADMIN_TOKEN)"
+    )
+    sessions.add_argument("--json", action="store_true", help="one JSON object per session")
+    sessions.set_defaults(func=cmd_sessions)
+
+    graph = sub.add_parser("graph", help="draw one tensor's autograd graph")
+    graph.add_argument("target", metavar="HOST:PORT")
+    graph.add_argument("session", metavar="SESSION")
+    graph.add_argument("handle", metavar="HANDLE", help="the tensor's handle in the session")
+    graph.add_argument("--token", help=token_help)
+    graph.add_argument(
+        "-o", "--output", metavar="FILE", help=".svg, .png, .pdf or .dot (default: DOT to stdout)"
+    )
+    graph.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="LABEL=HANDLE",
+        help="name a leaf in the picture, as make_dot's params (repeatable)",
+    )
+    graph.set_defaults(func=cmd_graph)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `gradd`; 0 on success, 2 with a one-line message when a call fails."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CliError as err:
+        print(f"gradd {args.command}: {err}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
