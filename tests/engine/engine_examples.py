@@ -60,19 +60,21 @@ class Case:
 def materialise(opdef: ge.OpDef, ex: Ex, rng: np.random.Generator) -> Case:
     arrays: list[np.ndarray] = []
     specs: list[S] = []
-
-    def walk(v: Any) -> Any:
-        if isinstance(v, S):
-            arrays.append(np.asarray(v.make(rng), dtype=np.float64))
-            specs.append(v)
-            return _Slot(len(arrays) - 1)
-        if isinstance(v, (list, tuple)) and not hasattr(v, "_fields"):
-            return type(v)(walk(x) for x in v)
-        return v
-
-    args = tuple(walk(a) for a in ex.args)
-    kwargs = {k: walk(v) for k, v in ex.kwargs.items()}
+    args = tuple(_draw(a, rng, arrays, specs) for a in ex.args)
+    kwargs = {k: _draw(v, rng, arrays, specs) for k, v in ex.kwargs.items()}
     return Case(opdef, args, kwargs, arrays, specs)
+
+
+def _draw(v: Any, rng: np.random.Generator, arrays: list, specs: list) -> Any:
+    # Plain recursive functions, not closures: a self-referencing closure is a reference cycle,
+    # and the memory tests prove that graphs die by refcounting alone.
+    if isinstance(v, S):
+        arrays.append(np.asarray(v.make(rng), dtype=np.float64))
+        specs.append(v)
+        return _Slot(len(arrays) - 1)
+    if isinstance(v, (list, tuple)) and not hasattr(v, "_fields"):
+        return type(v)(_draw(x, rng, arrays, specs) for x in v)
+    return v
 
 
 def instantiate(
@@ -81,23 +83,23 @@ def instantiate(
     """Fresh arguments for one call, and the leaves that require grad (in slot order)."""
     arrays = case.arrays if arrays is None else arrays
     made: dict[int, ge.Tensor] = {}
-
-    def walk(v: Any) -> Any:
-        if isinstance(v, _Slot):
-            spec = case.specs[v.index]
-            t = ge.tensor(arrays[v.index].copy(), requires_grad=spec.grad or force_grad)
-            made[v.index] = t
-            return t
-        if isinstance(v, C):
-            return ge.tensor(v.value)
-        if isinstance(v, (list, tuple)) and not hasattr(v, "_fields"):
-            return type(v)(walk(x) for x in v)
-        return v
-
-    args = tuple(walk(a) for a in case.args)
-    kwargs = {k: walk(v) for k, v in case.kwargs.items()}
+    args = tuple(_make(a, case, arrays, force_grad, made) for a in case.args)
+    kwargs = {k: _make(v, case, arrays, force_grad, made) for k, v in case.kwargs.items()}
     leaves = [made[i] for i in sorted(made) if made[i].requires_grad]
     return args, kwargs, leaves
+
+
+def _make(v: Any, case: Case, arrays: list, force_grad: bool, made: dict) -> Any:
+    if isinstance(v, _Slot):
+        spec = case.specs[v.index]
+        t = ge.tensor(arrays[v.index].copy(), requires_grad=spec.grad or force_grad)
+        made[v.index] = t
+        return t
+    if isinstance(v, C):
+        return ge.tensor(v.value)
+    if isinstance(v, (list, tuple)) and not hasattr(v, "_fields"):
+        return type(v)(_make(x, case, arrays, force_grad, made) for x in v)
+    return v
 
 
 def call(opdef: ge.OpDef, args: tuple, kwargs: dict) -> Any:
