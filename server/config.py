@@ -41,6 +41,8 @@ class ServerConfig:
     max_watchers: int = 8
     watch_queue: int = 256
     log_level: str = "info"
+    log_format: str = "text"
+    metrics_port: int = 0
 
 
 # flag name, type, help. Each flag FOO_BAR also reads GRADD_FOO_BAR.
@@ -59,6 +61,8 @@ _FLAGS: list[tuple[str, object, str]] = [
     ("max_watchers", int, "Watch streams one session may have open"),
     ("watch_queue", int, "events a watcher's queue holds before dropping the oldest"),
     ("log_level", str, "debug, info, warning or error"),
+    ("log_format", str, "text, or json: one JSON object per line, with session ids"),
+    ("metrics_port", int, "port of the Prometheus /metrics endpoint on --host (0: off)"),
 ]
 
 
@@ -85,6 +89,8 @@ def parse_config(argv: Sequence[str] | None = None, env: dict | None = None) -> 
             help=f"{text} [env {var}; now {shown}]",
         )
     config = ServerConfig(**vars(parser.parse_args(argv)))
+    if config.log_format not in ("text", "json"):
+        parser.error(f"--log-format must be text or json, not {config.log_format!r}")
     if config.device not in ("cpu", "cuda"):
         parser.error(f"--device must be cpu or cuda, not {config.device!r}")
     if not 0 < config.max_message_bytes < 1 << 31:

@@ -24,6 +24,8 @@ from grpc_reflection.v1alpha import reflection
 
 from .command_runner import FACTORIES
 from .config import ServerConfig, parse_config
+from .log_format import configure_logging
+from .metrics import serve_metrics
 from .service import AutogradService
 from .session_store import SessionStore
 
@@ -73,6 +75,7 @@ class GraddServer:
         size = config.max_message_bytes
         self.server = grpc.server(
             futures.ThreadPoolExecutor(config.workers, thread_name_prefix="gradd-worker"),
+            interceptors=serve_metrics(config.metrics_port, config.host, self.store),
             # Beyond `workers` calls at once, fail fast rather than queue behind open streams.
             maximum_concurrent_rpcs=config.workers,
             options=[
@@ -128,11 +131,7 @@ class GraddServer:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run gradd-server until SIGTERM or SIGINT; exit status 0 after a clean stop."""
     config = parse_config(argv)
-    logging.basicConfig(
-        level=config.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(config.log_level, config.log_format)
     # Engine warnings (e.g. reading .grad of a non-leaf) concern the client's code, which the
     # SDK reproduces on its side; in the server they would only flood the log.
     warnings.filterwarnings("ignore", module=r"gradd\.engine")
