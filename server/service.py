@@ -198,7 +198,8 @@ class AutogradService(spb_grpc.AutogradServiceServicer):
         limit = self.store.config.watch_queue
         size = request.queue_size if 0 < request.queue_size <= limit else limit
         watcher = Watcher(size, request.graph_every, request.steps_only)
-        session.add_watcher(watcher)
+        with session.lock:
+            self._locked(session).add_watcher(watcher)
         try:
             while context.is_active():
                 event = watcher.next_event(timeout=0.5)

@@ -50,6 +50,7 @@ class Session:
         self.closed = False
         self.graph_params: dict[str, str] = {}  # label -> handle, from the last Graph command
         self.last_graph: wpb.GraphEvent | None = None
+        self.last_root = ""  # handle of the last backward's root, for late watchers' snapshot
         self._last_signature = ""
 
     def touch(self) -> None:
@@ -80,6 +81,7 @@ class Session:
         with ge.set_grad_enabled(True):
             root.backward(**kwargs)
         self.steps += 1
+        self.last_root = handle
         if not watchers:
             return
         step = wpb.StepEvent(step=self.steps, handle=handle)
@@ -103,11 +105,22 @@ class Session:
         self._publish_graph(handle, graph, "requested", watchers)
 
     def add_watcher(self, watcher: Watcher) -> None:
-        """Register a watcher: it gets a started event, then the latest snapshot if any."""
+        """Register a watcher: it gets a started event, then the latest snapshot if any.
+
+        Call with `lock` held.
+        """
         watcher.offer("started", wpb.WatchStartedEvent(step=self.steps))
         self.hub.add(watcher)
+        if watcher.steps_only:
+            return
         last = self.last_graph
-        if last is not None and not watcher.steps_only:
+        if self.last_root in self.table and (last is None or last.step < self.steps):
+            # Snapshots are only taken while someone watches: take the missing one now.
+            graph = snapshot(self.table.get(self.last_root), self.params())
+            self._last_signature = graph.signature
+            self._publish_graph(self.last_root, graph, "initial", [])
+            last = self.last_graph
+        if last is not None:
             watcher.offer("graph", last)
 
     def _publish_graph(
