@@ -239,6 +239,17 @@ def contiguous(xp: Any, self: Any) -> Any:
 
 
 contiguous.backward = clone.backward
+_record_contiguous = contiguous.call
+
+
+def _contiguous_call(self: Any) -> Any:
+    data = getattr(self, "_data", None)  # remote (SDK) tensors have no local storage
+    if data is not None and data.flags.c_contiguous:
+        return self  # as torch: an already contiguous tensor is returned itself
+    return _record_contiguous(self)
+
+
+contiguous.call = _contiguous_call
 
 
 def _to_dtype_norm(self: Any, dtype: Any) -> dict:
@@ -351,8 +362,29 @@ def _(ctx: Any, g: Any) -> tuple:
     return (index_backward.call(g, ctx.meta[0][0], ctx.attrs["key"]),)
 
 
+def _key_kind(key: tuple) -> str:
+    """What a normalised key does, as ``index``'s ``kind``: "index", "select" or "slice"."""
+    if any(_is_advanced(k) for k in key):
+        return "index"
+    return "select" if isinstance(key[-1], int) else "slice"
+
+
+_INDEX_BACKWARD_NAMES = {
+    "index": "IndexPutImplBackward0",
+    "select": "SelectBackwardBackward0",
+    "slice": "SliceBackwardBackward0",
+}
+
+
+def _index_backward_name(g: Any, shape: tuple, key: Any) -> str:
+    return _INDEX_BACKWARD_NAMES[_key_kind(key)]
+
+
+_index_backward_name.common = "IndexPutImplBackward0"  # type: ignore[attr-defined]
+
+
 @op(
-    grad_fn="IndexBackwardBackward0",
+    grad_fn=_index_backward_name,
     shape=lambda g, shape, key: shape,
     method=False,
     function=False,
@@ -370,7 +402,8 @@ def index_backward(xp: Any, self: Any, shape: tuple, key: Any) -> Any:
 
 @index_backward.derivative
 def _(ctx: Any, g: Any) -> tuple:
-    return (index.call(g, ctx.attrs["key"], "index"),)
+    key = ctx.attrs["key"]
+    return (index.call(g, key, _key_kind(key)),)
 
 
 def _key_tuple(key: Any) -> tuple:
