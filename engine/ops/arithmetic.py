@@ -51,8 +51,15 @@ def _(ctx: Any, g: Any) -> tuple:
     return g, (-g if alpha == 1 else g * -alpha)
 
 
+def _rsub_name(a: Any, b: Any, alpha: float = 1) -> str:
+    return "RsubBackward1" if b is None else "RsubBackward0"  # scalar vs tensor ``other``
+
+
+_rsub_name.common = "RsubBackward1"  # type: ignore[attr-defined]
+
+
 @op(
-    grad_fn="RsubBackward1",
+    grad_fn=_rsub_name,
     arity=2,
     shape=_binary,
     method="rsub",
