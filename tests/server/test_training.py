@@ -1,0 +1,44 @@
+"""The article's linear regression, 200 epochs as raw commands, equals the engine in-process."""
+
+from __future__ import annotations
+
+import article_commands as article
+import gradd.engine as ge
+import numpy as np
+from gradd.v1 import command_pb2 as cpb
+
+EPOCHS = 200
+
+
+def _in_process(x_train: np.ndarray, y_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    generator = ge.Generator().manual_seed(42)
+    b = ge.randn(1, generator=generator, requires_grad=True)
+    w = ge.randn(1, generator=generator, requires_grad=True)
+    x, y = ge.tensor(x_train), ge.tensor(y_train)
+    for _ in range(EPOCHS):
+        yhat = b + w * x
+        error = y - yhat
+        loss = (error**2).mean()
+        loss.backward()
+        with ge.no_grad():
+            b -= article.LR * b.grad
+            w -= article.LR * w.grad
+        b.grad.zero_()
+        w.grad.zero_()
+    return b.detach().numpy(), w.detach().numpy()
+
+
+def test_linear_regression_matches_the_engine(session):
+    x_train, y_train = article.data()
+
+    def batches():
+        yield cpb.ExecuteRequest(session_id=session.id, commands=article.setup(x_train, y_train))
+        for i in range(EPOCHS):  # streamed without waiting for any reply
+            yield cpb.ExecuteRequest(session_id=session.id, sequence=i, commands=article.epoch())
+
+    replies = list(session.stub.ExecuteStream(batches(), metadata=session.md, timeout=120))
+    assert [r.HasField("error") for r in replies] == [False] * (EPOCHS + 1)
+    b_expected, w_expected = _in_process(x_train, y_train)
+    np.testing.assert_array_equal(session.array("b"), b_expected)
+    np.testing.assert_array_equal(session.array("w"), w_expected)
+    assert abs(session.array("b")[0] - 1) < 0.1 and abs(session.array("w")[0] - 2) < 0.2
