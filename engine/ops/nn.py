@@ -239,6 +239,13 @@ def linear(input: Any, weight: Any, bias: Any = None) -> Any:  # noqa: A002
 
             return addmm.call(bias, input, weight.t())
         return input.mm(weight.t())
+    data = getattr(input, "_data", None)  # remote (SDK) tensors: assume contiguous
+    if bias is not None and bias.ndim == 1 and (data is None or data.flags.c_contiguous):
+        # torch's _flatten_nd_linear: one addmm over the flattened rows, viewed back.
+        from .arithmetic import addmm
+
+        flat = addmm.call(bias, input.reshape(-1, input.shape[-1]), weight.t())
+        return flat.view(*input.shape[:-1], flat.shape[-1])
     out = input.matmul(weight.t())
     return out if bias is None else out + bias
 
@@ -278,3 +285,16 @@ def _(ctx: Any, g: Any) -> tuple:
 
     mask = ctx.attrs["mask"]
     return (g if mask is None else g * wrap(mask, g._dev),)
+
+
+_record_dropout = dropout.call
+
+
+def _dropout_call(input: Any, p: float = 0.5, training: bool = True) -> Any:  # noqa: A002
+    _dropout_norm(input, p, training)
+    if not training or p == 0.0:
+        return input  # as torch: nothing to drop, the input itself (no MulBackward0)
+    return _record_dropout(input, p, training)
+
+
+dropout.call = _dropout_call
