@@ -171,7 +171,9 @@ def _sum_to(g: Tensor, shape: tuple) -> Tensor:
         lead + i for i, n in enumerate(shape) if n == 1 and d.shape[lead + i] != 1
     )
     return wrap(
-        d.sum(axis=axes, keepdims=False).reshape(shape) if axes else d.reshape(shape), g._dev
+        # keepdims: a full reduction must stay an array (a NumPy scalar has no device copy)
+        d.sum(axis=axes, keepdims=True).reshape(shape) if axes else d.reshape(shape),
+        g._dev,
     )
 
 
