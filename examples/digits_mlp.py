@@ -126,6 +126,7 @@ def main() -> None:
 
     watch = LossWatch(args.print_every)
     session = gradd.connect(args.target, seed=args.seed, label="digits_mlp")
+    print(f"session {session.id} on {args.target or 'this process (embedded)'}")
     follower = None
     if args.target:
         stream = session.watch(steps_only=True)

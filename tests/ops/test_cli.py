@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -16,7 +17,7 @@ import article_commands as article
 import pytest
 from gradd.cli import human_bytes, human_seconds
 from gradd.cli_render import write_graph
-from gradd.cli_watch import LossHistory, step_line
+from gradd.cli_watch import LossHistory, Watch, WatchOptions, step_line
 from gradd.v1 import watch_pb2 as wpb
 from server_harness import Client
 
@@ -198,3 +199,19 @@ def wait_for(condition, timeout: float = 30.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
+
+
+def test_live_display_over_any_event_iterator(tmp_path):
+    now = time.time()
+    events = [wpb.WatchEvent(seq=1, timestamp=now, started=wpb.WatchStartedEvent(step=0))]
+    events += [
+        wpb.WatchEvent(seq=i + 1, timestamp=now + i / 100, step=wpb.StepEvent(step=i, loss=1 / i))
+        for i in range(1, 50)
+    ]
+    events.append(wpb.WatchEvent(seq=60, ended=wpb.SessionEndedEvent(reason="expired")))
+    out, err = io.StringIO(), io.StringIO()
+    watch = Watch("s1", WatchOptions(live=True, png=str(tmp_path / "c.png")), out=out, err=err)
+    watch.run(iter(events))
+    assert "step 49  loss 0.0204082  rate 100.0 steps/s" in out.getvalue()
+    assert "session s1 ended (expired)" in out.getvalue()
+    assert watch.ended == "expired" and (tmp_path / "c.png").exists()
