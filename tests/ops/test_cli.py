@@ -215,3 +215,12 @@ def test_live_display_over_any_event_iterator(tmp_path):
     assert "step 49  loss 0.0204082  rate 100.0 steps/s" in out.getvalue()
     assert "session s1 ended (expired)" in out.getvalue()
     assert watch.ended == "expired" and (tmp_path / "c.png").exists()
+
+
+def test_the_admin_token_opens_any_session(ops_server, client):
+    s = client.session(seed=6)
+    train(s, 1)
+    env = {"GRADD_TOKEN": "", "GRADD_ADMIN_TOKEN": ops_server.admin_token}
+    result = gradd("graph", ops_server.addr, s.id, "loss", env=env)
+    assert result.returncode == 0 and result.stdout.startswith("digraph"), result.stderr
+    s.close()
