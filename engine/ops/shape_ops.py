@@ -431,6 +431,28 @@ def _to_numpy_index(k: Any) -> Any:
     )
 
 
+@op(
+    grad_fn="AliasBackward0",
+    shape=shapes.same,
+    method=False,
+    function=False,
+    examples=(Ex(S(2, 3)),),
+)
+def alias(xp: Any, self: Any) -> Any:
+    """A new tensor viewing the same data (``t[...]``, ``t[:, :]``), as PyTorch's alias."""
+    return self.view()
+
+
+@alias.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    return (g,)
+
+
+def _spans(k: slice, size: int) -> bool:
+    """Whether torch skips this slice inside a tuple index: start 0, step 1, stop at the end."""
+    return k.start in (None, 0) and k.step in (None, 1) and (k.stop is None or k.stop >= size)
+
+
 @composite(
     "getitem",
     method="__getitem__",
@@ -445,6 +467,7 @@ def _to_numpy_index(k: Any) -> Any:
 def getitem(self: Any, key: Any) -> Any:
     """``self[key]``: basic indices become a chain of Select/Slice/Unsqueeze nodes, as PyTorch
     records them; any tensor or list index makes the whole key one IndexBackward0 node."""
+    single_slice = isinstance(key, slice)  # torch records t[a:b] even when it spans the dim
     key = tuple(_to_numpy_index(k) for k in _key_tuple(key))
     if any(_is_advanced(k) for k in key):
         return index.call(self, key, "index")
@@ -461,7 +484,7 @@ def getitem(self: Any, key: Any) -> Any:
             dim += 1
         elif isinstance(k, slice):
             size = out.shape[dim]
-            if k.indices(size) != (0, size, 1):
+            if single_slice or not _spans(k, size):
                 out = index.call(out, (slice(None),) * dim + (k,), "slice")
             dim += 1
         else:
@@ -469,6 +492,8 @@ def getitem(self: Any, key: Any) -> Any:
             if not -size <= k < size:
                 raise IndexError(f"index {k} is out of bounds for dimension {dim} with size {size}")
             out = index.call(out, (slice(None),) * dim + (k,), "select")
+    if out is self:  # only spanning slices and ellipses: still a new tensor, as torch's alias
+        out = alias.call(self)
     return out
 
 
