@@ -1,0 +1,185 @@
+"""The client's mirror of a remote autograd graph: names and wiring without data.
+
+Each op on remote tensors that records a graph gets a ``MirrorNode`` (PyTorch's grad_fn name,
+``next_functions``, the version counters of what its backward will read), and leaves get the
+engine's own ``AccumulateGrad``. ``backward`` walks the mirror in the engine's order with the
+engine's checks, so the errors PyTorch raises in ``backward()`` (a freed graph, a saved tensor
+modified in place, a non-scalar root) are raised at the user's line, before anything is sent,
+and the client knows which leaves now have a ``.grad`` without asking the server.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gradd.engine.autograd import _size, _topo
+from gradd.engine.errors import (
+    BACKWARD_TWICE,
+    AutogradError,
+    check_backward_root,
+    modified_inplace,
+)
+from gradd.engine.node import AccumulateGrad, accumulator
+
+from .errors import AutogradRuleError, rule_error
+
+_TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "int64": "LongTensor"}
+
+
+class MirrorNode:
+    """A grad_fn of a remote tensor: ``name()`` and ``next_functions`` as in PyTorch."""
+
+    __slots__ = (
+        "op",
+        "label",
+        "next",
+        "saved",
+        "out_meta",
+        "_out_vc",
+        "_out_version",
+        "freed",
+        "retained",
+    )
+
+    def __init__(self, op: Any, label: str, next_: tuple, saved: tuple) -> None:
+        self.op = op
+        self.label = label
+        self.next = next_
+        self.saved = saved  # (version counter, version, shape, dtype) per saved input, or None
+        self.out_meta: tuple = ()  # (shape, dtype) of the output, when the op saves it
+        self._out_vc: list | None = None  # set by the engine's finish_output_saving
+        self._out_version = 0
+        self.freed = False
+        self.retained: Any = None  # the non-leaf tensor that called retain_grad()
+
+    def name(self) -> str:
+        """PyTorch's name for this backward function, e.g. ``MulBackward0``."""
+        return self.label
+
+    @property
+    def next_functions(self) -> tuple:
+        """((node_or_None, 0), ...) per input, as in PyTorch."""
+        return tuple((n, 0) for n in self.next)
+
+    def __repr__(self) -> str:
+        return f"<{self.label} object at {hex(id(self))}>"
+
+
+class OpaqueNode(MirrorNode):
+    """A grad_fn the client could not mirror (made by create_graph): only its name is known."""
+
+    __slots__ = ()
+
+
+def node_for(opdef: Any, args: tuple, attrs: dict, tensor_type: type) -> MirrorNode:
+    """The mirror node of ``opdef`` applied to ``args`` (the engine's ``make_node`` minus data)."""
+    nxt = []
+    for a in args:
+        if type(a) is tensor_type:
+            fn = a.grad_fn
+            nxt.append(fn if fn is not None else accumulator(a) if a._rg else None)
+        else:
+            nxt.append(None)
+    g = opdef.grad_fn
+    if type(g) is not str:
+        meta = [(a.shape, a.dtype.np) if type(a) is tensor_type else None for a in args]
+        g = g(*meta, **attrs)
+    saved: tuple = ()
+    if opdef.saves:
+        saved = tuple(
+            (args[i]._vc, args[i]._vc[0], args[i].shape, args[i].dtype)
+            if type(args[i]) is tensor_type
+            else None
+            for i in opdef.saves
+        )
+    return MirrorNode(opdef, g, tuple(nxt), saved)
+
+
+def _check_saved(node: MirrorNode) -> None:
+    # The engine's Node.saved and Node.output checks, in that order.
+    op = node.op
+    if node.freed and (op.saves or op.saves_output):
+        raise AutogradRuleError(BACKWARD_TWICE)
+    for entry in node.saved:
+        if entry is not None and entry[0][0] != entry[1]:
+            vc, version, shape, dtype = entry
+            raise AutogradRuleError(
+                modified_inplace(
+                    _TYPE_NAMES.get(dtype.name, "Tensor"), shape, node.label, vc[0], version
+                )
+            )
+    out_vc = node._out_vc
+    if out_vc is not None and out_vc[0] != node._out_version:
+        shape, dtype = node.out_meta
+        type_name = _TYPE_NAMES.get(dtype.name, "Tensor")
+        raise AutogradRuleError(
+            modified_inplace(type_name, shape, node.label, out_vc[0], node._out_version)
+        )
+
+
+def run_backward(root: Any, gradient: Any, retain_graph: bool | None, create_graph: bool) -> list:
+    """Apply ``root.backward(...)`` to the mirror: check as the engine does, free the graph, and
+    return the tensors whose ``.grad`` was written (leaves, and non-leaves that retain grad)."""
+    try:
+        check_backward_root(root._rg, root.numel(), gradient is not None)
+    except AutogradError as exc:  # the engine's error, as the SDK's
+        raise rule_error(exc) from None
+    if gradient is not None and tuple(gradient.shape) != tuple(root.shape):
+        raise AutogradRuleError(
+            f"Mismatch in shape: grad_output[0] has a shape of {_size(gradient.shape)} and "
+            f"output[0] has a shape of {_size(root.shape)}."
+        )
+    if retain_graph is None:
+        retain_graph = create_graph
+    start = root.grad_fn if root.grad_fn is not None else accumulator(root)
+    nodes = _reachable(start)
+    if not all(_passes(n) for n in nodes):
+        _raise_in_engine_order(start, retain_graph)
+    written = []
+    for node in nodes:
+        if type(node) is AccumulateGrad:
+            written.append(node.variable)
+        elif type(node) is not OpaqueNode:
+            if node.retained is not None:
+                holder = node.retained()
+                if holder is not None:
+                    written.append(holder)
+            if not retain_graph:
+                node.freed = True
+    return written
+
+
+def _reachable(start: Any) -> list:
+    """Every node behind ``start``, once each (order does not matter when nothing fails)."""
+    seen = {start}
+    stack = [start]
+    out = []
+    while stack:
+        node = stack.pop()
+        out.append(node)
+        for nxt in node.next:
+            if nxt is not None and nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return out
+
+
+def _passes(node: Any) -> bool:
+    if type(node) is not MirrorNode:
+        return True
+    try:
+        _check_saved(node)
+    except AutogradRuleError:
+        return False
+    return True
+
+
+def _raise_in_engine_order(start: Any, retain_graph: bool) -> None:
+    # Something fails: walk in the engine's order so the same node fails first (with the same
+    # message) and the nodes before it are freed, as the engine leaves them.
+    order, _ = _topo([start])
+    for node in order:
+        if type(node) is MirrorNode:
+            _check_saved(node)
+            if not retain_graph:
+                node.freed = True

@@ -1,0 +1,307 @@
+"""Ops on remote tensors: the engine's op table, bound to ``RemoteTensor``.
+
+``RemoteTensor`` gets the very functions the engine binds to its own Tensor (``OpDef.call``).
+Those call the engine's ``record``/``record_inplace``, which hand any tensor that is not the
+engine's to its ``_gradd_record``/``_gradd_record_inplace`` hook with the canonical attributes.
+The hooks here compute the result's metadata by the op's own shape, dtype and autograd rules,
+build the mirror node, and queue one gradd.v1 ``Op`` (no wait). A composite op (``linear``,
+``cross_entropy``, ``getitem``, ``max``...) runs its body here for metadata only and is sent as
+one ``Op`` with the user's arguments: the server runs the same body, so both graphs agree.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from gradd.engine import dtypes as dt
+from gradd.engine import shapes
+from gradd.engine.errors import AutogradError, check_inplace_allowed
+from gradd.engine.grad_mode import _mode
+from gradd.engine.methods import OPERATORS
+from gradd.engine.op_table import OPS, OpDef, _check_cast, result_dtype
+from gradd.engine.tensor import Tensor as EngineTensor
+from gradd.engine.tensor import wrap
+
+from . import command_encoding as enc
+from .call_site import mark_internal, user_site
+from .errors import rule_error
+from .mirror_graph import node_for
+from .remote_tensor import RemoteTensor, new_tensor
+
+_new = object.__new__
+_PLAIN = {int, float, bool, str, type(None)}
+_NO_DEFAULT = object()
+
+
+class _OpWire:
+    """How one op is written on the wire: its name field, defaults and ``*varargs`` attribute."""
+
+    __slots__ = ("name", "varargs", "defaults")
+
+    def __init__(self, opdef: OpDef) -> None:
+        self.name = enc.op_name(opdef.name)
+        self.varargs = None
+        self.defaults: dict[str, Any] = {}
+        for p in opdef.params:
+            if p.kind is inspect.Parameter.VAR_POSITIONAL:
+                self.varargs = p.name
+            elif p.default is not inspect.Parameter.empty:
+                self.defaults[p.name] = p.default
+
+
+_WIRE: dict[OpDef, _OpWire] = {}
+_BINARY = OPS["add"].shape  # the broadcasting rule shared by the binary arithmetic ops
+
+
+def op_command(opdef: OpDef, args: tuple, attrs: dict, outs: tuple) -> bytes:
+    """The framed gradd.v1 Op for a call with canonical ``attrs``: a ``*varargs`` attribute goes
+    positionally; attributes equal to their defaults are left out (normalising is idempotent)."""
+    w = _WIRE[opdef]
+    parts = [w.name]
+    if opdef.arity == -1:  # cat/stack: the tensors travel as one list, as the user passed them
+        parts.append(enc.op_arg(enc.value(list(args))))
+    else:
+        for a in args:
+            parts.append(a._arg if type(a) is RemoteTensor else enc.op_arg(enc.value(a)))
+    if attrs:
+        defaults = w.defaults
+        for k, v in attrs.items():
+            if k == w.varargs:
+                parts.append(enc.op_arg(enc.value(v)))
+                continue
+            d = defaults.get(k, _NO_DEFAULT)
+            if d is not _NO_DEFAULT and type(v) is type(d) and type(v) in _PLAIN and v == d:
+                continue
+            parts.append(enc.op_kwarg(k, enc.value(v)))
+    for h in outs:
+        parts.append(enc.op_out(h))
+    if not _mode.enabled:
+        parts.append(enc.OP_NO_GRAD)
+    return enc.op_command(b"".join(parts))
+
+
+def _coerced(s: Any, opdef: OpDef, args: tuple) -> tuple:
+    # Arrays and engine tensors become tensors of the session (PyTorch treats an ndarray operand
+    # as a tensor); NumPy scalars become Python scalars; anything else fails as in the engine.
+    out = []
+    for a in args:
+        if type(a) is RemoteTensor:
+            if a._s is not s:
+                raise RuntimeError(
+                    f"{opdef.name}: expected all tensors to be in the same gradd session, "
+                    f"but found tensors of sessions {s.id} and {a._s.id}"
+                )
+        elif isinstance(a, (np.ndarray, EngineTensor)):
+            a = s.tensor(a)
+        elif isinstance(a, np.generic):
+            a = a.item()
+        elif type(a) not in (float, int, bool):
+            dt.scalar_dtype(a)  # raises the engine's TypeError
+        out.append(a)
+    return tuple(out)
+
+
+def _record(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) -> RemoteTensor:
+    """``_gradd_record``: metadata by the op's rules, a mirror node, one queued Op."""
+    s = self._s
+    in_shapes = []
+    rg = False
+    common = self.dtype
+    for a in args:
+        ta = type(a)
+        if ta is RemoteTensor:
+            if a._s is not s:
+                return _record(self, opdef, _coerced(s, opdef, args), attrs)
+            in_shapes.append(a.shape)
+            if a._rg:
+                rg = True
+            if a.dtype is not common:
+                common = None
+        elif ta is float or ta is int or ta is bool:
+            in_shapes.append(None)
+        else:
+            return _record(self, opdef, _coerced(s, opdef, args), attrs)
+    shape_rule = opdef.shape
+    if shape_rule is _BINARY and len(in_shapes) == 2:
+        a, b = in_shapes  # broadcasting: most calls pair equal shapes or a Python scalar
+        shape = a if (b is None or a == b) else b if a is None else shape_rule(a, b)
+    else:
+        shape = shape_rule(*in_shapes, **attrs)
+        if type(shape) is not tuple:
+            shape = tuple(shape)
+    rule = opdef.dtype
+    if rule == "bool":
+        out_dtype = dt.bool_
+    elif common is not None and common.is_floating_point and (rule == "promote" or rule == "float"):
+        out_dtype = common  # Python scalars never change a float tensor's dtype
+    else:
+        out_dtype = result_dtype(opdef, args, attrs)
+    tracing = s._tracing
+    if rg and _mode.enabled and opdef.backward is not None and out_dtype.is_floating_point:
+        node = node_for(opdef, args, attrs, RemoteTensor)
+        if opdef.saves_output:
+            node.out_meta = (shape, out_dtype)
+        out = new_tensor(s, shape, out_dtype, True, node, not tracing)
+    else:
+        out = new_tensor(s, shape, out_dtype, False, None, not tracing)
+    if not tracing:
+        s._push(op_command(opdef, args, attrs, (out._h,)), (opdef.name, *user_site(3)))
+    return out
+
+
+def _record_inplace(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) -> RemoteTensor:
+    """``_gradd_record_inplace``: the engine's in-place rules on the mirror, one queued Op."""
+    s = self._s
+    grad_on = _mode.enabled
+    try:
+        check_inplace_allowed(self.grad_fn is None, self._rg, grad_on)
+    except AutogradError as exc:
+        raise rule_error(exc) from None
+    args = _coerced(s, opdef, args)
+    in_shapes = [a.shape if type(a) is RemoteTensor else None for a in args]
+    opdef.shape(*in_shapes, **attrs)
+    if len(in_shapes) == 2 and in_shapes[1] is not None:
+        b = shapes.broadcast(self.shape, in_shapes[1])
+        if b != self.shape:
+            raise RuntimeError(
+                f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(b)}"
+            )
+    res_dtype = dt.bool_ if opdef.dtype == "bool" else result_dtype(opdef, args, attrs)
+    _check_cast(res_dtype, self.dtype, opdef.name)
+    rg = any(type(a) is RemoteTensor and a._rg for a in args)
+    if grad_on and opdef.backward is not None and rg:
+        # As the engine: self's old value (own version counter) becomes the node's input.
+        old = _new(RemoteTensor)
+        old._s, old._bound, old.shape, old.dtype = s, False, self.shape, self.dtype
+        old._rg, old.grad_fn, old._vc, old._acc = self._rg, self.grad_fn, [self._vc[0]], self._acc
+        node = node_for(opdef, tuple(old if a is self else a for a in args), attrs, RemoteTensor)
+        self.grad_fn = node
+        self._rg = True
+        self._vc[0] += 1
+        if opdef.saves_output:
+            node._out_vc, node._out_version = self._vc, self._vc[0]
+            node.out_meta = (self.shape, self.dtype)
+    else:
+        self._vc[0] += 1
+    s._push(op_command(opdef, args, attrs, ()), (opdef.name, *user_site(3)))
+    return self
+
+
+def _session_of(args: tuple, kwargs: dict) -> Any:
+    for a in (*args, *kwargs.values()):
+        if type(a) is RemoteTensor:
+            return a._s
+        if type(a) in (list, tuple):
+            for x in a:
+                if type(x) is RemoteTensor:
+                    return x._s
+    return None
+
+
+def _send_composite(s: Any, opdef: OpDef, args: tuple, kwargs: dict, out: Any, site: tuple) -> Any:
+    results = out if isinstance(out, tuple) else (out,)
+    if len(results) == 1 and any(out is a for a in args):
+        return out  # the body returned its input (e.g. t[:]): the server does the same
+    for r in results:
+        r._bound = True
+    w = _WIRE[opdef]
+    parts = [w.name]
+    for a in args:
+        parts.append(a._arg if type(a) is RemoteTensor else enc.op_arg(enc.value(a)))
+    for k, v in kwargs.items():
+        parts.append(enc.op_kwarg(k, enc.value(v)))
+    for r in results:
+        parts.append(enc.op_out(r._h))
+    if not _mode.enabled:
+        parts.append(enc.OP_NO_GRAD)
+    s._push(enc.op_command(b"".join(parts)), site)
+    return out
+
+
+def traced(opdef: OpDef, body: Callable | None = None) -> Callable:
+    """A composite op for remote tensors: its body runs here for metadata only (inner ops queue
+    nothing) and one Op with the user's arguments is queued."""
+    fn = body or opdef.call
+
+    @functools.wraps(opdef.call)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        s = _session_of(args, kwargs)
+        if s is None or s._tracing:
+            return fn(*args, **kwargs)
+        site = (opdef.name, *user_site(2))
+        s._tracing = 1
+        try:
+            out = fn(*args, **kwargs)
+        finally:
+            s._tracing = 0
+        return _send_composite(s, opdef, args, kwargs, out, site)
+
+    return call
+
+
+def _index_placeholder(k: RemoteTensor) -> EngineTensor:
+    # Integer indices decide the result's shape by their own shape; a boolean mask by its
+    # values, which only the server has: that one waits for them.
+    if k.dtype is dt.bool_:
+        return k._local()
+    return wrap(np.zeros(k.shape, k.dtype.np))
+
+
+_GETITEM = OPS["getitem"].call
+
+
+def _getitem(self: RemoteTensor, key: Any) -> Any:
+    """``self[key]``: the engine's indexing rules, tensor indices included."""
+    s = self._s
+    keys = key if type(key) is tuple else (key,)
+    meta_key = key
+    if any(type(k) is RemoteTensor for k in keys):
+        meta_keys = tuple(_index_placeholder(k) if type(k) is RemoteTensor else k for k in keys)
+        meta_key = meta_keys if type(key) is tuple else meta_keys[0]
+    if s._tracing:
+        return _GETITEM(self, meta_key)
+    site = ("getitem", *user_site(2))
+    s._tracing = 1
+    try:
+        out = _GETITEM(self, meta_key)
+    finally:
+        s._tracing = 0
+    return _send_composite(s, OPS["getitem"], (self, key), {}, out, site)
+
+
+def _rmatmul(self: RemoteTensor, other: Any) -> Any:
+    (other,) = _coerced(self._s, OPS["matmul"], (other,))
+    return OPS["matmul"].call(other, self)
+
+
+def remote_function(opdef: OpDef) -> Callable:
+    """The function to call ``opdef`` on remote tensors (composites are traced)."""
+    return opdef.call if opdef.shape is not None else traced(opdef)
+
+
+def to_dtype(t: RemoteTensor, dtype: dt.DType) -> RemoteTensor:
+    """``t`` converted to ``dtype`` (the engine's ``to_dtype`` op)."""
+    return OPS["to_dtype"].call(t, dtype)
+
+
+def bind() -> None:
+    """Install every op of the table, the operators and the recording hooks on RemoteTensor."""
+    for d in OPS.values():
+        _WIRE[d] = _OpWire(d)
+        mark_internal(d.call)
+        if d.method and not d.method.startswith("__") and d.method not in RemoteTensor.__dict__:
+            setattr(RemoteTensor, d.method, remote_function(d))
+    for dunder, (name, swapped) in OPERATORS.items():
+        if dunder == "__getitem__":
+            continue
+        setattr(RemoteTensor, dunder, _rmatmul if swapped else remote_function(OPS[name]))
+    RemoteTensor.__getitem__ = _getitem  # type: ignore[method-assign]
+    RemoteTensor._gradd_record = _record  # type: ignore[attr-defined]
+    RemoteTensor._gradd_record_inplace = _record_inplace  # type: ignore[attr-defined]
+
+
+bind()

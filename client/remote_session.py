@@ -1,0 +1,251 @@
+"""A session on a gradd server: tensors live there, ops are queued here and streamed.
+
+``RemoteSession`` opens the session (CreateSession), owns the pipeline (``CommandStream``) and
+hands out ``RemoteTensor``s. Factories, ``tensor()`` and every op return at once; values are
+fetched when the user reads them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import types
+from typing import Any
+
+import gradd.engine as ge
+import grpc
+import numpy as np
+from gradd.engine import dtypes as dt
+from gradd.engine import functional as engine_functional
+from gradd.engine.device import CPU, Device
+from gradd.engine.errors import NOT_FLOAT_GRAD
+from gradd.engine.factories import _size
+from gradd.v1 import service_pb2 as spb
+from gradd.v1 import service_pb2_grpc as spb_grpc
+from gradd.v1 import tensor_pb2 as tpb
+
+from . import command_encoding as enc
+from .call_site import user_site
+from .command_stream import CommandStream
+from .errors import GraddError, UnimplementedError, from_rpc_error
+from .graph_pictures import picture_of
+from .mirror_graph import OpaqueNode
+from .op_recording import OPS, remote_function
+from .remote_tensor import RemoteTensor, new_tensor
+from .session_base import Session
+from .watch_events import WatchStream
+
+MAX_MESSAGE = (1 << 31) - 1  # the server enforces its own (ServerInfo.limits.max_message_bytes)
+CALL_TIMEOUT = 60.0  # unary calls, when connect() got no timeout
+_NP = {tpb.FLOAT32: "<f4", tpb.FLOAT64: "<f8", tpb.INT64: "<i8", tpb.BOOL: "?"}
+_FUNCTIONS = {d.function: remote_function(d) for d in OPS.values() if d.function}
+_FUNCTIONAL = {n: remote_function(OPS[n]) for n in engine_functional.NAMES}
+_SCRATCH = ge.Generator()  # validates factory arguments with the engine's own checks
+
+
+class RemoteSession(Session):
+    """A session on a gradd server (``gradd.connect("host:port")``)."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: str | None = None,
+        timeout: float | None = None,
+        device: str | None = None,
+        seed: int | None = None,
+        label: str = "",
+    ) -> None:
+        self.target = target
+        self._closed = False
+        self._tracing = 0
+        self._counter = itertools.count(1)
+        self._call_timeout = timeout or CALL_TIMEOUT
+        options = [
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+        ]
+        self._channel = grpc.insecure_channel(target, options=options)
+        self._stub = spb_grpc.AutogradServiceStub(self._channel)
+        request = spb.CreateSessionRequest(device=str(device or ""), label=label)
+        if seed is not None:
+            request.seed = seed
+        auth = (("authorization", f"Bearer {token}"),) if token else ()
+        try:
+            created = self._stub.CreateSession(request, timeout=self._call_timeout, metadata=auth)
+        except grpc.RpcError as err:
+            self._channel.close()
+            raise from_rpc_error(err, f"opening a session on {target}") from None
+        self.id = created.session_id
+        self.seed = created.seed
+        self._md = (("authorization", f"Bearer {created.token}"),)
+        self.device = CPU if created.device == "cpu" else Device(created.device, np)
+        self._host_device = self.device  # engine tensors built from fetched values print like it
+        self._stream = CommandStream(self._channel, self.id, self._md, timeout=timeout)
+        self._push = self._stream.push
+        self.functional = types.SimpleNamespace(**_FUNCTIONAL)
+
+    def _functions(self) -> dict[str, Any]:
+        return _FUNCTIONS
+
+    def _next_handle(self) -> bytes:
+        return b"%x" % next(self._counter)
+
+    def _check_device(self, device: Any) -> None:
+        if device is not None and str(device).split(":")[0] != self.device.type:
+            raise UnimplementedError(
+                f"this session's tensors live on {self.device.type}; moving them to {device} "
+                "is not supported (open a session with device=...)"
+            )
+
+    # --- making tensors ------------------------------------------------------------------
+    def manual_seed(self, seed: int) -> None:
+        """Seed the session's random stream on the server (``torch.manual_seed``)."""
+        self._push(enc.manual_seed(int(seed)), ("manual_seed", *user_site()))
+
+    def tensor(
+        self, data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False
+    ) -> RemoteTensor:
+        """A new leaf tensor copied from ``data`` (lists, scalars, NumPy arrays, tensors)."""
+        self._check_device(device)
+        if type(data) is RemoteTensor:
+            t = data.detach().clone()
+            t = t if dtype is None else t.to(dtype)
+            return t.requires_grad_() if requires_grad else t
+        local = ge.tensor(data, dtype=dtype, requires_grad=requires_grad)  # the engine's rules
+        array = local._data
+        t = new_tensor(self, tuple(array.shape), local.dtype, local.requires_grad, None)
+        raw = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
+        wire = enc.WIRE_DTYPES[local.dtype.name]
+        cmd = enc.create_tensor(t._h, wire, array.shape, raw, local.requires_grad)
+        self._push(cmd, ("tensor", *user_site()))
+        return t
+
+    def _factory(
+        self, kind: str, shape: tuple, args: tuple, dtype: Any, given: Any, kw: dict
+    ) -> RemoteTensor:
+        if kw.get("generator") is not None:
+            raise UnimplementedError("remote sessions draw from the session's own generator")
+        self._check_device(kw.get("device"))
+        requires_grad = bool(kw.get("requires_grad", False))
+        if requires_grad and not dtype.is_floating_point:
+            raise RuntimeError(NOT_FLOAT_GRAD)
+        t = new_tensor(self, shape, dtype, requires_grad, None)
+        wire = enc.WIRE_DTYPES[dtype.name] if given is not None else 0
+        cmd = enc.factory(t._h, kind, shape, args, wire, requires_grad)
+        self._push(cmd, (kind, *user_site(3)))
+        return t
+
+    def _random(self, kind: str, size: tuple, kw: dict) -> RemoteTensor:
+        dtype = kw.get("dtype")
+        d = dt.default_float if dtype is None else dt.as_dtype(dtype)
+        if not d.is_floating_point:  # the engine's error, without drawing from any stream
+            getattr(ge, kind)(0, dtype=d, generator=_SCRATCH)
+        return self._factory(kind, _size(size), (), d, dtype, kw)
+
+    def randn(self, *size: Any, **kw: Any) -> RemoteTensor:
+        """Standard normal samples from the session's stream (``torch.randn``)."""
+        return self._random("randn", size, kw)
+
+    def rand(self, *size: Any, **kw: Any) -> RemoteTensor:
+        """Uniform samples in [0, 1) from the session's stream (``torch.rand``)."""
+        return self._random("rand", size, kw)
+
+    def zeros(self, *size: Any, **kw: Any) -> RemoteTensor:
+        """A tensor of zeros (float32 unless ``dtype`` says otherwise)."""
+        dtype = kw.get("dtype")
+        d = dt.default_float if dtype is None else dt.as_dtype(dtype)
+        return self._factory("zeros", _size(size), (), d, dtype, kw)
+
+    def ones(self, *size: Any, **kw: Any) -> RemoteTensor:
+        """A tensor of ones."""
+        dtype = kw.get("dtype")
+        d = dt.default_float if dtype is None else dt.as_dtype(dtype)
+        return self._factory("ones", _size(size), (), d, dtype, kw)
+
+    def full(self, size: Any, fill_value: Any, **kw: Any) -> RemoteTensor:
+        """A tensor filled with ``fill_value`` (dtype inferred from it, as PyTorch)."""
+        dtype = kw.get("dtype")
+        d = dt.scalar_dtype(fill_value) if dtype is None else dt.as_dtype(dtype)
+        return self._factory("full", _size((size,)), (fill_value,), d, dtype, kw)
+
+    def arange(self, start: Any, end: Any = None, step: Any = 1, **kw: Any) -> RemoteTensor:
+        """Evenly spaced values in [start, end): int64 for integer arguments, else float32."""
+        if end is None:
+            start, end = 0, start
+        if step == 0:
+            raise RuntimeError("step must be nonzero")
+        dtype = kw.get("dtype")
+        if dtype is None:
+            ints = all(type(v) is int for v in (start, end, step))
+            d = dt.int64 if ints else dt.default_float
+        else:
+            d = dt.as_dtype(dtype)
+        n = max(0, math.ceil((end - start) / step))
+        return self._factory("arange", (n,), (start, end, step), d, dtype, kw)
+
+    # --- reading back (these wait) -------------------------------------------------------
+    def _fetch_array(self, t: RemoteTensor, grad: bool = False) -> np.ndarray:
+        result = self._stream.request(enc.fetch(t._h, grad), ("fetch", *user_site(3)))
+        data = result.tensor.data
+        array = np.frombuffer(data.raw, dtype=_NP[data.dtype]).reshape(tuple(data.shape))
+        return array.astype(array.dtype.newbyteorder("="))  # a writable, native-order copy
+
+    def _adopt_metadata(self, t: RemoteTensor) -> None:
+        """Take a tensor's autograd metadata from the server (a wait): for grads made with
+        create_graph, whose graph the client does not mirror."""
+        result = self._stream.request(enc.fetch(t._h, metadata_only=True), ("fetch", *user_site(3)))
+        info = result.tensor.info
+        t._rg = info.requires_grad
+        if info.grad_fn:
+            t.grad_fn = OpaqueNode(None, info.grad_fn, (), ())
+
+    def _graph(self, t: RemoteTensor, params: dict[str, Any]) -> Any:
+        handles = {}
+        for label, p in params.items():
+            if type(p) is not RemoteTensor or p._s is not self:
+                raise TypeError(f"make_dot params[{label!r}] is not a tensor of this session")
+            handles[label] = p._h
+        result = self._stream.request(enc.graph(t._h, handles), ("make_dot", *user_site(3)))
+        return picture_of(result.graph)
+
+    def synchronize(self) -> None:
+        """Wait until the server has applied everything queued; raise its first error."""
+        if not self._closed:
+            self._stream.synchronize()
+
+    def flush(self) -> None:
+        """Send what is queued now, without waiting (e.g. so that watchers see it)."""
+        self._stream.flush()
+
+    def watch(self, graph_every: int = 0, steps_only: bool = False) -> WatchStream:
+        """An iterator of this session's events: a StepEvent per backward (with the loss),
+        GraphEvents (graph snapshots), and SessionEnded. Iterate it on another thread."""
+        request = spb.WatchRequest(
+            session_id=self.id, graph_every=graph_every, steps_only=steps_only
+        )
+        return WatchStream(self._stub.Watch(request, metadata=self._md))
+
+    def close(self) -> None:
+        """Close the session on the server (its tensors are freed) and the connection."""
+        if self._closed:
+            return
+        self._closed = True
+        self._push = _closed_push
+        self._stream.close()
+        try:
+            self._stub.CloseSession(
+                spb.CloseSessionRequest(session_id=self.id), metadata=self._md, timeout=5
+            )
+        except grpc.RpcError:
+            pass  # already gone (expired, server stopped): nothing left to free
+        finally:
+            self._channel.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<gradd session {self.id} on {self.target} ({self.device.type}, {state})>"
+
+
+def _closed_push(cmd: bytes, site: tuple) -> None:
+    raise GraddError("this gradd session is closed", code_name="FAILED_PRECONDITION")

@@ -1,0 +1,62 @@
+"""What every session offers, embedded or remote: the PyTorch names an article's ``torch.``
+becomes (dtypes, grad modes, top-level op functions) and the context-manager protocol."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradd.engine as ge
+from gradd.engine import dtypes as dt
+
+
+class Session:
+    """A gradd session: make tensors with it (``s.randn``, ``s.tensor``) and train as with
+    ``torch``. Use ``gradd.connect()`` to get one; close it (or use ``with``) when done."""
+
+    id: str
+    device: Any
+
+    # Grad modes are the engine's: thread-local, and read by the SDK as each op is queued.
+    no_grad = ge.no_grad
+    enable_grad = ge.enable_grad
+    set_grad_enabled = ge.set_grad_enabled
+    is_grad_enabled = staticmethod(ge.is_grad_enabled)
+
+    def _functions(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def __getattr__(self, name: str) -> Any:
+        # s.cat, s.stack, s.where, s.exp, s.matmul, ...: the op table's top-level functions.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        fn = self._functions().get(name)
+        if fn is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return fn
+
+    def from_numpy(self, array: Any) -> Any:
+        """A tensor with the array's values and dtype (a copy: the tensor may live elsewhere)."""
+        return self.tensor(array)
+
+    def synchronize(self) -> None:
+        """Wait until everything queued has been applied (raises the server's first error)."""
+
+    def close(self) -> None:
+        """Free the session's tensors."""
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: object) -> None:
+        try:
+            if exc_type is None:
+                self.synchronize()
+        finally:
+            self.close()
+
+
+# PyTorch's dtype names, so that ``torch.float`` becomes ``s.float``.
+for _name, _dtype in dt.ALIASES.items():
+    setattr(Session, _name, _dtype)
+Session.bool_ = dt.bool_  # type: ignore[attr-defined]
+del _name, _dtype
