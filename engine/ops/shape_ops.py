@@ -52,6 +52,8 @@ view.backward = reshape.backward
 
 def _flatten_norm(self: Any, start_dim: int = 0, end_dim: int = -1) -> dict:
     s, e = shapes.wrap_dim(start_dim, self.ndim), shapes.wrap_dim(end_dim, self.ndim)
+    if s > e:
+        raise RuntimeError("flatten() has invalid args: start_dim cannot come after end_dim")
     n = 1
     for k in self.shape[s : e + 1]:
         n *= k
@@ -61,7 +63,10 @@ def _flatten_norm(self: Any, start_dim: int = 0, end_dim: int = -1) -> dict:
 @composite("flatten", method=True, examples=(Ex(S(2, 3, 4)), Ex(S(2, 3, 4), 1)))
 def flatten(self: Any, start_dim: int = 0, end_dim: int = -1) -> Any:
     """Merge dims start_dim..end_dim into one."""
-    return self.reshape(*_flatten_norm(self, start_dim, end_dim)["shape"])
+    shape = _flatten_norm(self, start_dim, end_dim)["shape"]
+    if self.ndim and shapes.wrap_dim(start_dim, self.ndim) == shapes.wrap_dim(end_dim, self.ndim):
+        return self  # as torch: nothing to merge, the tensor itself (no ViewBackward0)
+    return self.reshape(*shape)
 
 
 def _transpose_norm(self: Any, dim0: int, dim1: int) -> dict:
