@@ -783,3 +783,49 @@ def test_broken_autograd_rules_raise_autograd_error(program: Callable) -> None:
     # The server tells a broken rule (FAILED_PRECONDITION) from a bad argument by this class.
     with pytest.raises(ge.AutogradError):
         program(ge)
+
+
+def test_a_zero_dim_leaf_broadcast_over_a_vector_gets_a_zero_dim_grad() -> None:
+    x = leaf(2.0)
+    (x * ge.ones(3, dtype=ge.float64)).sum().backward()
+    assert x.grad.shape == () and x.grad.numpy().shape == ()
+    close(x.grad, 3.0)
+
+
+def test_contiguous_returns_a_contiguous_tensor_itself() -> None:
+    x = leaf([[1.0, 2.0], [3.0, 4.0]])
+    assert x.contiguous() is x  # as torch: no copy, no node
+    y = x.t().contiguous()
+    assert y.grad_fn.name() == "CloneBackward0" and y._data.flags.c_contiguous
+    (y * ge.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=ge.float64)).sum().backward()
+    close(x.grad, [[1.0, 3.0], [2.0, 4.0]])
+
+
+def chain(t: ge.Tensor) -> list[str]:
+    """grad_fn names along the first input, down to the leaf."""
+    names, fn = [], t.grad_fn
+    while fn is not None and not hasattr(fn, "variable"):
+        names.append(fn.name())
+        fn = fn.next_functions[0][0]
+    return names
+
+
+@pytest.mark.parametrize(
+    ("key", "names"),
+    [
+        ((slice(None),), ["AliasBackward0"]),  # t[:,] spans the dim: torch 2.13 aliases
+        (slice(None), ["SliceBackward0"]),  # t[:] alone is always a slice
+        ((slice(None), slice(None)), ["AliasBackward0"]),
+        (Ellipsis, ["AliasBackward0"]),
+        ((slice(-4, None), 0), ["SelectBackward0", "SliceBackward0"]),
+        ((slice(0, 100), 0), ["SelectBackward0"]),
+        ((None, Ellipsis, 1), ["SelectBackward0", "UnsqueezeBackward0"]),
+        (([0, 0], slice(None)), ["IndexBackward0"]),
+        ((1, slice(1, None)), ["SliceBackward0", "SelectBackward0"]),
+    ],
+)
+def test_indexing_records_torchs_nodes(key: Any, names: list[str]) -> None:
+    x = leaf(np.arange(12.0).reshape(4, 3))
+    y = x[key]
+    assert y is not x and chain(y) == names
+    np.testing.assert_array_equal(y.detach().numpy(), np.arange(12.0).reshape(4, 3)[key])

@@ -1,0 +1,98 @@
+"""How each op of the table is spelled in PyTorch, for the reference tests (torch needed).
+
+Most ops are ``torch.<name>``, a ``Tensor`` method or ``torch.nn.functional.<name>``; internal
+ops map through the public call that makes them (``max_all`` is ``torch.max(x)``, ``index`` is
+``x[key]``, ``index_backward`` is the double backward of indexing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gradd.engine as ge
+import numpy as np
+import torch
+
+TF = torch.nn.functional
+
+
+def to_torch(v: Any, leaves: dict[int, torch.Tensor]) -> Any:
+    """Mirror a gradd argument in torch; gradd leaves map to torch leaves (same values)."""
+    if isinstance(v, ge.Tensor):
+        if id(v) not in leaves:
+            t = torch.tensor(v.detach().numpy().copy())
+            if v.requires_grad and v.is_leaf:
+                t.requires_grad_()
+            leaves[id(v)] = t
+        return leaves[id(v)]
+    if isinstance(v, ge.DType):
+        return getattr(torch, v.name)
+    if isinstance(v, list):
+        return [to_torch(x, leaves) for x in v]
+    if isinstance(v, tuple):
+        return tuple(to_torch(x, leaves) for x in v)
+    if isinstance(v, dict):
+        return {k: to_torch(x, leaves) for k, x in v.items()}
+    return v
+
+
+def _index_key(key: tuple) -> tuple:
+    return tuple(torch.as_tensor(np.asarray(k)) if isinstance(k, list) else k for k in key)
+
+
+def _index_backward(g: torch.Tensor, shape: tuple, key: tuple) -> torch.Tensor:
+    # gradd's index_backward is the gradient of x[key]: make it the way torch does, as the
+    # create_graph gradient of an indexing, which torch records as IndexBackwardBackward0... or
+    # whatever torch calls it; the test compares names.
+    x = torch.zeros(shape, dtype=g.dtype, requires_grad=True)
+    (gx,) = torch.autograd.grad(x[_index_key(key)], x, g, create_graph=True)
+    return gx
+
+
+def _inplace(name: str) -> Callable:
+    def run(self: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        base = self.clone() if self.requires_grad else self
+        return getattr(base, name)(*args, **kwargs)
+
+    return run
+
+
+SPECIAL: dict[str, Callable[..., Any]] = {
+    "rdiv": lambda self, other: other / self,
+    "rpow": lambda self, base: base**self,
+    "rsub": lambda self, other, alpha=1: torch.rsub(self, other, alpha=alpha),
+    "max_all": lambda self: torch.max(self),
+    "min_all": lambda self: torch.min(self),
+    "max_dim": lambda self, dim, keepdim=False: torch.max(self, dim, keepdim).values,
+    "min_dim": lambda self, dim, keepdim=False: torch.min(self, dim, keepdim).values,
+    "index": lambda self, key, kind="index": self[_index_key(key)],
+    "index_backward": _index_backward,
+    "getitem": lambda self, key: self[key],
+    "to_dtype": lambda self, dtype: self.to(dtype),
+    "to_device": lambda self, device: self.to(device, copy=True),
+    "sum_to_size": lambda self, *size: self.sum_to_size(*size),
+    "view": lambda self, *shape: self.view(*shape),
+    "expand": lambda self, *sizes: self.expand(*sizes),
+    "reshape": lambda self, *shape: self.reshape(*shape),
+    "permute": lambda self, *dims: self.permute(*dims),
+    "contiguous": lambda self: self.contiguous(),
+    "alias": lambda self: self[...],
+}
+
+
+def torch_op(name: str) -> Callable[..., Any]:
+    """The torch callable that does what gradd's op ``name`` does."""
+    if name in SPECIAL:
+        return SPECIAL[name]
+    if name.endswith("_"):
+        return _inplace(name)
+    for space in (TF, torch):
+        fn = getattr(space, name, None)
+        if fn is not None:
+            return fn
+    return lambda self, *a, **k: getattr(self, name)(*a, **k)
+
+
+def grad_fn_name(t: Any) -> str | None:
+    return None if t.grad_fn is None else t.grad_fn.name()
