@@ -78,27 +78,32 @@ def _draw(v: Any, rng: np.random.Generator, arrays: list, specs: list) -> Any:
 
 
 def instantiate(
-    case: Case, arrays: list[np.ndarray] | None = None, force_grad: bool = False
+    case: Case,
+    arrays: list[np.ndarray] | None = None,
+    force_grad: bool = False,
+    device: str = "cpu",
 ) -> tuple[tuple, dict, list[ge.Tensor]]:
     """Fresh arguments for one call, and the leaves that require grad (in slot order)."""
     arrays = case.arrays if arrays is None else arrays
     made: dict[int, ge.Tensor] = {}
-    args = tuple(_make(a, case, arrays, force_grad, made) for a in case.args)
-    kwargs = {k: _make(v, case, arrays, force_grad, made) for k, v in case.kwargs.items()}
+    opts = (case, arrays, force_grad, made, device)
+    args = tuple(_make(a, *opts) for a in case.args)
+    kwargs = {k: _make(v, *opts) for k, v in case.kwargs.items()}
     leaves = [made[i] for i in sorted(made) if made[i].requires_grad]
     return args, kwargs, leaves
 
 
-def _make(v: Any, case: Case, arrays: list, force_grad: bool, made: dict) -> Any:
+def _make(v: Any, case: Case, arrays: list, force_grad: bool, made: dict, device: str) -> Any:
     if isinstance(v, _Slot):
         spec = case.specs[v.index]
-        t = ge.tensor(arrays[v.index].copy(), requires_grad=spec.grad or force_grad)
+        grad = spec.grad or force_grad
+        t = ge.tensor(arrays[v.index].copy(), device=device, requires_grad=grad)
         made[v.index] = t
         return t
     if isinstance(v, C):
-        return ge.tensor(v.value)
+        return ge.tensor(v.value, device=device)
     if isinstance(v, (list, tuple)) and not hasattr(v, "_fields"):
-        return type(v)(_make(x, case, arrays, force_grad, made) for x in v)
+        return type(v)(_make(x, case, arrays, force_grad, made, device) for x in v)
     return v
 
 
