@@ -6,6 +6,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
 .PHONY: venv install demo test lint format bench clean protos
+.PHONY: image image-cuda test-containers test-cuda-image podman-cache-clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -46,3 +47,29 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# --- Containers (docs/containers.md) ---------------------------------------------------------
+# The images, with podman where installed (in docker format, which keeps HEALTHCHECK), else docker.
+ENGINE ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
+ENGINE_FORMAT := $(if $(filter podman,$(notdir $(ENGINE))),--format docker)
+
+image:
+	$(ENGINE) build $(ENGINE_FORMAT) -t gradd:latest .
+
+image-cuda:
+	$(ENGINE) build $(ENGINE_FORMAT) -f Dockerfile.cuda -t gradd-cuda:latest .
+
+# The container tests alone. They need root and podman (.ci/run installs it) and use a private
+# podman whose store is cached in /var/tmp/gradd-podman-cache. `make test` runs them too: measured
+# on a CI-sized machine (2 cores), the whole file takes about 2.5 min on a fresh machine
+# (debootstrap 33 s, CPU image 20 s, CUDA image 70 s for 1.3 GB of wheels) and under 20 s cached,
+# so the CUDA build stays in `make test`; test-cuda-image runs only that build.
+test-containers: $(STAMP)
+	$(PY) -m pytest -q -rs tests/ops/test_container.py tests/ops/test_container_files.py
+
+test-cuda-image: $(STAMP)
+	$(PY) -m pytest -q -rs tests/ops/test_container.py -k cuda_image
+
+# The container tests' cache: base image and build layers (a few GB with the CUDA image).
+podman-cache-clean:
+	rm -rf /var/tmp/gradd-podman-cache
