@@ -321,6 +321,12 @@ def test_backward_twice_through_nodes_that_saved_nothing_is_allowed() -> None:
     y.backward()
     y.backward()
     close(x.grad, [2.0, 2.0])
+    torch = pytest.importorskip("torch")
+    tx = torch.tensor([1.0, 2.0], requires_grad=True)
+    ty = (tx + 1).sum()
+    ty.backward()
+    ty.backward()  # PyTorch allows it too
+    assert tx.grad.tolist() == [2.0, 2.0]
 
 
 def test_retain_graph_allows_a_second_backward() -> None:
@@ -386,6 +392,14 @@ def test_grad_returns_gradients_without_touching_dot_grad() -> None:
     close(gx, [3.0, -1.0])
     close(gw, [1.0, 2.0])
     assert x.grad is None and w.grad is None
+
+
+def test_grad_with_respect_to_a_non_leaf() -> None:
+    x = leaf([1.0, 2.0])
+    a = x * 2
+    (ga,) = ge.grad((a * a).sum(), a)
+    close(ga, [4.0, 8.0])  # 2a
+    assert x.grad is None
 
 
 def test_grad_with_grad_outputs() -> None:
