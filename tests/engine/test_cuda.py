@@ -7,7 +7,8 @@ import gradd.engine as ge
 import gradd.engine.device as device_module
 import numpy as np
 import pytest
-from engine_examples import (
+
+from .engine_examples import (
     call,
     example_cases,
     instantiate,

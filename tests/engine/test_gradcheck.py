@@ -14,7 +14,9 @@ from collections.abc import Callable
 import gradd.engine as ge
 import numpy as np
 import pytest
-from engine_examples import (
+from gradd.engine.op_table import result_dtype
+
+from .engine_examples import (
     NON_DIFFERENTIABLE,
     Case,
     call,
@@ -29,7 +31,6 @@ from engine_examples import (
     rng_for,
     tensor_outputs,
 )
-from gradd.engine.op_table import result_dtype
 
 EPS = 1e-6
 RTOL = 1e-5

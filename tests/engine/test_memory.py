@@ -14,7 +14,8 @@ from typing import Any
 import gradd.engine as ge
 import numpy as np
 import pytest
-from engine_examples import (
+
+from .engine_examples import (
     call,
     example_cases,
     instantiate,

@@ -18,7 +18,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from engine_examples import (  # noqa: E402
+from .engine_examples import (  # noqa: E402
     call,
     example_cases,
     instantiate,
@@ -26,8 +26,8 @@ from engine_examples import (  # noqa: E402
     rng_for,
     tensor_outputs,
 )
-from test_article import gradd_structure, torchviz_structure  # noqa: E402
-from torch_reference import to_torch, torch_op  # noqa: E402
+from .test_article import gradd_structure, torchviz_structure  # noqa: E402
+from .torch_reference import to_torch, torch_op  # noqa: E402
 
 RTOL, ATOL = 1e-10, 1e-12
 

@@ -1,0 +1,1 @@
+"""The engine's tests (a package, so module names like test_article stay unique)."""
