@@ -51,7 +51,7 @@ class CommandStream:
         self.timeout = timeout
         self._prefix = enc.session_prefix(session_id)
         self._seq = 0
-        self._outstanding: deque[tuple[int, list]] = deque()
+        self._outstanding: deque[tuple[int, list, list]] = deque()
         self._requests: queue.SimpleQueue = queue.SimpleQueue()
         self._pending: GraddError | None = None  # first server-side failure not yet raised
         self._broken: GraddError | None = None  # the stream itself failed: the session is lost
@@ -79,6 +79,7 @@ class CommandStream:
         if self._broken is not None:
             self.cmds, self.sites = [], []
             raise self._broken
+        handles: list[bytes] = []
         if self.released:
             handles, self.released = self.released, []
             self.cmds.append(enc.release(handles))
@@ -87,7 +88,7 @@ class CommandStream:
             return self._seq
         self._seq += 1
         self._requests.put(enc.execute_request(self._prefix, self.cmds, self._seq))
-        self._outstanding.append((self._seq, self.sites))
+        self._outstanding.append((self._seq, self.sites, handles))
         self.cmds, self.sites = [], []
         while len(self._outstanding) > self.window:
             self._read_one()
@@ -95,7 +96,7 @@ class CommandStream:
 
     # --- waiting -------------------------------------------------------------------------
     def _read_one(self) -> cpb.ExecuteResponse:
-        seq, sites = self._outstanding[0]
+        seq, sites, released = self._outstanding[0]
         self._waiting_since = time.monotonic()
         try:
             response = next(self._responses)
@@ -106,10 +107,13 @@ class CommandStream:
         finally:
             self._waiting_since = 0.0
         self._outstanding.popleft()
-        if response.HasField("error") and self._pending is None:
+        if response.HasField("error"):
             e = response.error
-            site = sites[e.index] if e.index < len(sites) else None
-            self._pending = error_for(cpb.Code.Name(e.code), e.message, site)
+            if released and e.index < len(sites) - 1:
+                self.released.extend(released)  # the batch's Release was skipped: send it again
+            if self._pending is None:
+                site = sites[e.index] if e.index < len(sites) else None
+                self._pending = error_for(cpb.Code.Name(e.code), e.message, site)
         return response
 
     def _fail(self, err: Any) -> None:

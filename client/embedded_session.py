@@ -42,9 +42,10 @@ class EmbeddedSession(Session):
             **{n: getattr(engine_functional, n) for n in engine_functional.NAMES}
         )
         self.functional.dropout = dropout
+        self._own_functions = {**_FUNCTIONS, "dropout": dropout}
 
     def _functions(self) -> dict[str, Any]:
-        return _FUNCTIONS
+        return self._own_functions
 
     def manual_seed(self, seed: int) -> Any:
         """Seed this session's random stream (``torch.manual_seed``)."""

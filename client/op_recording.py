@@ -278,8 +278,21 @@ def _rmatmul(self: RemoteTensor, other: Any) -> Any:
     return OPS["matmul"].call(other, self)
 
 
+def _contiguous(self: RemoteTensor) -> RemoteTensor:
+    """The tensor itself: memory layout is the server's business (the engine makes whatever
+    it needs contiguous), and torch returns a contiguous tensor itself too."""
+    return self
+
+
+# Ops whose engine call depends on data the client does not have (the array's layout).
+_REMOTE_OVERRIDES: dict[str, Callable] = {"contiguous": _contiguous}
+
+
 def remote_function(opdef: OpDef) -> Callable:
     """The function to call ``opdef`` on remote tensors (composites are traced)."""
+    override = _REMOTE_OVERRIDES.get(opdef.name)
+    if override is not None:
+        return override
     return opdef.call if opdef.shape is not None else traced(opdef)
 
 

@@ -65,6 +65,7 @@ class RemoteSession(Session):
             ("grpc.max_send_message_length", MAX_MESSAGE),
             ("grpc.max_receive_message_length", MAX_MESSAGE),
         ]
+        self._options = options
         self._channel = grpc.insecure_channel(target, options=options)
         self._stub = spb_grpc.AutogradServiceStub(self._channel)
         request = spb.CreateSessionRequest(device=str(device or ""), label=label)
@@ -224,7 +225,10 @@ class RemoteSession(Session):
         request = spb.WatchRequest(
             session_id=self.id, graph_every=graph_every, steps_only=steps_only
         )
-        return WatchStream(self._stub.Watch(request, metadata=self._md))
+        # A channel of its own, so that closing the session lets the watcher read SessionEnded.
+        channel = grpc.insecure_channel(self.target, options=self._options)
+        call = spb_grpc.AutogradServiceStub(channel).Watch(request, metadata=self._md)
+        return WatchStream(call, channel)
 
     def close(self) -> None:
         """Close the session on the server (its tensors are freed) and the connection."""

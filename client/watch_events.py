@@ -65,8 +65,9 @@ def convert(event: Any) -> StepEvent | GraphEvent | SessionEnded:
 class WatchStream:
     """An iterator of a session's events; ``close()`` (or ``with``) stops watching."""
 
-    def __init__(self, call: Any) -> None:
+    def __init__(self, call: Any, channel: Any) -> None:
         self._call = call
+        self._channel = channel
 
     def __iter__(self) -> Iterator[StepEvent | GraphEvent | SessionEnded]:
         try:
@@ -76,10 +77,13 @@ class WatchStream:
             if err.code() is grpc.StatusCode.CANCELLED:
                 return  # closed by us
             raise from_rpc_error(err, "watching the session") from None
+        finally:
+            self._channel.close()
 
     def close(self) -> None:
         """Stop the stream."""
         self._call.cancel()
+        self._channel.close()
 
     def __enter__(self) -> WatchStream:
         return self

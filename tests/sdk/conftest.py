@@ -18,12 +18,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 from server_harness import ServerProcess  # noqa: E402
 
 MODES = ("embedded", "remote")
+ADMIN_TOKEN = "sdk-tests-admin"
 
 
 @pytest.fixture(scope="session")
 def gradd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One gradd-server on a free loopback port for the whole SDK suite."""
-    proc = ServerProcess(tmp_path_factory.mktemp("sdk-server") / "gradd-server.log")
+    log = tmp_path_factory.mktemp("sdk-server") / "gradd-server.log"
+    proc = ServerProcess(log, env={"GRADD_ADMIN_TOKEN": ADMIN_TOKEN})
     yield proc
     proc.stop()
 

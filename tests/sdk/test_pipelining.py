@@ -1,0 +1,95 @@
+"""The pipeline: the article's loop never waits for the server, commands go out in a few large
+batches, handles of collected tensors are released in bulk, grad mode travels with each op,
+and watchers see the training steps."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+
+import gradd
+import grpc
+import pytest
+from conftest import ADMIN_TOKEN
+from gradd.v1 import service_pb2 as spb
+from gradd.v1 import service_pb2_grpc as spb_grpc
+from test_article import B200, W200, train
+
+
+def held_handles(server: object, session_id: str) -> int:
+    """How many handles the server holds for a session (ListSessions, admin token)."""
+    with grpc.insecure_channel(server.addr) as channel:
+        stub = spb_grpc.AutogradServiceStub(channel)
+        md = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
+        listing = stub.ListSessions(spb.ListSessionsRequest(), metadata=md, timeout=30)
+    (summary,) = [s for s in listing.sessions if s.session_id == session_id]
+    return summary.tensors
+
+
+def test_article_loop_never_waits(remote: gradd.Session, article_data: tuple, monkeypatch) -> None:
+    stream = remote._stream
+    waits = []
+    read_one = stream._read_one
+    monkeypatch.setattr(stream, "_read_one", lambda: (waits.append(1), read_one())[1])
+    sent = []
+    flush = stream.flush
+    monkeypatch.setattr(stream, "flush", lambda: (sent.append(1), flush())[1])
+    b, w = train(remote, article_data)
+    assert waits == []  # 200 epochs, ~2,400 commands: not one wait
+    assert len(sent) <= 2400 // stream.batch_size + 2
+    assert b.item() == pytest.approx(B200, rel=1e-6) and w.item() == pytest.approx(W200, rel=1e-6)
+
+
+def test_collected_tensors_are_released(remote: gradd.Session, gradd_server, article_data) -> None:
+    b, w = train(remote, article_data)
+    remote.synchronize()
+    remote.synchronize()  # the releases of the last batch's garbage go with this one
+    # x, y, b, w, their grads and the last epoch's few tensors: not 200 epochs' worth.
+    assert held_handles(gradd_server, remote.id) < 16
+
+
+def test_grad_mode_travels_with_each_op(remote: gradd.Session) -> None:
+    x = remote.ones(2, requires_grad=True)
+    with remote.no_grad():
+        y = x * 2
+    z = x * 2
+    assert not y.requires_grad and z.requires_grad
+    # The server agrees: y has no graph, so backward through it fails there too.
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        y.sum().backward()
+    z.sum().backward()
+    assert x.grad.tolist() == [2.0, 2.0]
+
+
+def test_watchers_see_each_step(remote: gradd.Session, article_data: tuple) -> None:
+    events = []
+    stream = remote.watch(steps_only=True)
+    reader = threading.Thread(target=lambda: events.extend(e for e in stream))
+    reader.start()
+    losses = []
+    x, y = (remote.tensor(a).float() for a in article_data)
+    b, w = remote.zeros(1, requires_grad=True), remote.zeros(1, requires_grad=True)
+    for _ in range(5):
+        loss = ((y - (b + w * x)) ** 2).mean()
+        loss.backward()
+        losses.append(loss.item())
+        with remote.no_grad():
+            b -= 0.1 * b.grad
+            w -= 0.1 * w.grad
+        b.grad.zero_(), w.grad.zero_()
+    remote.close()  # ends the watch stream with a SessionEnded event
+    reader.join(timeout=30)
+    steps = [e for e in events if isinstance(e, gradd.StepEvent)]
+    assert [e.step for e in steps] == [1, 2, 3, 4, 5]
+    assert [e.loss for e in steps] == pytest.approx(losses, rel=1e-6)
+    assert isinstance(events[-1], gradd.SessionEnded) and events[-1].reason == "closed"
+
+
+def test_import_gradd_is_light() -> None:
+    code = (
+        "import sys, gradd; "
+        "print(sorted(m for m in ('numpy', 'grpc', 'gradd.engine') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
