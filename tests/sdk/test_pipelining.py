@@ -11,10 +11,11 @@ import threading
 import gradd
 import grpc
 import pytest
-from conftest import ADMIN_TOKEN
 from gradd.v1 import service_pb2 as spb
 from gradd.v1 import service_pb2_grpc as spb_grpc
-from test_article import B200, W200, train
+
+from .conftest import ADMIN_TOKEN
+from .test_article import B200, W200, train
 
 
 def held_handles(server: object, session_id: str) -> int:
