@@ -18,7 +18,7 @@ import numpy as np
 
 from . import dtypes as dt
 from .device import CPU
-from .errors import NON_LEAF_REQUIRES_GRAD, check_inplace_allowed
+from .errors import NON_LEAF_REQUIRES_GRAD, AutogradError, check_inplace_allowed
 from .grad_mode import _mode
 from .node import Node, accumulator
 
@@ -408,7 +408,7 @@ def _device_of(args: tuple) -> Any:
 def set_requires_grad(t: Any, flag: bool) -> Any:
     """``requires_grad_``: only leaves, only floating point."""
     if t.grad_fn is not None and not flag:
-        raise RuntimeError(NON_LEAF_REQUIRES_GRAD)
+        raise AutogradError(NON_LEAF_REQUIRES_GRAD)
     if flag and not t.dtype.is_floating_point:
         raise RuntimeError("only Tensors of floating point dtype can require gradients")
     t.requires_grad = bool(flag)
