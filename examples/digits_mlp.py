@@ -132,7 +132,7 @@ def main() -> None:
         stream = session.watch(steps_only=True)
         follower = threading.Thread(target=watch.follow, args=(stream,), daemon=True)
         follower.start()
-        watch.started.wait(timeout=10)  # registered before the first step, so none is missed
+        watch.started.wait(timeout=5)  # registered before the first step, so none is missed
     try:
         accuracy = train(session, args, None if follower else watch)
     finally:

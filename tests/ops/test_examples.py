@@ -35,7 +35,7 @@ def takes_target(script: Path) -> bool:
 
 
 def test_there_are_examples():
-    assert "digits_mlp.py" in {s.name for s in SCRIPTS}
+    assert {"demo.py", "digits_mlp.py", "linear_regression.py"} <= {s.name for s in SCRIPTS}
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=[s.name for s in SCRIPTS])
@@ -44,6 +44,11 @@ def test_example_runs_on_a_server(script, ops_server, tmp_path):
     result = run(script, *args, cwd=tmp_path)
     if script.name == "digits_mlp.py":
         check_digits(result.stdout)
+    elif script.name == "linear_regression.py":  # PyTorch's b and w after 200 epochs
+        assert "OK: b = 1.0523, w = 1.9127" in result.stdout, result.stdout
+    elif script.name == "demo.py":  # its own server, the article's numbers, a clean stop
+        assert "final b = 1.0523, w = 1.9127" in result.stdout, result.stdout
+        assert "gradd-server stopped (exit 0)" in result.stdout, result.stdout
 
 
 def test_digits_embedded_and_its_loss_curve(tmp_path):
