@@ -1,0 +1,169 @@
+"""The SDK against PyTorch CPU eager (one thread), measured in one run.
+
+The article's loop (200 epochs, 80 points) and an MLP step (784-256-10, batch 256, float32,
+forward + backward + SGD update, 20 steps) through: PyTorch, gradd embedded (the engine in this
+process) and gradd remote (a gradd-server subprocess on loopback, started here). Medians;
+remote times include waiting until the server has applied everything (``s.synchronize()``).
+Goals (issue 4): remote loop and embedded loop within 1.5x of PyTorch, remote MLP step 1.3x.
+
+Run: ``.venv/bin/python benchmarks/bench_sdk.py`` (``--quick`` for fewer repeats;
+``--profile`` adds the client's per-op cost breakdown).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# One BLAS thread in this process and the server, as torch.set_num_threads(1) gives PyTorch.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+sys.path.insert(0, os.path.dirname(__file__))
+
+import gradd  # noqa: E402
+import numpy as np  # noqa: E402
+from common import article_data, median_time, report, torch_or_none  # noqa: E402
+
+EPOCHS, STEPS = 200, 20
+
+
+def article_loop(lib, x, y, epochs: int = EPOCHS):  # noqa: ANN001, ANN201
+    """The article's loop, as printed; ``lib`` is torch or a gradd session."""
+    lib.manual_seed(42)
+    b = lib.randn(1, requires_grad=True, dtype=lib.float)
+    w = lib.randn(1, requires_grad=True, dtype=lib.float)
+    lr = 0.1
+    for _ in range(epochs):
+        yhat = b + w * x
+        error = y - yhat
+        loss = (error**2).mean()
+        loss.backward()
+        with lib.no_grad():
+            b -= lr * b.grad
+            w -= lr * w.grad
+        b.grad.zero_(), w.grad.zero_()
+    return b, w
+
+
+def mlp_setup(lib, batch: int = 256):  # noqa: ANN001, ANN201
+    rng = np.random.RandomState(0)
+    x = lib.tensor(rng.rand(batch, 784).astype(np.float32))
+    target = lib.tensor(rng.randint(0, 10, batch).astype(np.int64))
+    w1 = lib.tensor((rng.randn(256, 784) * 0.05).astype(np.float32), requires_grad=True)
+    b1 = lib.tensor(np.zeros(256, np.float32), requires_grad=True)
+    w2 = lib.tensor((rng.randn(10, 256) * 0.05).astype(np.float32), requires_grad=True)
+    b2 = lib.tensor(np.zeros(10, np.float32), requires_grad=True)
+    return x, target, [w1, b1, w2, b2]
+
+
+def mlp_steps(lib, F, setup, steps: int = STEPS):  # noqa: ANN001, ANN201, N803
+    """Forward, backward and an SGD update, ``steps`` times."""
+    x, target, params = setup
+    w1, b1, w2, b2 = params
+    for _ in range(steps):
+        h = F.relu(F.linear(x, w1, b1))
+        loss = F.cross_entropy(F.linear(h, w2, b2), target)
+        loss.backward()
+        with lib.no_grad():
+            for p in params:
+                p -= 0.01 * p.grad
+                p.grad.zero_()
+    return loss
+
+
+def start_server(tmp: Path) -> tuple[subprocess.Popen, str]:
+    """A gradd-server on a free loopback port (one BLAS thread, like everything here)."""
+    log = tmp / "gradd-server.log"
+    server = Path(sys.executable).parent / "gradd-server"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(server), "--port", "0"], stdout=out, stderr=out)
+    for _ in range(600):
+        found = re.search(r"listening on \S+:(\d+)", log.read_text(errors="replace"))
+        if found:
+            return proc, f"127.0.0.1:{found.group(1)}"
+        time.sleep(0.05)
+    proc.kill()
+    raise SystemExit(f"gradd-server did not start:\n{log.read_text()}")
+
+
+def synced(s, fn):  # noqa: ANN001, ANN201
+    """``fn`` then wait until the session has applied everything it queued."""
+
+    def run() -> None:
+        fn()
+        s.synchronize()
+
+    return run
+
+
+def profile_client(remote) -> None:  # noqa: ANN001
+    """Where the client's time goes in the article's loop (the server's work overlaps it)."""
+    import cProfile
+    import pstats
+
+    x, y = (remote.tensor(a) for a in article_data())
+    profile = cProfile.Profile()
+    profile.enable()
+    article_loop(remote, x, y)
+    profile.disable()
+    remote.synchronize()
+    pstats.Stats(profile).sort_stats("tottime").print_stats(12)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
+    parser.add_argument("--profile", action="store_true", help="profile the client's loop")
+    args = parser.parse_args()
+    repeat = 3 if args.quick else 7
+    torch = torch_or_none()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-sdk-"))
+    proc, target = start_server(tmp)
+    try:
+        embedded, remote = gradd.connect(), gradd.connect(target)
+        x, y = article_data()
+        rows: dict[str, float] = {}
+        if torch is not None:
+            tx, ty = torch.tensor(x), torch.tensor(y)
+            rows["torch"] = median_time(lambda: article_loop(torch, tx, ty), repeat)
+        ex, ey = embedded.tensor(x), embedded.tensor(y)
+        rows["gradd embedded"] = median_time(lambda: article_loop(embedded, ex, ey), repeat)
+        rx, ry = remote.tensor(x), remote.tensor(y)
+        loop = synced(remote, lambda: article_loop(remote, rx, ry))
+        rows["gradd remote"] = median_time(loop, repeat)
+        client = median_time(lambda: article_loop(remote, rx, ry), repeat)
+        remote.synchronize()
+        rows["  (remote: client side)"] = client
+        report(f"article loop, {EPOCHS} epochs (goals: embedded, remote <= 1.5x torch)", rows)
+
+        rows = {}
+        if torch is not None:
+            import torch.nn.functional as TF  # noqa: N812
+
+            ts = mlp_setup(torch)
+            rows["torch"] = median_time(lambda: mlp_steps(torch, TF, ts), repeat) / STEPS
+        es = mlp_setup(embedded)
+        rows["gradd embedded"] = (
+            median_time(lambda: mlp_steps(embedded, embedded.functional, es), repeat) / STEPS
+        )
+        rs = mlp_setup(remote)
+        steps = synced(remote, lambda: mlp_steps(remote, remote.functional, rs))
+        rows["gradd remote"] = median_time(steps, repeat) / STEPS
+        report("MLP step 784-256-10, batch 256, per step (goal: remote <= 1.3x torch)", rows)
+        if args.profile:
+            profile_client(remote)
+        remote.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main()
