@@ -153,7 +153,7 @@ class Watch:
         loss = step.loss if step.HasField("loss") else None
         line = step_line(step.step, loss, self.history.rate())
         if self._live is not None:
-            self._live.update(Text(f"session {self.session_id}  {line}"))
+            self._live.update(_rich_text(f"session {self.session_id}  {line}"))
         elif step.step % max(1, self.options.print_every) == 0:
             print(line, file=self.out, flush=True)
         every = self.options.every
@@ -196,7 +196,7 @@ class Watch:
         from rich.console import Console
         from rich.live import Live
 
-        self._live = Live(Text("waiting for steps..."), console=Console(file=self.out))
+        self._live = Live(_rich_text("waiting for steps..."), console=Console(file=self.out))
         self._live.start()
 
     def _stop_live(self) -> None:
@@ -222,7 +222,7 @@ class Watch:
         return restore
 
 
-def Text(text: str) -> Any:  # noqa: N802 - stands for rich.text.Text, imported when live
+def _rich_text(text: str) -> Any:
     """The text as a rich Text, so ids and numbers are never read as markup."""
     from rich.text import Text as RichText
 
