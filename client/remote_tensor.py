@@ -121,14 +121,18 @@ class RemoteTensor:
     def _grad(self) -> RemoteTensor | None:
         """``.grad`` bound to a handle of its own on first use (no wait: the mirror graph knows
         it exists); the same object is returned until the server makes a new grad tensor."""
-        if not self._has_grad:
+        has = self._has_grad
+        if not has:
             return None
         g = self._grad_obj
-        if g is None:
+        if g is None or has == 2:
             s = self._s
             g = new_tensor(s, self.shape, self.dtype, False, None)
             s._push(enc.grad_of(g._h, self._h), ("grad", *user_site()))
-            if self._has_grad == 2:  # made by create_graph: its graph is known to the server only
+            if has == 2:
+                # Made with create_graph: its graph, and later backwards through it, are known
+                # to the server only, so each read binds the current grad and asks for its
+                # metadata (a wait).
                 s._adopt_metadata(g)
             self._grad_obj = g
         return g

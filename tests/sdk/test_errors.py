@@ -141,6 +141,21 @@ def test_lost_server_is_unavailable_not_a_hang(start_small_server: ServerProcess
     s.close()
 
 
+def test_server_that_stops_answering_times_out(start_small_server: ServerProcess) -> None:
+    s = gradd.connect(start_small_server.addr, timeout=1.0)
+    x = s.ones(3)
+    assert x.sum().item() == 3.0
+    start_small_server.proc.send_signal(signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(gradd.DeadlineExceededError, match="did not answer within 1.0 s"):
+            (x * 2).sum().item()
+        assert time.monotonic() - t0 < 10
+    finally:
+        start_small_server.proc.send_signal(signal.SIGCONT)
+    s.close()
+
+
 def test_unreachable_server() -> None:
     with pytest.raises(gradd.UnavailableError):
         gradd.connect("127.0.0.1:1", timeout=5)

@@ -1,0 +1,85 @@
+"""The client's mirror of autograd state stays what the server holds, through the corners:
+.grad set to None, retained non-leaf grads, create_graph, detach sharing versions, requires_grad
+flips, copies. Each scenario runs embedded and on a server and must observe the same."""
+
+from __future__ import annotations
+
+import gradd
+import pytest
+
+
+def values(t: object) -> object:
+    return None if t is None else t.tolist()
+
+
+def test_grad_none_then_backward(session: gradd.Session) -> None:
+    x = session.tensor([1.0, 2.0], requires_grad=True)
+    (x * x).sum().backward()
+    old = x.grad
+    x.grad = None
+    assert x.grad is None
+    (x * 3).sum().backward()
+    assert values(old) == [2.0, 4.0] and values(x.grad) == [3.0, 3.0] and x.grad is not old
+
+
+def test_retained_grads_accumulate(session: gradd.Session) -> None:
+    x = session.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    y.retain_grad()
+    z = (y * y).sum()
+    z.backward(retain_graph=True)
+    assert values(y.grad) == [4.0, 8.0] and y.retains_grad
+    z.backward()
+    assert values(y.grad) == [8.0, 16.0] and values(x.grad) == [16.0, 32.0]
+
+
+def test_create_graph_double_backward(session: gradd.Session) -> None:
+    x = session.tensor([2.0], requires_grad=True)
+    (x**3).sum().backward(create_graph=True)
+    g = x.grad
+    assert values(g) == [12.0] and g.requires_grad and g.grad_fn is not None
+    g.sum().backward()  # d(3x^2)/dx = 6x accumulates into x.grad
+    assert values(x.grad) == [24.0]
+
+
+def test_detach_shares_the_version_counter(session: gradd.Session) -> None:
+    x = session.tensor([1.0, 2.0], requires_grad=True)
+    y = x * x  # saves x
+    d = x.detach()
+    d.add_(1)
+    assert x._version == 1 and values(x) == [2.0, 3.0] and not d.requires_grad
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+
+
+def test_requires_grad_flips_and_copies(session: gradd.Session) -> None:
+    t = session.ones(2)
+    t.requires_grad = True
+    u = session.tensor(t, dtype=session.float64)  # a copy: a new leaf
+    assert u.is_leaf and not u.requires_grad and u.dtype is session.float64
+    (t * 2).sum().backward()
+    assert values(t.grad) == [2.0, 2.0]
+    t.requires_grad_(False)
+    assert not (t * 2).requires_grad
+
+
+def test_inplace_on_a_non_leaf_rebases_it(session: gradd.Session) -> None:
+    w = session.tensor([1.0, 2.0], requires_grad=True)
+    h = w * 1.0
+    h.mul_(3)
+    h += w
+    assert h.grad_fn.name() == "AddBackward0" and h._version == 2
+    names = [n.name() for n, _ in h.grad_fn.next_functions if n is not None]
+    assert names == ["MulBackward0", "torch::autograd::AccumulateGrad"]
+    h.sum().backward()
+    assert values(w.grad) == [4.0, 4.0]
+
+
+def test_composites_under_no_grad(session: gradd.Session) -> None:
+    F = session.functional
+    w = session.ones(3, 4, requires_grad=True)
+    with session.no_grad():
+        out = F.linear(session.ones(2, 4), w)
+        v, i = out.max(dim=1)
+    assert not out.requires_grad and not v.requires_grad and values(i) == [0, 0]
+    assert values(out[:, 1:]) == [[4.0, 4.0], [4.0, 4.0]]
