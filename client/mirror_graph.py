@@ -77,7 +77,9 @@ def node_for(opdef: Any, args: tuple, attrs: dict, tensor_type: type) -> MirrorN
     for a in args:
         if type(a) is tensor_type:
             fn = a.grad_fn
-            nxt.append(fn if fn is not None else accumulator(a) if a._rg else None)
+            if fn is None and a._rg:
+                fn = accumulator(a)
+            nxt.append(fn)
         else:
             nxt.append(None)
     g = opdef.grad_fn
@@ -87,10 +89,8 @@ def node_for(opdef: Any, args: tuple, attrs: dict, tensor_type: type) -> MirrorN
     saved: tuple = ()
     if opdef.saves:
         saved = tuple(
-            (args[i]._vc, args[i]._vc[0], args[i].shape, args[i].dtype)
-            if type(args[i]) is tensor_type
-            else None
-            for i in opdef.saves
+            (a._vc, a._vc[0], a.shape, a.dtype) if type(a) is tensor_type else None
+            for a in [args[i] for i in opdef.saves]
         )
     return MirrorNode(opdef, g, tuple(nxt), saved)
 

@@ -57,31 +57,46 @@ _WIRE: dict[OpDef, _OpWire] = {}
 _BINARY = OPS["add"].shape  # the broadcasting rule shared by the binary arithmetic ops
 
 
+_SMALL, _varint = enc._SMALL, enc.varint
+_OUT, _REQ_COMMAND, _CMD_OP, _NO_GRAD = enc.OP_OUT, enc.REQ_COMMAND, enc.CMD_OP, enc.OP_NO_GRAD
+_ARG_FLOAT = enc.OP_ARG + _SMALL[9] + enc.V_F  # an Op.args entry holding a Python float
+_pack_double = enc._pack_double
+
+
 def op_command(opdef: OpDef, args: tuple, attrs: dict, outs: tuple) -> bytes:
     """The framed gradd.v1 Op for a call with canonical ``attrs``: a ``*varargs`` attribute goes
     positionally; attributes equal to their defaults are left out (normalising is idempotent)."""
     w = _WIRE[opdef]
-    parts = [w.name]
+    body = w.name
     if opdef.arity == -1:  # cat/stack: the tensors travel as one list, as the user passed them
-        parts.append(enc.op_arg(enc.value(list(args))))
+        body += enc.op_arg(enc.value(list(args)))
     else:
         for a in args:
-            parts.append(a._arg if type(a) is RemoteTensor else enc.op_arg(enc.value(a)))
+            ta = type(a)
+            if ta is RemoteTensor:
+                body += a._arg
+            elif ta is float:
+                body += _ARG_FLOAT + _pack_double(a)
+            else:
+                body += enc.op_arg(enc.value(a))
     if attrs:
         defaults = w.defaults
         for k, v in attrs.items():
             if k == w.varargs:
-                parts.append(enc.op_arg(enc.value(v)))
+                body += enc.op_arg(enc.value(v))
                 continue
             d = defaults.get(k, _NO_DEFAULT)
             if d is not _NO_DEFAULT and type(v) is type(d) and type(v) in _PLAIN and v == d:
                 continue
-            parts.append(enc.op_kwarg(k, enc.value(v)))
+            body += enc.op_kwarg(k, enc.value(v))
     for h in outs:
-        parts.append(enc.op_out(h))
+        body += _OUT + _SMALL[len(h)] + h
     if not _mode.enabled:
-        parts.append(enc.OP_NO_GRAD)
-    return enc.op_command(b"".join(parts))
+        body += _NO_GRAD
+    n = len(body)
+    cmd = _CMD_OP + (_SMALL[n] if n < 128 else _varint(n)) + body
+    n = len(cmd)
+    return _REQ_COMMAND + (_SMALL[n] if n < 128 else _varint(n)) + cmd
 
 
 def _coerced(s: Any, opdef: OpDef, args: tuple) -> tuple:
@@ -149,7 +164,7 @@ def _record(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) -> Remot
     else:
         out = new_tensor(s, shape, out_dtype, False, None, not tracing)
     if not tracing:
-        s._push(op_command(opdef, args, attrs, (out._h,)), (opdef.name, *user_site(3)))
+        s._push(op_command(opdef, args, attrs, (out._h,)), (opdef.name, *user_site(4)))
     return out
 
 
@@ -161,19 +176,37 @@ def _record_inplace(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) 
         check_inplace_allowed(self.grad_fn is None, self._rg, grad_on)
     except AutogradError as exc:
         raise rule_error(exc) from None
-    args = _coerced(s, opdef, args)
-    in_shapes = [a.shape if type(a) is RemoteTensor else None for a in args]
+    in_shapes = []
+    rg = False
+    common = self.dtype
+    for a in args:
+        ta = type(a)
+        if ta is RemoteTensor and a._s is s:
+            in_shapes.append(a.shape)
+            if a._rg:
+                rg = True
+            if a.dtype is not common:
+                common = None
+        elif ta is float or ta is int or ta is bool:
+            in_shapes.append(None)
+        else:
+            return _record_inplace(self, opdef, _coerced(s, opdef, args), attrs)
     opdef.shape(*in_shapes, **attrs)
-    if len(in_shapes) == 2 and in_shapes[1] is not None:
-        b = shapes.broadcast(self.shape, in_shapes[1])
-        if b != self.shape:
-            raise RuntimeError(
-                f"output with shape {list(self.shape)} doesn't match the broadcast shape {list(b)}"
-            )
-    res_dtype = dt.bool_ if opdef.dtype == "bool" else result_dtype(opdef, args, attrs)
-    _check_cast(res_dtype, self.dtype, opdef.name)
-    rg = any(type(a) is RemoteTensor and a._rg for a in args)
-    if grad_on and opdef.backward is not None and rg:
+    if len(in_shapes) == 2:
+        other = in_shapes[1]
+        if other is not None and other != self.shape:
+            b = shapes.broadcast(self.shape, other)
+            if b != self.shape:
+                raise RuntimeError(
+                    f"output with shape {list(self.shape)} doesn't match the broadcast shape "
+                    f"{list(b)}"
+                )
+    rule = opdef.dtype
+    if rule == "bool":
+        _check_cast(dt.bool_, self.dtype, opdef.name)
+    elif common is None or not (rule == "promote" or rule == "float"):
+        _check_cast(result_dtype(opdef, args, attrs), self.dtype, opdef.name)
+    if rg and grad_on and opdef.backward is not None:
         # As the engine: self's old value (own version counter) becomes the node's input.
         old = _new(RemoteTensor)
         old._s, old._bound, old.shape, old.dtype = s, False, self.shape, self.dtype
@@ -187,7 +220,7 @@ def _record_inplace(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) 
             node.out_meta = (self.shape, self.dtype)
     else:
         self._vc[0] += 1
-    s._push(op_command(opdef, args, attrs, ()), (opdef.name, *user_site(3)))
+    s._push(op_command(opdef, args, attrs, ()), (opdef.name, *user_site(4)))
     return self
 
 
