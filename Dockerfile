@@ -3,13 +3,13 @@
 #   docker run -p 50051:50051 gradd           since the OCI format has no HEALTHCHECK)
 # The CUDA variant is Dockerfile.cuda. docs/containers.md has the details.
 
-# --- builder: a virtual environment in /opt/gradd, copied whole into the final stage --------
-FROM debian:bookworm AS builder
+# --- deps: a virtual environment in /opt/gradd with gradd's dependencies --------------------
+FROM debian:bookworm AS deps
 # Debian stable's python3 is fixed within the release, so apt versions are not pinned.
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get clean && rm -rf /var/lib/apt/lists/*
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python3 -m venv /opt/gradd
 WORKDIR /src
@@ -18,19 +18,26 @@ WORKDIR /src
 COPY pyproject.toml ./
 RUN /opt/gradd/bin/python -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb')); print('\n'.join(p['build-system']['requires'] + p['project']['dependencies']))" > /tmp/requirements.txt \
  && /opt/gradd/bin/pip install -r /tmp/requirements.txt
+
+# --- builder: gradd itself, as a wheel ----------------------------------------------------------
+FROM deps AS builder
 COPY . .
-RUN /opt/gradd/bin/pip install --no-deps --no-build-isolation . \
+RUN /opt/gradd/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /wheels . \
  && mkdir -p examples
 
-# --- final: python3, the venv and the examples; nothing to compile, no pip cache -------------
+# --- final: python3, the venv, gradd and the examples; no compiler, no pip cache -------------
 FROM debian:bookworm
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* \
  && useradd --uid 10001 --user-group --home-dir /var/lib/gradd --create-home \
       --shell /usr/sbin/nologin gradd
-COPY --from=builder /opt/gradd /opt/gradd
+# Two layers: the dependencies (large, rebuilt only when pyproject.toml changes), then gradd.
+COPY --from=deps /opt/gradd /opt/gradd
+COPY --from=builder /wheels /tmp/wheels
+RUN /opt/gradd/bin/pip install --no-index --no-deps --no-cache-dir /tmp/wheels/*.whl \
+ && rm -rf /tmp/wheels
 COPY --from=builder /src/examples /opt/gradd/examples
 ENV PATH=/opt/gradd/bin:$PATH \
     PYTHONUNBUFFERED=1 \
