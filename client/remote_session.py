@@ -234,6 +234,10 @@ class RemoteSession(Session):
         """Close the session on the server (its tensors are freed) and the connection."""
         if self._closed:
             return
+        try:  # what was queued still happens (its watchers see its steps) before the end
+            self._stream.synchronize()
+        except GraddError:
+            pass  # reported at a wait, or the server is gone: nothing more to do here
         self._closed = True
         self._push = _closed_push
         self._stream.close()

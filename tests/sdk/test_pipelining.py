@@ -7,6 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 
 import gradd
 import grpc
@@ -18,14 +19,26 @@ from .conftest import ADMIN_TOKEN
 from .test_article import B200, W200, train
 
 
-def held_handles(server: object, session_id: str) -> int:
-    """How many handles the server holds for a session (ListSessions, admin token)."""
+def summary(server: object, session_id: str) -> spb.SessionSummary:
+    """What the server says of a session (ListSessions, admin token)."""
     with grpc.insecure_channel(server.addr) as channel:
         stub = spb_grpc.AutogradServiceStub(channel)
         md = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
         listing = stub.ListSessions(spb.ListSessionsRequest(), metadata=md, timeout=30)
-    (summary,) = [s for s in listing.sessions if s.session_id == session_id]
-    return summary.tensors
+    (found,) = [s for s in listing.sessions if s.session_id == session_id]
+    return found
+
+
+def watching(server: object, session: gradd.Session, **options: object) -> tuple:
+    """A watch stream read by a thread into a list, once the server has registered it."""
+    events: list = []
+    stream = session.watch(**options)
+    reader = threading.Thread(target=lambda: events.extend(e for e in stream))
+    reader.start()
+    deadline = time.monotonic() + 30
+    while summary(server, session.id).watchers < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return events, reader
 
 
 def test_article_loop_never_waits(remote: gradd.Session, article_data: tuple, monkeypatch) -> None:
@@ -47,7 +60,7 @@ def test_collected_tensors_are_released(remote: gradd.Session, gradd_server, art
     remote.synchronize()
     remote.synchronize()  # the releases of the last batch's garbage go with this one
     # x, y, b, w, their grads and the last epoch's few tensors: not 200 epochs' worth.
-    assert held_handles(gradd_server, remote.id) < 16
+    assert summary(gradd_server, remote.id).tensors < 16
 
 
 def test_grad_mode_travels_with_each_op(remote: gradd.Session) -> None:
@@ -63,11 +76,8 @@ def test_grad_mode_travels_with_each_op(remote: gradd.Session) -> None:
     assert x.grad.tolist() == [2.0, 2.0]
 
 
-def test_watchers_see_each_step(remote: gradd.Session, article_data: tuple) -> None:
-    events = []
-    stream = remote.watch(steps_only=True)
-    reader = threading.Thread(target=lambda: events.extend(e for e in stream))
-    reader.start()
+def test_watchers_see_each_step(remote: gradd.Session, gradd_server, article_data) -> None:
+    events, reader = watching(gradd_server, remote, steps_only=True)
     losses = []
     x, y = (remote.tensor(a).float() for a in article_data)
     b, w = remote.zeros(1, requires_grad=True), remote.zeros(1, requires_grad=True)
@@ -85,6 +95,23 @@ def test_watchers_see_each_step(remote: gradd.Session, article_data: tuple) -> N
     assert [e.step for e in steps] == [1, 2, 3, 4, 5]
     assert [e.loss for e in steps] == pytest.approx(losses, rel=1e-6)
     assert isinstance(events[-1], gradd.SessionEnded) and events[-1].reason == "closed"
+
+
+def test_watchers_get_graph_snapshots(remote: gradd.Session, gradd_server) -> None:
+    events, reader = watching(gradd_server, remote)
+    b, w = remote.zeros(1, requires_grad=True), remote.ones(1, requires_grad=True)
+    x = remote.ones(4, 1)
+    gradd.make_dot(b + w * x, params={"b": b, "w": w})  # labels for the watchers' pictures
+    ((b + w * x) ** 2).mean().backward()
+    remote.close()
+    reader.join(timeout=30)
+    graphs = [e for e in events if isinstance(e, gradd.GraphEvent)]
+    assert graphs and graphs[0].reason == "changed" and graphs[0].step == 1
+    labels = sorted(n.label for n in graphs[0].picture.nodes)
+    assert labels == sorted(
+        ["MeanBackward0", "PowBackward0", "AddBackward0", "MulBackward0", "b\n (1)", "w\n (1)"]
+    )
+    assert "digraph" in graphs[0].picture.source
 
 
 def test_import_gradd_is_light() -> None:
