@@ -210,3 +210,53 @@ def test_grad_modes_and_functional(session: gradd.Session) -> None:
     assert y.shape == (2, 3) and y.grad_fn.name() == "CatBackward0"
     v, idx = y.max(dim=1)
     assert v.tolist() == [3.0, 3.0] and idx.tolist() == [2, 2]
+
+
+OPERATOR_CASES = [
+    ("a + b", lambda a, b, m: a + b),
+    ("2 + a", lambda a, b, m: 2 + a),
+    ("a - b", lambda a, b, m: a - b),
+    ("2 - a", lambda a, b, m: 2 - a),
+    ("a * b", lambda a, b, m: a * b),
+    ("2 * a", lambda a, b, m: 2 * a),
+    ("a / b", lambda a, b, m: a / b),
+    ("2 / a", lambda a, b, m: 2.0 / a),
+    ("a ** 2", lambda a, b, m: a**2),
+    ("2 ** a", lambda a, b, m: 2**a),
+    ("a @ b", lambda a, b, m: a @ b),
+    ("-a", lambda a, b, m: -a),
+    ("abs(a)", lambda a, b, m: abs(a)),
+    ("a < b", lambda a, b, m: a < b),
+    ("a >= 0", lambda a, b, m: a >= 0),
+    ("a == b", lambda a, b, m: a == b),
+    ("a != b", lambda a, b, m: a != b),
+    ("m & m", lambda a, b, m: m & (a > 0)),
+    ("m | m", lambda a, b, m: m | (a > 0)),
+    ("a[m]", lambda a, b, m: a[m]),
+    ("a[:, 1]", lambda a, b, m: a[:, 1]),
+    ("a[..., None]", lambda a, b, m: a[..., None]),
+]
+
+
+@pytest.mark.parametrize("case", OPERATOR_CASES, ids=[c[0] for c in OPERATOR_CASES])
+def test_operators(case: tuple, remote: gradd.Session) -> None:
+    _, fn = case
+    seen = []
+    for s in (gradd.connect(), remote):
+        a = s.tensor([[1.0, -2.0], [3.0, 0.5]], requires_grad=True)
+        b = s.tensor([[0.5, 2.0], [-1.0, 4.0]])
+        m = s.tensor([[True, False], [False, True]])
+        out = fn(a.clone(), b, m)
+        seen.append(describe(out))
+    got, want = seen[1], seen[0]
+    np.testing.assert_allclose(got.pop("value"), want.pop("value"))
+    assert got == want
+
+
+def test_inplace_operators(session: gradd.Session) -> None:
+    a = session.tensor([1.0, 2.0])
+    a += 1
+    a -= session.tensor([0.5, 0.5])
+    a *= 4
+    a /= 2
+    assert a.tolist() == [3.0, 5.0] and a._version == 4
