@@ -25,9 +25,11 @@ from . import command_encoding as enc
 from .errors import DeadlineExceededError, GraddError, error_for, from_rpc_error
 
 EXECUTE_STREAM = "/gradd.v1.AutogradService/ExecuteStream"
+_monotonic = time.monotonic
 BATCH_SIZE = 512  # commands per ExecuteRequest (measured: larger gains nothing on loopback)
 WINDOW = 64  # unanswered batches before the client waits for the server to catch up
 LARGE_BATCH_BYTES = 1 << 20  # a batch carrying this much tensor data is sent at once
+MAX_DELAY = 0.02  # seconds a queued command may wait for its batch (watchers see steps live)
 
 
 class CommandStream:
@@ -56,6 +58,7 @@ class CommandStream:
         self._pending: GraddError | None = None  # first server-side failure not yet raised
         self._broken: GraddError | None = None  # the stream itself failed: the session is lost
         self._waiting_since = 0.0
+        self._first_queued = 0.0
         self._timed_out = False
         method = channel.stream_stream(
             EXECUTE_STREAM,
@@ -68,10 +71,19 @@ class CommandStream:
 
     # --- queueing ------------------------------------------------------------------------
     def push(self, cmd: bytes, site: tuple) -> None:
-        """Queue one framed command; send the batch when it is full."""
-        self.cmds.append(cmd)
+        """Queue one framed command; send the batch when it is full, holds a large tensor, or
+        has waited MAX_DELAY (checked every 16 commands: a slow loop still streams its steps)."""
+        cmds = self.cmds
+        if not cmds:
+            self._first_queued = _monotonic()
+        cmds.append(cmd)
         self.sites.append(site)
-        if len(self.cmds) >= self.batch_size or len(cmd) > LARGE_BATCH_BYTES:
+        n = len(cmds)
+        if (
+            n >= self.batch_size
+            or len(cmd) > LARGE_BATCH_BYTES
+            or (not n & 15 and _monotonic() - self._first_queued > MAX_DELAY)
+        ):
             self.flush()
 
     def flush(self) -> int:
