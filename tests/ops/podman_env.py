@@ -175,7 +175,7 @@ class Podman:
 
     def build(self, dockerfile: str, tag: str, timeout: float = 1800) -> None:
         """Build an image, then tag its builder stage too: `close()` prunes untagged images, and
-        the builder's layers (the slow pip install) are the ones worth caching for the next run."""
+        the builder's parent stage (the dependencies' pip install) is the slow one to cache."""
         self.run("build", "-f", dockerfile, "-t", tag, ".", timeout=timeout)
         self.tag_builder(dockerfile, tag)
 
