@@ -18,6 +18,8 @@ from gradd.v1 import command_pb2 as cpb
 from gradd.v1 import graph_pb2 as gpb
 from gradd.v1 import tensor_pb2 as tpb
 
+from . import answer_bytes as answer
+from . import request_views
 from . import wire_tensor as wire
 from .errors import invalid, precondition, status_of
 from .graph_snapshot import snapshot
@@ -40,9 +42,9 @@ def _no_tensor(handle: str) -> Any:
     raise invalid(f"factory arguments are numbers, not tensors (got tensor {handle!r})")
 
 
-def create_tensor(s: Session, c: cpb.CreateTensor) -> None:
-    """`out = tensor(data, requires_grad=...)`."""
-    incoming = wire.IncomingTensor(c.data)
+def create_tensor(s: Session, c: cpb.CreateTensor, raw: memoryview | None = None) -> None:
+    """`out = tensor(data, requires_grad=...)`; `raw` views data.raw in the request's bytes."""
+    incoming = wire.IncomingTensor(c.data, raw)
     s.table.check_new(_out(c.out), incoming.nbytes)
     tensor = ge.tensor(incoming.array(), requires_grad=c.requires_grad, device=s.device)
     s.table.bind([(c.out, tensor)])
@@ -159,16 +161,15 @@ def release(s: Session, c: cpb.Release) -> None:
     s.table.release(c.handles)
 
 
-def fetch(s: Session, c: cpb.Fetch, into: tpb.TensorValue) -> None:
-    """Fill `into` with a TensorValue of `handle` or of its `.grad`."""
+def fetch(s: Session, c: cpb.Fetch) -> list[Any]:
+    """A TensorValue of `handle` or of its `.grad`, as wire-byte chunks."""
     tensor = s.table.get(c.handle)
     if c.grad:
         tensor = tensor.grad
         if tensor is None:
-            into.handle, into.is_none = c.handle, True
-            return
-    wire.tensor_value(
-        c.handle, tensor, metadata_only=c.metadata_only, typed_values=c.typed_values, into=into
+            return answer.none_value(c.handle)
+    return answer.tensor_value(
+        c.handle, tensor, metadata_only=c.metadata_only, typed_values=c.typed_values
     )
 
 
@@ -185,7 +186,6 @@ def graph(s: Session, c: cpb.Graph) -> gpb.GraphSnapshot:
 
 
 APPLY: dict[str, Callable[[Session, Any], None]] = {
-    "tensor": create_tensor,
     "factory": factory,
     "manual_seed": manual_seed,
     "op": run_op,
@@ -206,28 +206,36 @@ def describe(command: cpb.Command) -> str:
 
 
 def execute(
-    s: Session, commands: Sequence[cpb.Command], response: cpb.ExecuteResponse
+    s: Session,
+    commands: Sequence[cpb.Command],
+    response: cpb.ExecuteResponse,
+    results: list,
+    wire_bytes: bytes = b"",
 ) -> tuple[grpc.StatusCode, str] | None:
-    """Apply commands in order into `response`; the failure that stopped them, if any.
+    """Apply commands in order; the failure that stopped them, if any.
 
-    Call with the session's lock held.
+    `response` gets `applied` and `error`; `results` gets the answers of fetch and graph
+    commands as wire-byte chunks of ExecuteResponse.results. `wire_bytes`, the serialized
+    request, lets large tensors be read without a copy. Call with the session's lock held.
     """
-    results = response.results
+    views: dict[int, memoryview] | None = None
     for index, command in enumerate(commands):
         kind = command.WhichOneof("kind")
         try:
             if kind is None:
                 raise invalid("a Command has no field set")
-            if kind == "fetch":  # filled in place: a 64 MiB answer is not copied again
-                entry = results.add(index=index)
-                try:
-                    fetch(s, command.fetch, entry.tensor)
-                except Exception:
-                    del results[-1]
-                    raise
+            if kind == "tensor":
+                raw = None
+                if len(wire_bytes) >= request_views.LARGE:  # (ByteSize() would serialize)
+                    views = request_views.raw_views(wire_bytes) if views is None else views
+                    raw = views.get(index)
+                create_tensor(s, command.tensor, raw)
+            elif kind == "fetch":
+                chunks = fetch(s, command.fetch)
+                results += answer.command_result(index, answer.RESULT_TENSOR, chunks)
             elif kind == "graph":
-                picture = graph(s, command.graph)
-                results.add(index=index).graph.CopyFrom(picture)
+                chunks = [graph(s, command.graph).SerializeToString()]
+                results += answer.command_result(index, answer.RESULT_GRAPH, chunks)
             else:
                 APPLY[kind](s, getattr(command, kind))
         except Exception as exc:  # every failure becomes a status; the session goes on

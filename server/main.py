@@ -18,12 +18,12 @@ from importlib import metadata
 import gradd.engine as ge
 import grpc
 from gradd.v1 import service_pb2 as spb
-from gradd.v1 import service_pb2_grpc as spb_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from .command_runner import FACTORIES
 from .config import ServerConfig, parse_config
+from .grpc_handlers import add_autograd_service
 from .log_format import configure_logging
 from .metrics import serve_metrics
 from .service import AutogradService
@@ -84,7 +84,7 @@ class GraddServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        spb_grpc.add_AutogradServiceServicer_to_server(self.service, self.server)
+        add_autograd_service(self.service, self.server, AutogradService.RAW_REQUESTS)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         names = (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
         reflection.enable_server_reflection(names, self.server)

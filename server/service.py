@@ -18,7 +18,6 @@ import grpc
 from gradd.v1 import command_pb2 as cpb
 from gradd.v1 import service_pb2 as spb
 from gradd.v1 import service_pb2_grpc as spb_grpc
-from gradd.v1 import tensor_pb2 as tpb
 
 from . import command_runner as runner
 from .errors import ServiceError, not_found, status_of
@@ -86,8 +85,22 @@ def streaming_rpc(method: Callable) -> Callable:
     return wrapper
 
 
+def _parse(wire: bytes) -> cpb.ExecuteRequest:
+    try:
+        request = cpb.ExecuteRequest.FromString(wire)
+    except Exception as exc:  # not an ExecuteRequest at all
+        raise ServiceError(
+            grpc.StatusCode.INVALID_ARGUMENT, f"cannot parse ExecuteRequest: {exc}"
+        ) from None
+    log.debug("execute %s: %d commands", request.session_id, len(request.commands))
+    return request
+
+
 class AutogradService(spb_grpc.AutogradServiceServicer):
     """gradd.v1.AutogradService over a SessionStore."""
+
+    # These take their requests as wire bytes: large tensors are read from them without a copy.
+    RAW_REQUESTS = frozenset({"Execute", "ExecuteStream"})
 
     def __init__(self, store: SessionStore, info: spb.ServerInfoResponse) -> None:
         self.store = store
@@ -131,20 +144,25 @@ class AutogradService(spb_grpc.AutogradServiceServicer):
             raise not_found(f"session {session.id!r} not found (closed or expired)")
         return spb.CloseSessionResponse()
 
-    def _batch(self, request: cpb.ExecuteRequest, token: str | None) -> tuple[Any, Any]:
+    def _batch(self, wire: bytes, token: str | None) -> tuple[Any, Any, Any, bytes]:
+        """Apply one serialized ExecuteRequest: (request, response, failure, answer bytes)."""
+        request = _parse(wire)
         session = self.store.get(request.session_id, token)
         response = cpb.ExecuteResponse(sequence=request.sequence)
+        results: list = []
         with session.lock:
-            failure = runner.execute(self._locked(session), request.commands, response)
+            locked = self._locked(session)
+            failure = runner.execute(locked, request.commands, response, results, wire)
             session.touch()
-        return response, failure
+            # Joined under the lock: the chunks may be views of the session's tensors.
+            answer = response.SerializeToString() + b"".join(results)
+        return request, response, failure, answer
 
     @rpc
-    def Execute(self, request: cpb.ExecuteRequest, context: Any) -> cpb.ExecuteResponse:
-        log.debug("execute %s: %d commands", request.session_id, len(request.commands))
-        response, failure = self._batch(request, bearer_token(context))
+    def Execute(self, wire: bytes, context: Any) -> bytes:
+        request, response, failure, answer = self._batch(wire, bearer_token(context))
         if failure is None:
-            return response
+            return answer
         code, message = failure
         index = response.error.index
         what = runner.describe(request.commands[index])
@@ -152,27 +170,26 @@ class AutogradService(spb_grpc.AutogradServiceServicer):
         raise BatchFailed(code, f"command {index} ({what}): {message}", trailing)
 
     @streaming_rpc
-    def ExecuteStream(self, requests: Iterator[cpb.ExecuteRequest], context: Any) -> Iterator:
+    def ExecuteStream(self, requests: Iterator[bytes], context: Any) -> Iterator[bytes]:
         token = bearer_token(context)
         with self._streams_lock:
             self._streams[context] = False
         try:
-            for request in requests:
+            for wire in requests:
                 with self._streams_lock:
                     if self.stopping:
                         raise ServiceError(grpc.StatusCode.UNAVAILABLE, "server shutting down")
                     self._streams[context] = True
-                log.debug("stream %s: %d commands", request.session_id, len(request.commands))
-                response, _ = self._batch(request, token)
+                *_, answer = self._batch(wire, token)
                 with self._streams_lock:
                     self._streams[context] = False
-                yield response
+                yield answer
         finally:
             with self._streams_lock:
                 self._streams.pop(context, None)
 
     @rpc
-    def Fetch(self, request: spb.FetchRequest, context: Any) -> tpb.TensorValue:
+    def Fetch(self, request: spb.FetchRequest, context: Any) -> bytes:
         session = self._session(request.session_id, context)
         query = cpb.Fetch(
             handle=request.handle,
@@ -180,10 +197,8 @@ class AutogradService(spb_grpc.AutogradServiceServicer):
             metadata_only=request.metadata_only,
             typed_values=request.typed_values,
         )
-        value = tpb.TensorValue()
         with session.lock:
-            runner.fetch(self._locked(session), query, value)
-        return value
+            return b"".join(runner.fetch(self._locked(session), query))  # a TensorValue
 
     @rpc
     def GetGraph(self, request: spb.GetGraphRequest, context: Any) -> Any:

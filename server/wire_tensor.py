@@ -38,10 +38,11 @@ class IncomingTensor:
 
     __slots__ = ("data", "raw", "field", "dtype", "shape", "nbytes")
 
-    def __init__(self, data: tpb.TensorData) -> None:
+    def __init__(self, data: tpb.TensorData, raw: memoryview | None = None) -> None:
         self.data = data
-        self.raw = data.raw  # read once: each read of a bytes field copies it
-        if self.raw:
+        # Read once (each read of a bytes field copies it), or given as a view of the request.
+        self.raw = data.raw if raw is None else raw
+        if len(self.raw):
             if data.dtype == tpb.DTYPE_UNSPECIFIED:
                 raise invalid("raw tensor data needs a dtype")
             self.field, count = "raw", None

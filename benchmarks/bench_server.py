@@ -1,0 +1,236 @@
+"""gradd-server against a raw gRPC echo on the same machine: ops/s, latency, 64 MiB throughput.
+
+Run: `.venv/bin/python benchmarks/bench_server.py` (add `--quick` for a short run). It starts a
+`gradd-server` and a tiny generic echo server (sync gRPC, the same thread-pool model and message
+limits), each in its own process on loopback, and prints medians:
+
+- ops/s of small ops streamed by one client over ExecuteStream, pipelined (1 op per request,
+  and batched as the SDK sends them);
+- round-trip latency of a one-op Execute vs an echo of the same request bytes;
+- 64 MiB upload + download (Execute with the tensor, then Fetch) vs an echo of the same bytes
+  (goal: at least 80% of the echo's throughput).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+import numpy as np
+from gradd.server import answer_bytes as answer
+from gradd.server import request_views
+from gradd.v1 import command_pb2 as cpb
+from gradd.v1 import service_pb2 as spb
+from gradd.v1 import service_pb2_grpc as spb_grpc
+from gradd.v1 import tensor_pb2 as tpb
+
+MiB = 1 << 20
+LIMIT = 256 * MiB
+OPTIONS = [("grpc.max_send_message_length", LIMIT), ("grpc.max_receive_message_length", LIMIT)]
+ECHO = "/bench.Echo/Echo"
+
+
+def serve_echo(port_file: str) -> None:
+    """The raw echo: a generic unary method returning its request bytes, nothing parsed."""
+    handler = grpc.method_handlers_generic_handler(
+        "bench.Echo", {"Echo": grpc.unary_unary_rpc_method_handler(lambda req, ctx: req)}
+    )
+    server = grpc.server(futures.ThreadPoolExecutor(8), options=OPTIONS)
+    server.add_generic_rpc_handlers((handler,))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    Path(port_file).write_text(str(port))
+    server.wait_for_termination()
+
+
+def start(command: list[str], ready: callable, what: str) -> tuple[subprocess.Popen, int]:
+    """Start a server process and wait (bounded) until `ready()` gives its port."""
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return start_polling(proc, ready, what)
+
+
+def start_polling(
+    proc: subprocess.Popen, ready: callable, what: str
+) -> tuple[subprocess.Popen, int]:
+    """Wait (bounded) until `ready(proc)` gives the port of a started server."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        port = ready(proc)
+        if port:
+            return proc, port
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited with status {proc.returncode}")
+        time.sleep(0.02)
+    raise SystemExit(f"{what} did not start")
+
+
+def start_gradd(log: Path) -> tuple[subprocess.Popen, int]:
+    """gradd-server on a free port; its log names the port."""
+    exe = Path(sys.executable).parent / "gradd-server"
+    out = open(log, "w")  # noqa: SIM115 - lives as long as the server
+    proc = subprocess.Popen([str(exe), "--port", "0"], stdout=out, stderr=out)
+
+    def port(_: subprocess.Popen) -> int:
+        match = re.search(r"listening on \S+:(\d+)", log.read_text())
+        return int(match.group(1)) if match else 0
+
+    return start_polling(proc, port, "gradd-server")
+
+
+def timed(fn: callable, repeat: int) -> list[float]:
+    """Seconds per call of fn, `repeat` times."""
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def small_ops(n: int) -> list[cpb.Command]:
+    """n small ops: `c = a + b` on one-element float32 tensors."""
+    add = cpb.Op(op="add", args=[cpb.Value(tensor="a"), cpb.Value(tensor="b")], outs=["c"])
+    return [cpb.Command(op=add)] * n
+
+
+def bench_ops(stub: spb_grpc.AutogradServiceStub, sid: str, md: tuple, quick: bool) -> None:
+    total = 2_000 if quick else 20_000
+    for per_request in (1, 512):
+        requests = [
+            cpb.ExecuteRequest(session_id=sid, sequence=i, commands=small_ops(per_request))
+            for i in range(max(1, total // per_request))
+        ]
+        n_ops = len(requests) * per_request
+
+        def run(requests: list = requests) -> None:
+            for reply in stub.ExecuteStream(iter(requests), metadata=md):
+                assert not reply.HasField("error"), reply.error
+
+        seconds = statistics.median(timed(run, 3 if quick else 5))
+        print(f"  ExecuteStream, {per_request:>3} op(s)/request: {n_ops / seconds:>9,.0f} ops/s")
+
+
+def bench_latency(stub, echo, sid: str, md: tuple, quick: bool) -> None:
+    request = cpb.ExecuteRequest(session_id=sid, commands=small_ops(1))
+    payload = request.SerializeToString()
+    n = 300 if quick else 2_000
+    for _ in range(50):
+        stub.Execute(request, metadata=md)
+        echo(payload)
+    gradd = statistics.median(timed(lambda: stub.Execute(request, metadata=md), n))
+    raw = statistics.median(timed(lambda: echo(payload), n))
+    print(f"  one-op Execute round trip: {gradd * 1e6:7.0f} us")
+    extra = (gradd - raw) * 1e6
+    print(f"  raw gRPC echo round trip:  {raw * 1e6:7.0f} us   (gradd adds {extra:.0f} us)")
+
+
+def framed_upload(sid: str, handle: str, array: np.ndarray) -> list:
+    """An ExecuteRequest creating `handle` from `array`, framed by hand around the array's own
+    memory (as the SDK frames commands): one copy when gRPC joins it, none before."""
+    data = tpb.TensorData(dtype=tpb.FLOAT32, shape=array.shape).SerializeToString()
+    raw = memoryview(array.reshape(-1)).cast("B")
+    data_len = len(data) + 1 + len(answer.varint(raw.nbytes)) + raw.nbytes
+    tensor = cpb.CreateTensor(out=handle).SerializeToString()
+    tensor_len = len(tensor) + 1 + len(answer.varint(data_len)) + data_len
+    command_len = 1 + len(answer.varint(tensor_len)) + tensor_len
+    head = cpb.ExecuteRequest(session_id=sid).SerializeToString()
+    return [
+        head, b"\x12", answer.varint(command_len),  # commands (2) -> Command
+        b"\x0a", answer.varint(tensor_len), tensor,  # tensor (1) -> CreateTensor
+        b"\x12", answer.varint(data_len), data,  # data (2) -> TensorData
+        b"\x1a", answer.varint(raw.nbytes), raw,  # raw (3)
+    ]  # fmt: skip
+
+
+def bench_throughput(channel, stub, echo, sid: str, md: tuple, quick: bool) -> None:
+    array = np.random.default_rng(0).standard_normal(16 * MiB, dtype=np.float32)  # 64 MiB
+    payload = array.tobytes()
+    data = tpb.TensorData(dtype=tpb.FLOAT32, shape=array.shape, raw=payload)
+    upload = cpb.ExecuteRequest(
+        session_id=sid, commands=[cpb.Command(tensor=cpb.CreateTensor(out="big", data=data))]
+    )
+    fetch = spb.FetchRequest(session_id=sid, handle="big")
+
+    def with_stubs() -> None:  # generated classes: the client copies the 64 MiB a few times
+        stub.Execute(upload, metadata=md)
+        got = stub.Fetch(fetch, metadata=md)
+        assert len(got.data.raw) == 64 * MiB
+
+    execute = channel.unary_unary("/gradd.v1.AutogradService/Execute")  # bytes in and out
+    fetch_raw = channel.unary_unary("/gradd.v1.AutogradService/Fetch")
+    fetch_bytes = fetch.SerializeToString()
+    raw_path = (4, 3)  # TensorValue.data (4) -> TensorData.raw (3)
+
+    def lean() -> None:  # framed by hand, read in place
+        execute(b"".join(framed_upload(sid, "big", array)), metadata=md)
+        got = np.frombuffer(
+            request_views.nested_view(fetch_raw(fetch_bytes, metadata=md), raw_path), np.float32
+        )
+        assert got.size == array.size
+
+    repeat = 3 if quick else 7
+    rate = lambda seconds: 128 / seconds  # noqa: E731 - MiB up and down per second
+    raw = statistics.median(timed(lambda: echo(payload), repeat))
+    print(f"  raw echo of 64 MiB:                 {raw * 1e3:6.0f} ms  {rate(raw):5.0f} MiB/s")
+    for name, run in (("generated stubs", with_stubs), ("lean client", lean)):
+        run()
+        seconds = statistics.median(timed(run, repeat))
+        print(
+            f"  upload+download, {name + ':':16s} {seconds * 1e3:6.0f} ms  {rate(seconds):5.0f} "
+            f"MiB/s = {raw / seconds:4.0%} of the echo (goal >= 80%)"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--echo-server", metavar="PORT_FILE", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.echo_server:
+        return serve_echo(args.echo_server)
+
+    port_file = Path(f"/tmp/gradd-bench-echo-{os.getpid()}.port")
+    echo_proc, echo_port = start(
+        [sys.executable, __file__, "--echo-server", str(port_file)],
+        lambda proc: port_file.exists() and int(port_file.read_text() or 0),
+        "echo server",
+    )
+    gradd_proc, gradd_port = start_gradd(Path(f"/tmp/gradd-bench-{os.getpid()}.log"))
+    try:
+        channel = grpc.insecure_channel(f"127.0.0.1:{gradd_port}", options=OPTIONS)
+        echo_channel = grpc.insecure_channel(f"127.0.0.1:{echo_port}", options=OPTIONS)
+        stub = spb_grpc.AutogradServiceStub(channel)
+        echo = echo_channel.unary_unary(ECHO)  # bytes in, bytes out
+        created = stub.CreateSession(spb.CreateSessionRequest(seed=0), timeout=30)
+        sid, md = created.session_id, (("authorization", f"Bearer {created.token}"),)
+        one = tpb.TensorData(float_values=[1.0], shape=[1])
+        stub.Execute(
+            cpb.ExecuteRequest(
+                session_id=sid,
+                commands=[
+                    cpb.Command(tensor=cpb.CreateTensor(out=h, data=one)) for h in ("a", "b")
+                ],
+            ),
+            metadata=md,
+        )
+        print(f"gradd-server benchmark ({os.cpu_count()} CPUs, medians)", flush=True)
+        bench_ops(stub, sid, md, args.quick)
+        bench_latency(stub, echo, sid, md, args.quick)
+        bench_throughput(channel, stub, echo, sid, md, args.quick)
+    finally:
+        for proc in (gradd_proc, echo_proc):
+            proc.terminate()
+            proc.wait(timeout=30)
+        port_file.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()
