@@ -61,9 +61,9 @@ image-cuda:
 
 # The container tests alone. They need root and podman (.ci/run installs it) and use a private
 # podman whose store is cached in /var/tmp/gradd-podman-cache. `make test` runs them too: measured
-# on a CI-sized machine (2 cores), the whole file takes about 2.5 min on a fresh machine
-# (debootstrap 33 s, CPU image 20 s, CUDA image 70 s for 1.3 GB of wheels) and under 20 s cached,
-# so the CUDA build stays in `make test`; test-cuda-image runs only that build.
+# on a CI-sized machine (2 cores), they take about 2.5 min on a fresh machine (debootstrap 30 s,
+# CPU image 35 s, CUDA image 75 s for 1.3 GB of wheels), 17 s cached and 20 s after a source
+# change, so the CUDA build stays in `make test`; test-cuda-image runs only that build.
 test-containers: $(STAMP)
 	$(PY) -m pytest -q -rs tests/ops/test_container.py tests/ops/test_container_files.py
 

@@ -6,7 +6,7 @@ _TIMINGS: dict[str, float] = {}
 
 
 @pytest.fixture(scope="session")
-def timings() -> dict[str, float]:
+def container_timings() -> dict[str, float]:
     """Seconds per slow step (debootstrap, builds, compose up), filled in by the tests."""
     return _TIMINGS
 

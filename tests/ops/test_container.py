@@ -66,7 +66,7 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def podman(timings):
+def podman(container_timings):
     env = Podman()
     try:
         try:
@@ -77,7 +77,7 @@ def podman(timings):
         yield env
     finally:
         env.close()
-        timings.update(env.timings)
+        container_timings.update(env.timings)
 
 
 @pytest.fixture(scope="module")
