@@ -29,6 +29,7 @@ from .session import Session
 log = logging.getLogger("gradd.server")
 
 FACTORIES = ("arange", "full", "ones", "rand", "randn", "zeros")
+_OPS, _call_op, _Tensor = ge.OPS, ge.call_op, ge.Tensor  # hot path: no module lookups
 MAX_HANDLE_LENGTH = 256
 
 
@@ -47,7 +48,7 @@ def create_tensor(s: Session, c: cpb.CreateTensor, raw: memoryview | None = None
     incoming = wire.IncomingTensor(c.data, raw)
     s.table.check_new(_out(c.out), incoming.nbytes)
     tensor = ge.tensor(incoming.array(), requires_grad=c.requires_grad, device=s.device)
-    s.table.bind([(c.out, tensor)])
+    s.table.bind_one(c.out, tensor)
 
 
 def _estimated_nbytes(c: cpb.Factory, args: list[Any]) -> int:
@@ -82,7 +83,7 @@ def factory(s: Session, c: cpb.Factory) -> None:
         tensor = ge.arange(*args, **kwargs)
     else:
         tensor = getattr(ge, c.kind)(*shape, **kwargs)
-    s.table.bind([(c.out, tensor)])
+    s.table.bind_one(c.out, tensor)
 
 
 def manual_seed(s: Session, c: cpb.ManualSeed) -> None:
@@ -93,25 +94,32 @@ def manual_seed(s: Session, c: cpb.ManualSeed) -> None:
 
 def run_op(s: Session, c: cpb.Op) -> None:
     """`outs = call_op(op, *args, **kwargs)` under the op's own grad mode."""
-    opdef = ge.OPS.get(c.op)
+    name = c.op
+    opdef = _OPS.get(name)
     if opdef is None:
-        raise invalid(f"unknown op {c.op!r}; allowed: {', '.join(sorted(ge.OPS))}")
-    outs = [_out(h) for h in c.outs]
-    if opdef.inplace and len(outs) > 1:
-        raise invalid(f"in-place op {c.op!r} gives 1 result, {len(outs)} outs named")
+        raise invalid(f"unknown op {name!r}; allowed: {', '.join(sorted(_OPS))}")
+    outs = c.outs
+    if len(outs) > 1 and opdef.inplace:
+        raise invalid(f"in-place op {name!r} gives 1 result, {len(outs)} outs named")
     lookup = s.table.get
     args = [to_python(v, lookup) for v in c.args]
-    kwargs = {k: to_python(v, lookup) for k, v in c.kwargs.items()}
-    with ge.set_grad_enabled(not c.no_grad):
-        result = ge.call_op(c.op, *args, **kwargs)
+    kwargs = {k: to_python(v, lookup) for k, v in c.kwargs.items()} if c.kwargs else {}
+    if c.no_grad:
+        with ge.no_grad():
+            result = _call_op(name, *args, **kwargs)
+    else:  # grad mode is on between ops (execute() makes sure), as PyTorch's default
+        result = _call_op(name, *args, **kwargs)
     if not outs:
+        return
+    if len(outs) == 1 and type(result) is _Tensor:  # the common case, kept short
+        s.table.bind_one(_out(outs[0]), result)
         return
     results = result if isinstance(result, tuple) else (result,)
     if len(results) != len(outs):
-        raise invalid(f"op {c.op!r} gives {len(results)} results, {len(outs)} outs named")
+        raise invalid(f"op {name!r} gives {len(results)} results, {len(outs)} outs named")
     if not all(isinstance(r, ge.Tensor) for r in results):
-        raise invalid(f"op {c.op!r} gives {type(result).__name__}, not tensors, to bind")
-    s.table.bind(list(zip(outs, results)))
+        raise invalid(f"op {name!r} gives {type(result).__name__}, not tensors, to bind")
+    s.table.bind([(_out(h), r) for h, r in zip(outs, results)])
 
 
 def backward(s: Session, c: cpb.Backward) -> None:
@@ -127,7 +135,7 @@ def grad_of(s: Session, c: cpb.GradOf) -> None:
     grad = s.table.get(c.handle).grad
     if grad is None:
         raise precondition(f"tensor {c.handle!r} has no grad (its .grad is None)")
-    s.table.bind([(_out(c.out), grad)])
+    s.table.bind_one(_out(c.out), grad)
 
 
 def zero_grad(s: Session, c: cpb.ZeroGrad) -> None:
@@ -153,7 +161,7 @@ def set_requires_grad(s: Session, c: cpb.SetRequiresGrad) -> None:
 
 def detach(s: Session, c: cpb.Detach) -> None:
     """`out = handle.detach()`."""
-    s.table.bind([(_out(c.out), s.table.get(c.handle).detach())])
+    s.table.bind_one(_out(c.out), s.table.get(c.handle).detach())
 
 
 def release(s: Session, c: cpb.Release) -> None:
@@ -219,6 +227,8 @@ def execute(
     request, lets large tensors be read without a copy. Call with the session's lock held.
     """
     views: dict[int, memoryview] | None = None
+    if not ge.is_grad_enabled():  # never expected: ops switch it off only inside `with`
+        ge.set_grad_enabled(True)
     for index, command in enumerate(commands):
         kind = command.WhichOneof("kind")
         try:

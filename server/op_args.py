@@ -60,6 +60,8 @@ _CONVERT: dict[str, Callable[[cpb.Value, Callable[[str], Any]], Any]] = {
 def to_python(value: cpb.Value, lookup: Callable[[str], Any]) -> Any:
     """The Python value of an op argument; INVALID_ARGUMENT if no field is set."""
     kind = value.WhichOneof("kind")
+    if kind == "tensor":  # most arguments are tensors
+        return lookup(value.tensor)
     if kind is None:
         raise invalid('an argument Value has no field set (use {"none": {}} for None)')
     return _CONVERT[kind](value, lookup)

@@ -59,6 +59,27 @@ class TensorTable:
             freed = old.nbytes if self._refs[id(old)] == 1 else 0
             self.check_room(0, max(nbytes - freed, 0))
 
+    def bind_one(self, handle: str, tensor: Any) -> None:
+        """Bind one handle (the hot path of ops); same rules as `bind`."""
+        old = self._tensors.get(handle)
+        if old is tensor:
+            return
+        refs = self._refs
+        key = id(tensor)
+        grow = 0 if key in refs else tensor.nbytes
+        if old is None:
+            if len(self._tensors) >= self.max_tensors or self.nbytes + grow > self.max_bytes:
+                self.check_room(1, grow)
+        elif grow:
+            freed = old.nbytes if refs[id(old)] == 1 else 0
+            if self.nbytes + grow - freed > self.max_bytes:
+                self.check_room(0, grow - freed)
+        if old is not None:
+            self._unref(old)
+        self._tensors[handle] = tensor
+        refs[key] = refs.get(key, 0) + 1
+        self.nbytes += grow
+
     def bind(self, pairs: Sequence[tuple[str, Any]]) -> None:
         """Bind each handle to its tensor (rebinding replaces), all or nothing."""
         new_handles, delta = 0, 0
