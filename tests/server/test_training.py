@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+
 import article_commands as article
 import gradd.engine as ge
 import numpy as np
 from gradd.v1 import command_pb2 as cpb
+from server_harness import Tensor, op
 
 EPOCHS = 200
 
@@ -42,3 +45,33 @@ def test_linear_regression_matches_the_engine(session):
     np.testing.assert_array_equal(session.array("b"), b_expected)
     np.testing.assert_array_equal(session.array("w"), w_expected)
     assert abs(session.array("b")[0] - 1) < 0.1 and abs(session.array("w")[0] - 2) < 0.2
+
+
+def test_sessions_train_at_once_without_disturbing_each_other(client):
+    x_train, y_train = article.data()
+    expected = _in_process(x_train, y_train)
+    sessions = [client.session(seed=i) for i in range(4)]
+    results: dict[str, object] = {}
+
+    def train(s) -> None:
+        def batches():
+            yield cpb.ExecuteRequest(session_id=s.id, commands=article.setup(x_train, y_train))
+            for i in range(EPOCHS):
+                commands = article.epoch()
+                if i % 2:  # odd epochs also run a no_grad op, to interleave grad modes
+                    commands.insert(0, op("mul", Tensor("x"), 2.0, outs=["x2"], no_grad=True))
+                yield cpb.ExecuteRequest(session_id=s.id, sequence=i, commands=commands)
+
+        replies = list(s.stub.ExecuteStream(batches(), metadata=s.md, timeout=120))
+        results[s.id] = [r.error.message for r in replies if r.HasField("error")]
+
+    threads = [threading.Thread(target=train, args=(s,)) for s in sessions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    for s in sessions:
+        assert results[s.id] == []
+        np.testing.assert_array_equal(s.array("b"), expected[0])
+        np.testing.assert_array_equal(s.array("w"), expected[1])
+        s.close()
