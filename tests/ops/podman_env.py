@@ -96,10 +96,7 @@ class Podman:
         self.storage = CACHE_DIR / "storage"
         self.rundir = CACHE_DIR / "run"
         self.timings: dict[str, float] = {}
-        # Whatever an interrupted run left is stale: start from an empty runtime state.
-        shutil.rmtree(self.rundir, ignore_errors=True)
-        (self.storage / "libpod" / "bolt_state.db").unlink(missing_ok=True)
-        self.rundir.mkdir()
+        self.rundir.mkdir(exist_ok=True)
         conf = self.rundir / "containers.conf"
         conf.write_text(
             "[containers]\n"
@@ -128,7 +125,12 @@ class Podman:
             # Keep HEALTHCHECK: podman's default OCI image format drops it.
             "BUILDAH_FORMAT": "docker",
         }
-        self._remove_stale_containers()
+        # A database made with other paths would pin them (see above): start a new one.
+        info = self.run("info", "--format", "{{.Store.RunRoot}}", check=False)
+        if info.stdout.strip() != f"{self.rundir}/runroot":
+            (self.storage / "libpod" / "bolt_state.db").unlink(missing_ok=True)
+        # What an interrupted run left (its containers may still run) is stale.
+        self._remove_leftovers()
 
     def run(
         self, *args: str, timeout: float = 120, check: bool = True, input: bytes | None = None
@@ -224,25 +226,27 @@ class Podman:
             input=tar.stdout, timeout=300,
         )  # fmt: skip
 
-    def _remove_stale_containers(self) -> None:
-        """Containers that only the image store still knows (an interrupted build or run)."""
-        out = self.run("ps", "--all", "--external", "--format", "{{.ID}}", check=False)
-        for container in out.stdout.split():
-            self.run("rm", "--force", container, check=False)
+    def _remove_leftovers(self) -> None:
+        """Remove all containers, volumes and networks, and containers that only the image store
+        still knows (an interrupted build)."""
+        for args in (
+            ("rm", "--all", "--force", "--time", "5"),
+            ("volume", "prune", "--force"),
+            ("network", "prune", "--force"),
+        ):
+            with contextlib.suppress(subprocess.SubprocessError):
+                self.run(*args, check=False, timeout=120)
+        with contextlib.suppress(subprocess.SubprocessError):
+            out = self.run("ps", "--all", "--external", "--format", "{{.ID}}", check=False)
+            for container in out.stdout.split():
+                self.run("rm", "--force", container, check=False)
 
     def close(self) -> None:
         """Remove this run's containers, volumes, networks and untagged images; keep the store."""
         try:
-            for args in (
-                ("rm", "--all", "--force", "--time", "5"),
-                ("volume", "prune", "--force"),
-                ("network", "prune", "--force"),
-                ("image", "prune", "--force"),
-            ):
-                with contextlib.suppress(Exception):
-                    self.run(*args, check=False, timeout=120)
-            with contextlib.suppress(Exception):
-                self._remove_stale_containers()
+            self._remove_leftovers()
+            with contextlib.suppress(subprocess.SubprocessError):
+                self.run("image", "prune", "--force", check=False, timeout=120)
             # conmon's cleanup processes may still write here for a moment after the removals.
             for _ in range(20):
                 shutil.rmtree(self.rundir, ignore_errors=True)
