@@ -92,7 +92,8 @@ def fill_info(info: tpb.TensorInfo, tensor: Any) -> None:
     info.is_leaf = tensor.is_leaf
     grad_fn = tensor.grad_fn
     info.grad_fn = grad_fn.name() if grad_fn is not None else ""
-    info.has_grad = tensor.grad is not None
+    # Only leaves and retain_grad() tensors have a .grad (reading others would warn).
+    info.has_grad = (grad_fn is None or tensor.retains_grad) and tensor.grad is not None
     info.version = tensor._version
     info.nbytes = tensor.nbytes
 
