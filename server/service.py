@@ -21,6 +21,7 @@ from gradd.v1 import service_pb2_grpc as spb_grpc
 
 from . import command_runner as runner
 from .errors import ServiceError, not_found, status_of
+from .grpc_handlers import Framed, WithWire
 from .session import Session
 from .session_store import SessionStore
 from .watch_hub import Watcher
@@ -85,21 +86,10 @@ def streaming_rpc(method: Callable) -> Callable:
     return wrapper
 
 
-def _parse(wire: bytes) -> cpb.ExecuteRequest:
-    try:
-        request = cpb.ExecuteRequest.FromString(wire)
-    except Exception as exc:  # not an ExecuteRequest at all
-        raise ServiceError(
-            grpc.StatusCode.INVALID_ARGUMENT, f"cannot parse ExecuteRequest: {exc}"
-        ) from None
-    log.debug("execute %s: %d commands", request.session_id, len(request.commands))
-    return request
-
-
 class AutogradService(spb_grpc.AutogradServiceServicer):
     """gradd.v1.AutogradService over a SessionStore."""
 
-    # These take their requests as wire bytes: large tensors are read from them without a copy.
+    # These get their requests with the wire bytes: large tensors are read in place from them.
     RAW_REQUESTS = frozenset({"Execute", "ExecuteStream"})
 
     def __init__(self, store: SessionStore, info: spb.ServerInfoResponse) -> None:
@@ -144,9 +134,10 @@ class AutogradService(spb_grpc.AutogradServiceServicer):
             raise not_found(f"session {session.id!r} not found (closed or expired)")
         return spb.CloseSessionResponse()
 
-    def _batch(self, wire: bytes, token: str | None) -> tuple[Any, Any, Any, bytes]:
-        """Apply one serialized ExecuteRequest: (request, response, failure, answer bytes)."""
-        request = _parse(wire)
+    def _batch(self, received: WithWire, token: str | None) -> tuple[Any, Any, Any, bytes]:
+        """Apply one ExecuteRequest: (request, response, failure, answer bytes)."""
+        request, wire = received.message, received.wire
+        log.debug("execute %s: %d commands", request.session_id, len(request.commands))
         session = self.store.get(request.session_id, token)
         response = cpb.ExecuteResponse(sequence=request.sequence)
         results: list = []
@@ -159,10 +150,10 @@ class AutogradService(spb_grpc.AutogradServiceServicer):
         return request, response, failure, answer
 
     @rpc
-    def Execute(self, wire: bytes, context: Any) -> bytes:
-        request, response, failure, answer = self._batch(wire, bearer_token(context))
+    def Execute(self, received: WithWire, context: Any) -> Framed:
+        request, response, failure, answer = self._batch(received, bearer_token(context))
         if failure is None:
-            return answer
+            return Framed(response, answer)
         code, message = failure
         index = response.error.index
         what = runner.describe(request.commands[index])
@@ -170,20 +161,20 @@ class AutogradService(spb_grpc.AutogradServiceServicer):
         raise BatchFailed(code, f"command {index} ({what}): {message}", trailing)
 
     @streaming_rpc
-    def ExecuteStream(self, requests: Iterator[bytes], context: Any) -> Iterator[bytes]:
+    def ExecuteStream(self, requests: Iterator[WithWire], context: Any) -> Iterator[Framed]:
         token = bearer_token(context)
         with self._streams_lock:
             self._streams[context] = False
         try:
-            for wire in requests:
+            for received in requests:
                 with self._streams_lock:
                     if self.stopping:
                         raise ServiceError(grpc.StatusCode.UNAVAILABLE, "server shutting down")
                     self._streams[context] = True
-                *_, answer = self._batch(wire, token)
+                _, response, _, answer = self._batch(received, token)
                 with self._streams_lock:
                     self._streams[context] = False
-                yield answer
+                yield Framed(response, answer)
         finally:
             with self._streams_lock:
                 self._streams.pop(context, None)

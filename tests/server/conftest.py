@@ -6,9 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from server_harness import Client, ServerProcess, Session
-
-ADMIN_TOKEN = "admin-secret-for-tests"
+from server_harness import ADMIN_TOKEN, Client, ServerProcess, Session
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,7 @@ from gradd.v1 import tensor_pb2 as tpb
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 BIG = 1 << 30
+ADMIN_TOKEN = "admin-secret-for-tests"  # the shared test server's (see conftest.py)
 CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", BIG),
     ("grpc.max_receive_message_length", BIG),

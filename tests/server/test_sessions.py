@@ -5,10 +5,9 @@ from __future__ import annotations
 import gradd.engine as ge
 import grpc
 import numpy as np
-from conftest import ADMIN_TOKEN
 from gradd.v1 import command_pb2 as cpb
 from gradd.v1 import service_pb2 as spb
-from server_harness import Client, Tensor, op, status, tensor
+from server_harness import ADMIN_TOKEN, Client, Tensor, op, status, tensor
 
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
