@@ -190,18 +190,38 @@ def _bool(message: Any, field: str, flag: bool) -> bytes:
     return _key(message, field, 0) + b"\x01" if flag else b""
 
 
+_DATA_DTYPE = _key(tpb.TensorData, "dtype", 0)
+_DATA_SHAPE = _len_key(tpb.TensorData, "shape")
+_DATA_RAW = _len_key(tpb.TensorData, "raw")
+_CREATE_DATA = _len_key(cpb.CreateTensor, "data")
+
+
+def create_tensor_parts(
+    out: bytes, wire_dtype: int, shape: tuple, raw: Any, requires_grad: bool
+) -> list:
+    """`out = tensor(raw, requires_grad)` as a framed command in parts: the raw elements (bytes
+    or a memoryview of the array itself) stay one part, so a large tensor is copied only when
+    the request is joined."""
+    n = len(raw)
+    head = _DATA_DTYPE + varint(wire_dtype)
+    if shape:
+        head += length_delimited(_DATA_SHAPE, ints(shape))
+    if n:
+        head += _DATA_RAW + varint(n)
+    data_len = len(head) + n
+    body_head = _str(cpb.CreateTensor, "out", out) + _CREATE_DATA + varint(data_len)
+    tail = _bool(cpb.CreateTensor, "requires_grad", requires_grad)
+    body_len = len(body_head) + data_len + len(tail)
+    cmd_head = CMD["tensor"] + varint(body_len)
+    cmd_len = len(cmd_head) + body_len
+    return [REQ_COMMAND + varint(cmd_len) + cmd_head + body_head + head, raw, tail]
+
+
 def create_tensor(
     out: bytes, wire_dtype: int, shape: tuple, raw: bytes, requires_grad: bool
 ) -> bytes:
     """`out = tensor(raw bytes of dtype and shape, requires_grad)`."""
-    data = _key(tpb.TensorData, "dtype", 0) + varint(wire_dtype)
-    if shape:
-        data += length_delimited(_len_key(tpb.TensorData, "shape"), ints(shape))
-    data += _str(tpb.TensorData, "raw", raw)
-    body = _str(cpb.CreateTensor, "out", out)
-    body += length_delimited(_len_key(cpb.CreateTensor, "data"), data)
-    body += _bool(cpb.CreateTensor, "requires_grad", requires_grad)
-    return framed(CMD["tensor"], body)
+    return b"".join(create_tensor_parts(out, wire_dtype, shape, raw, requires_grad))
 
 
 def factory(

@@ -106,6 +106,18 @@ class CommandStream:
             self._read_one()
         return self._seq
 
+    def send_alone(self, parts: list, site: tuple) -> None:
+        """Send one framed command given in parts (a large tensor's bytes stay a view of its
+        array until the request is joined) as a batch of its own, after what is queued."""
+        self.flush()
+        self._seq += 1
+        self._requests.put(
+            b"".join([self._prefix, *parts, enc.REQ_SEQUENCE, enc.varint(self._seq)])
+        )
+        self._outstanding.append((self._seq, [site], []))
+        while len(self._outstanding) > self.window:
+            self._read_one()
+
     # --- waiting -------------------------------------------------------------------------
     def _read_one(self) -> cpb.ExecuteResponse:
         seq, sites, released = self._outstanding[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import math
 import types
+import uuid
 from typing import Any
 
 import gradd.engine as ge
@@ -40,7 +41,9 @@ CALL_TIMEOUT = 60.0  # unary calls, when connect() got no timeout
 _NP = {tpb.FLOAT32: "<f4", tpb.FLOAT64: "<f8", tpb.INT64: "<i8", tpb.BOOL: "?"}
 _FUNCTIONS = {d.function: remote_function(d) for d in OPS.values() if d.function}
 _FUNCTIONAL = {n: remote_function(OPS[n]) for n in engine_functional.NAMES}
-_SCRATCH = ge.Generator()  # validates factory arguments with the engine's own checks
+_SCRATCH = ge.Generator()
+_WIRE_NATIVE = {np.dtype(t) for t in (np.float32, np.float64, np.int64, np.bool_)}
+LARGE_TENSOR_BYTES = 1 << 20  # validates factory arguments with the engine's own checks
 
 
 class RemoteSession(Session):
@@ -68,18 +71,26 @@ class RemoteSession(Session):
         self._options = options
         self._channel = grpc.insecure_channel(target, options=options)
         self._stub = spb_grpc.AutogradServiceStub(self._channel)
-        request = spb.CreateSessionRequest(device=str(device or ""), label=label)
+        # The client picks the session id and sends it with every call (x-gradd-session), so a
+        # proxy in front of several servers routes all of a session's calls to one of them.
+        session_id = uuid.uuid4().hex
+        route = (("x-gradd-session", session_id),)
+        request = spb.CreateSessionRequest(
+            device=str(device or ""), label=label, session_id=session_id
+        )
         if seed is not None:
             request.seed = seed
         auth = (("authorization", f"Bearer {token}"),) if token else ()
         try:
-            created = self._stub.CreateSession(request, timeout=self._call_timeout, metadata=auth)
+            created = self._stub.CreateSession(
+                request, timeout=self._call_timeout, metadata=auth + route
+            )
         except grpc.RpcError as err:
             self._channel.close()
             raise from_rpc_error(err, f"opening a session on {target}") from None
         self.id = created.session_id
         self.seed = created.seed
-        self._md = (("authorization", f"Bearer {created.token}"),)
+        self._md = (("authorization", f"Bearer {created.token}"), *route)
         self.device = CPU if created.device == "cpu" else Device(created.device, np)
         self._host_device = self.device  # engine tensors built from fetched values print like it
         self._stream = CommandStream(self._channel, self.id, self._md, timeout=timeout)
@@ -113,13 +124,23 @@ class RemoteSession(Session):
             t = data.detach().clone()
             t = t if dtype is None else t.to(dtype)
             return t.requires_grad_() if requires_grad else t
-        local = ge.tensor(data, dtype=dtype, requires_grad=requires_grad)  # the engine's rules
-        array = local._data
-        t = new_tensor(self, tuple(array.shape), local.dtype, local.requires_grad, None)
-        raw = array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes()
-        wire = enc.WIRE_DTYPES[local.dtype.name]
-        cmd = enc.create_tensor(t._h, wire, array.shape, raw, local.requires_grad)
-        self._push(cmd, ("tensor", *user_site()))
+        if dtype is None and isinstance(data, np.ndarray) and data.dtype in _WIRE_NATIVE:
+            array, d = data, dt.from_numpy(data.dtype)  # sent from its own memory: no copy
+            if requires_grad and not d.is_floating_point:
+                raise RuntimeError(NOT_FLOAT_GRAD)
+        else:
+            local = ge.tensor(data, dtype=dtype, requires_grad=requires_grad)  # engine's rules
+            array, d = local._data, local.dtype
+        array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+        t = new_tensor(self, tuple(array.shape), d, bool(requires_grad), None)
+        raw = memoryview(array.reshape(-1)).cast("B") if array.size else b""
+        wire = enc.WIRE_DTYPES[d.name]
+        parts = enc.create_tensor_parts(t._h, wire, array.shape, raw, bool(requires_grad))
+        site = ("tensor", *user_site())
+        if len(raw) >= LARGE_TENSOR_BYTES:
+            self._stream.send_alone(parts, site)  # joined once, around the array's memory
+        else:
+            self._push(b"".join(parts), site)
         return t
 
     def _factory(
