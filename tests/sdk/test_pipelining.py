@@ -121,3 +121,18 @@ def test_import_gradd_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_large_tensors_round_trip(remote: gradd.Session) -> None:
+    import numpy as np
+
+    big = np.random.default_rng(0).standard_normal((600, 700))  # 3.4 MB of float64
+    strided = big[::2, ::3].astype(np.float32)  # converted, then sent from its own memory
+    mask = big > 0
+    for array in (big, big[::2, ::3], strided, mask):
+        t = remote.tensor(array)
+        assert t.shape == array.shape and t.dtype.np == array.dtype
+        np.testing.assert_array_equal(t.numpy(), array)
+    t = remote.tensor(big, requires_grad=True)
+    (t * 2).sum().backward()
+    assert t.grad.numpy().shape == big.shape and float(t.grad.numpy().max()) == 2.0
