@@ -205,6 +205,13 @@ class RemoteTensor:
         self._s._push(enc.detach(t._h, self._h), ("detach", *user_site()))
         return t
 
+    def detach_(self) -> RemoteTensor:
+        """Cut this tensor from the graph in place (its handle is rebound to the detached one)."""
+        self._s._push(enc.detach(self._h, self._h), ("detach_", *user_site()))
+        self.grad_fn = None
+        self._rg = False
+        return self
+
     @property
     def data(self) -> RemoteTensor:
         return self.detach()

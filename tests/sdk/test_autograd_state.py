@@ -83,3 +83,11 @@ def test_composites_under_no_grad(session: gradd.Session) -> None:
         v, i = out.max(dim=1)
     assert not out.requires_grad and not v.requires_grad and values(i) == [0, 0]
     assert values(out[:, 1:]) == [[4.0, 4.0], [4.0, 4.0]]
+
+
+def test_detach_in_place(session: gradd.Session) -> None:
+    w = session.tensor([1.0, 2.0], requires_grad=True)
+    y = w * 3
+    assert y.detach_() is y
+    assert y.is_leaf and not y.requires_grad and y.grad_fn is None
+    assert (y + 1).tolist() == [4.0, 7.0] and (y * w).grad_fn is not None
