@@ -41,9 +41,9 @@ CALL_TIMEOUT = 60.0  # unary calls, when connect() got no timeout
 _NP = {tpb.FLOAT32: "<f4", tpb.FLOAT64: "<f8", tpb.INT64: "<i8", tpb.BOOL: "?"}
 _FUNCTIONS = {d.function: remote_function(d) for d in OPS.values() if d.function}
 _FUNCTIONAL = {n: remote_function(OPS[n]) for n in engine_functional.NAMES}
-_SCRATCH = ge.Generator()
+_SCRATCH = ge.Generator()  # validates factory arguments with the engine's own checks
 _WIRE_NATIVE = {np.dtype(t) for t in (np.float32, np.float64, np.int64, np.bool_)}
-LARGE_TENSOR_BYTES = 1 << 20  # validates factory arguments with the engine's own checks
+LARGE_TENSOR_BYTES = 1 << 20  # tensors this large are sent from their array's own memory
 
 
 class RemoteSession(Session):
