@@ -113,9 +113,10 @@ class GraddServer:
         if self._stopped.is_set():
             return
         self._stopped.set()
-        log.info("shutting down: finishing running calls (grace %.1fs)", self.config.grace)
         self.health.enter_graceful_shutdown()
         done = self.server.stop(self.config.grace)
+        # Logged once new calls are refused: the line means what it says.
+        log.info("shutting down: finishing running calls (grace %.1fs)", self.config.grace)
         self.service.begin_shutdown()
         self.store.end_watchers("shutdown")
         done.wait()

@@ -104,8 +104,10 @@ def test_grad_mode_never_leaks_between_sessions_on_shared_threads():
         _run(s, tensor("w", np.ones(2, np.float32), requires_grad=True))
 
     def task(s, no_grad: bool) -> bool:  # as a server worker runs one batch of one session
-        _run(s, op("mul", Tensor("w"), 2.0, outs=["y"], no_grad=no_grad))
-        return s.table.get("y").requires_grad != no_grad and ge.is_grad_enabled()
+        command = op("mul", Tensor("w"), 2.0, outs=["y"], no_grad=no_grad)
+        with s.lock:  # checked under the lock: another worker may run this session next
+            assert execute(s, [command], cpb.ExecuteResponse(), []) is None
+            return s.table.get("y").requires_grad != no_grad and ge.is_grad_enabled()
 
     with ThreadPoolExecutor(2) as pool:  # two threads shared by four sessions
         done = [pool.submit(task, sessions[i % 4], i % 3 == 0) for i in range(400)]
