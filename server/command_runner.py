@@ -226,9 +226,20 @@ def execute(
     commands as wire-byte chunks of ExecuteResponse.results. `wire_bytes`, the serialized
     request, lets large tensors be read without a copy. Call with the session's lock held.
     """
-    views: dict[int, memoryview] | None = None
     if not ge.is_grad_enabled():  # never expected: ops switch it off only inside `with`
         ge.set_grad_enabled(True)
+    with ge.use_generator(s.generator):  # random ops (dropout) draw from this session's stream
+        return _apply_all(s, commands, response, results, wire_bytes)
+
+
+def _apply_all(
+    s: Session,
+    commands: Sequence[cpb.Command],
+    response: cpb.ExecuteResponse,
+    results: list,
+    wire_bytes: bytes,
+) -> tuple[grpc.StatusCode, str] | None:
+    views: dict[int, memoryview] | None = None
     for index, command in enumerate(commands):
         kind = command.WhichOneof("kind")
         try:

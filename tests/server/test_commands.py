@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gradd.engine as ge
 import grpc
 import numpy as np
 import pytest
@@ -387,3 +388,24 @@ def test_get_graph_draws_the_article_s_pictures(session):
     assert any(n.label.startswith("b") for n in named.nodes)
     # the same graph again has the same signature
     assert session.stub.GetGraph(request, metadata=session.md).signature == named.signature
+
+
+def test_random_ops_draw_from_the_session_s_own_stream(client):
+    def dropout_mask(s) -> list:
+        s.execute(
+            cpb.Command(factory=cpb.Factory(out="ones", kind="ones", shape=[64])),
+            op("dropout", Tensor("ones"), 0.5, outs=["dropped"]),
+        )
+        return s.array("dropped").tolist()
+
+    first, other = client.session(seed=3), client.session(seed=3)
+    masks = [dropout_mask(first)]
+    dropout_mask(other)  # another session's draws leave this one's stream alone
+    masks.append(dropout_mask(first))
+    generator = ge.Generator().manual_seed(3)
+    with ge.use_generator(generator):
+        ones = ge.ones(64)
+        expected = [ge.functional.dropout(ones, 0.5).numpy().tolist() for _ in range(2)]
+    assert masks == expected and masks[0] != masks[1]
+    first.close()
+    other.close()
