@@ -112,3 +112,13 @@ def test_grad_mode_never_leaks_between_sessions_on_shared_threads():
     with ThreadPoolExecutor(2) as pool:  # two threads shared by four sessions
         done = [pool.submit(task, sessions[i % 4], i % 3 == 0) for i in range(400)]
         assert all(f.result(timeout=60) for f in done)
+
+
+def test_every_flag_is_documented():
+    from gradd.server.config import _FLAGS
+    from server_harness import ROOT
+
+    doc = (ROOT / "docs" / "server.md").read_text()
+    for name, _, _ in _FLAGS:
+        flag, var = "--" + name.replace("_", "-"), f"GRADD_{name.upper()}"
+        assert f"| `{flag}` | `{var}` |" in doc, f"{flag} is missing from docs/server.md"
