@@ -39,6 +39,11 @@ def _out(handle: str) -> str:
     return handle
 
 
+def grad_or_none(tensor: Any) -> Any:
+    """`tensor.grad`, without the engine's warning for a non-leaf (whose grad is None)."""
+    return tensor.grad if tensor.grad_fn is None or tensor.retains_grad else None
+
+
 def _no_tensor(handle: str) -> Any:
     raise invalid(f"factory arguments are numbers, not tensors (got tensor {handle!r})")
 
@@ -132,7 +137,7 @@ def backward(s: Session, c: cpb.Backward) -> None:
 
 def grad_of(s: Session, c: cpb.GradOf) -> None:
     """Bind `out` to `handle.grad` itself."""
-    grad = s.table.get(c.handle).grad
+    grad = grad_or_none(s.table.get(c.handle))
     if grad is None:
         raise precondition(f"tensor {c.handle!r} has no grad (its .grad is None)")
     s.table.bind_one(_out(c.out), grad)
@@ -144,9 +149,9 @@ def zero_grad(s: Session, c: cpb.ZeroGrad) -> None:
     for tensor in tensors:
         if c.set_to_none:
             tensor.grad = None
-        elif tensor.grad is not None:
+        elif (grad := grad_or_none(tensor)) is not None:
             with ge.no_grad():
-                tensor.grad.zero_()
+                grad.zero_()
 
 
 def retain_grad(s: Session, c: cpb.RetainGrad) -> None:
@@ -173,7 +178,7 @@ def fetch(s: Session, c: cpb.Fetch) -> list[Any]:
     """A TensorValue of `handle` or of its `.grad`, as wire-byte chunks."""
     tensor = s.table.get(c.handle)
     if c.grad:
-        tensor = tensor.grad
+        tensor = grad_or_none(tensor)
         if tensor is None:
             return answer.none_value(c.handle)
     return answer.tensor_value(
