@@ -16,18 +16,9 @@ from gradd.v1 import command_pb2 as cpb
 from gradd.v1 import tensor_pb2 as tpb
 
 from . import wire_tensor as wire
+from .request_views import varint
 
 LEN = 2  # the wire type of length-delimited fields
-
-
-def varint(n: int) -> bytes:
-    """Protobuf's base-128 varint of a non-negative int."""
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def _key(message: Any, field: str) -> bytes:

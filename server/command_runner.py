@@ -19,7 +19,6 @@ from gradd.v1 import graph_pb2 as gpb
 from gradd.v1 import tensor_pb2 as tpb
 
 from . import answer_bytes as answer
-from . import request_views
 from . import wire_tensor as wire
 from .errors import invalid, precondition, status_of
 from .graph_snapshot import snapshot
@@ -223,18 +222,18 @@ def execute(
     commands: Sequence[cpb.Command],
     response: cpb.ExecuteResponse,
     results: list,
-    wire_bytes: bytes = b"",
+    raw_views: dict[int, memoryview] | None = None,
 ) -> tuple[grpc.StatusCode, str] | None:
     """Apply commands in order; the failure that stopped them, if any.
 
     `response` gets `applied` and `error`; `results` gets the answers of fetch and graph
-    commands as wire-byte chunks of ExecuteResponse.results. `wire_bytes`, the serialized
-    request, lets large tensors be read without a copy. Call with the session's lock held.
+    commands as wire-byte chunks of ExecuteResponse.results. `raw_views` holds the raw data of
+    large `tensor` commands, by index (see request_views). Call with the session's lock held.
     """
     if not ge.is_grad_enabled():  # never expected: ops switch it off only inside `with`
         ge.set_grad_enabled(True)
     with ge.use_generator(s.generator):  # random ops (dropout) draw from this session's stream
-        return _apply_all(s, commands, response, results, wire_bytes)
+        return _apply_all(s, commands, response, results, raw_views or {})
 
 
 def _apply_all(
@@ -242,20 +241,15 @@ def _apply_all(
     commands: Sequence[cpb.Command],
     response: cpb.ExecuteResponse,
     results: list,
-    wire_bytes: bytes,
+    raw_views: dict[int, memoryview],
 ) -> tuple[grpc.StatusCode, str] | None:
-    views: dict[int, memoryview] | None = None
     for index, command in enumerate(commands):
         kind = command.WhichOneof("kind")
         try:
             if kind is None:
                 raise invalid("a Command has no field set")
             if kind == "tensor":
-                raw = None
-                if len(wire_bytes) >= request_views.LARGE:  # (ByteSize() would serialize)
-                    views = request_views.raw_views(wire_bytes) if views is None else views
-                    raw = views.get(index)
-                create_tensor(s, command.tensor, raw)
+                create_tensor(s, command.tensor, raw_views.get(index))
             elif kind == "fetch":
                 chunks = fetch(s, command.fetch)
                 results += answer.command_result(index, answer.RESULT_TENSOR, chunks)

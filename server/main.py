@@ -84,7 +84,7 @@ class GraddServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        add_autograd_service(self.service, self.server, AutogradService.RAW_REQUESTS)
+        add_autograd_service(self.service, self.server, AutogradService.DESERIALIZERS)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         names = (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
         reflection.enable_server_reflection(names, self.server)

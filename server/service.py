@@ -21,7 +21,8 @@ from gradd.v1 import service_pb2_grpc as spb_grpc
 
 from . import command_runner as runner
 from .errors import ServiceError, not_found, status_of
-from .grpc_handlers import Framed, WithWire
+from .grpc_handlers import Framed
+from .request_views import ReceivedRequest, read_execute_request
 from .session import Session
 from .session_store import SessionStore
 from .watch_hub import Watcher
@@ -89,8 +90,8 @@ def streaming_rpc(method: Callable) -> Callable:
 class AutogradService(spb_grpc.AutogradServiceServicer):
     """gradd.v1.AutogradService over a SessionStore."""
 
-    # These get their requests with the wire bytes: large tensors are read in place from them.
-    RAW_REQUESTS = frozenset({"Execute", "ExecuteStream"})
+    # Batches are parsed with large tensors left in place in the received bytes.
+    DESERIALIZERS = {"Execute": read_execute_request, "ExecuteStream": read_execute_request}
 
     def __init__(self, store: SessionStore, info: spb.ServerInfoResponse) -> None:
         self.store = store
@@ -134,23 +135,24 @@ class AutogradService(spb_grpc.AutogradServiceServicer):
             raise not_found(f"session {session.id!r} not found (closed or expired)")
         return spb.CloseSessionResponse()
 
-    def _batch(self, received: WithWire, token: str | None) -> tuple[Any, Any, Any, bytes]:
+    def _batch(self, received: ReceivedRequest, token: str | None) -> tuple[Any, Any, Any, bytes]:
         """Apply one ExecuteRequest: (request, response, failure, answer bytes)."""
-        request, wire = received.message, received.wire
+        request = received.message
         log.debug("execute %s: %d commands", request.session_id, len(request.commands))
         session = self.store.get(request.session_id, token)
         response = cpb.ExecuteResponse(sequence=request.sequence)
         results: list = []
         with session.lock:
             locked = self._locked(session)
-            failure = runner.execute(locked, request.commands, response, results, wire)
+            views = received.raw_views
+            failure = runner.execute(locked, request.commands, response, results, views)
             session.touch()
             # Joined under the lock: the chunks may be views of the session's tensors.
             answer = response.SerializeToString() + b"".join(results)
         return request, response, failure, answer
 
     @rpc
-    def Execute(self, received: WithWire, context: Any) -> Framed:
+    def Execute(self, received: ReceivedRequest, context: Any) -> Framed:
         request, response, failure, answer = self._batch(received, bearer_token(context))
         if failure is None:
             return Framed(response, answer)
@@ -161,7 +163,7 @@ class AutogradService(spb_grpc.AutogradServiceServicer):
         raise BatchFailed(code, f"command {index} ({what}): {message}", trailing)
 
     @streaming_rpc
-    def ExecuteStream(self, requests: Iterator[WithWire], context: Any) -> Iterator[Framed]:
+    def ExecuteStream(self, requests: Iterator[ReceivedRequest], context: Any) -> Iterator[Framed]:
         token = bearer_token(context)
         with self._streams_lock:
             self._streams[context] = False

@@ -19,20 +19,31 @@ from gradd.v1 import tensor_pb2 as tpb
 from server_harness import Tensor, op, tensor
 
 
-def test_raw_views_find_each_tensor_command_s_bytes():
+def test_large_requests_are_parsed_with_raw_payloads_left_in_place():
     arrays = [np.arange(40_000, dtype=np.float32), np.ones(3), np.arange(5)]
     commands = [
-        tensor("a", arrays[0]),
+        tensor("a", arrays[0], requires_grad=True),
         op("neg", Tensor("a"), outs=["n"]),
         tensor("b", arrays[1]),
         cpb.Command(tensor=cpb.CreateTensor(out="t", data=tpb.TensorData(float_values=[1.0]))),
         tensor("c", arrays[2]),
     ]
-    wire = cpb.ExecuteRequest(session_id="s", commands=commands, sequence=7).SerializeToString()
-    views = request_views.raw_views(wire)
+    request = cpb.ExecuteRequest(session_id="s", commands=commands, sequence=7)
+    received = request_views.read_execute_request(request.SerializeToString())
+    views = received.raw_views
     assert sorted(views) == [0, 2, 4]
     for index, array in zip((0, 2, 4), arrays):
         assert bytes(views[index]) == array.tobytes()
+    # The parsed message is the request without those payloads, and reads like it.
+    stripped = cpb.ExecuteRequest()
+    stripped.CopyFrom(request)
+    for index in views:
+        stripped.commands[index].tensor.data.ClearField("raw")
+    assert received.message == stripped and received.sequence == 7
+    small = request_views.read_execute_request(
+        cpb.ExecuteRequest(commands=commands[2:]).SerializeToString()
+    )
+    assert small.raw_views == {} and small.commands[0].tensor.data.raw == arrays[1].tobytes()
     value = tpb.TensorValue(handle="h", data=tpb.TensorData(raw=b"xyz"))
     assert bytes(request_views.nested_view(value.SerializeToString(), (4, 3))) == b"xyz"
     assert request_views.nested_view(value.SerializeToString(), (3,)) is None
