@@ -72,6 +72,7 @@ _LAZY = {
     "double": "gradd.engine",
     "long": "gradd.engine",
     "bool": "gradd.engine",
+    "WatchStarted": ".watch_events",
     "StepEvent": ".watch_events",
     "GraphEvent": ".watch_events",
     "SessionEnded": ".watch_events",

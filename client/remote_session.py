@@ -241,8 +241,9 @@ class RemoteSession(Session):
         self._stream.flush()
 
     def watch(self, graph_every: int = 0, steps_only: bool = False) -> WatchStream:
-        """An iterator of this session's events: a StepEvent per backward (with the loss),
-        GraphEvents (graph snapshots), and SessionEnded. Iterate it on another thread."""
+        """An iterator of this session's events: WatchStarted once the watcher is registered,
+        a StepEvent per backward (with the loss), GraphEvents (graph snapshots), and
+        SessionEnded last. Iterate it on another thread."""
         request = spb.WatchRequest(
             session_id=self.id, graph_every=graph_every, steps_only=steps_only
         )

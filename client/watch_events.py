@@ -13,6 +13,16 @@ from .graph_pictures import picture_of
 
 
 @dataclass(frozen=True)
+class WatchStarted:
+    """The first event: the watcher is registered, so no later step will be missed."""
+
+    seq: int
+    timestamp: float
+    step: int
+    missed: int = 0
+
+
+@dataclass(frozen=True)
 class StepEvent:
     """One ``backward()`` of the session: ``loss`` is the root's value when it is a scalar."""
 
@@ -47,10 +57,15 @@ class SessionEnded:
     missed: int = 0
 
 
-def convert(event: Any) -> StepEvent | GraphEvent | SessionEnded:
+Event = WatchStarted | StepEvent | GraphEvent | SessionEnded
+
+
+def convert(event: Any) -> Event:
     """A gradd.v1 WatchEvent as one of the dataclasses above."""
     kind = event.WhichOneof("kind")
     common = {"seq": event.seq, "timestamp": event.timestamp, "missed": event.missed}
+    if kind == "started":
+        return WatchStarted(step=event.started.step, **common)
     if kind == "step":
         s = event.step
         loss = s.loss if s.HasField("loss") else None
@@ -59,7 +74,9 @@ def convert(event: Any) -> StepEvent | GraphEvent | SessionEnded:
         g = event.graph
         picture = picture_of(g.graph)
         return GraphEvent(step=g.step, reason=g.reason, handle=g.handle, picture=picture, **common)
-    return SessionEnded(reason=event.ended.reason, **common)
+    if kind == "ended":
+        return SessionEnded(reason=event.ended.reason, **common)
+    raise ValueError(f"unknown WatchEvent kind {kind!r} (a newer server?)")
 
 
 class WatchStream:
@@ -69,7 +86,7 @@ class WatchStream:
         self._call = call
         self._channel = channel
 
-    def __iter__(self) -> Iterator[StepEvent | GraphEvent | SessionEnded]:
+    def __iter__(self) -> Iterator[Event]:
         try:
             for event in self._call:
                 yield convert(event)

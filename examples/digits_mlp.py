@@ -56,10 +56,11 @@ class LossWatch:
     def follow(self, events) -> None:
         """Consume a session's Watch stream until the session ends (run it on a thread)."""
         for event in events:
-            self.started.set()
-            if isinstance(event, gradd.StepEvent) and event.loss is not None:
+            if isinstance(event, gradd.WatchStarted):
+                self.started.set()
+            elif isinstance(event, gradd.StepEvent) and event.loss is not None:
                 self.record(event.step, event.loss, event.timestamp)
-            elif isinstance(event, gradd.SessionEnded) and event.reason:
+            elif isinstance(event, gradd.SessionEnded):
                 break
 
 

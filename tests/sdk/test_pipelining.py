@@ -94,6 +94,7 @@ def test_watchers_see_each_step(remote: gradd.Session, gradd_server, article_dat
     steps = [e for e in events if isinstance(e, gradd.StepEvent)]
     assert [e.step for e in steps] == [1, 2, 3, 4, 5]
     assert [e.loss for e in steps] == pytest.approx(losses, rel=1e-6)
+    assert isinstance(events[0], gradd.WatchStarted) and events[0].step == 0
     assert isinstance(events[-1], gradd.SessionEnded) and events[-1].reason == "closed"
 
 
