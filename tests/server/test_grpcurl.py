@@ -1,4 +1,4 @@
-"""grpcurl against a real server: reflection, health, and docs/server.md's commands as written."""
+"""grpcurl against a real server: reflection, health, and the README's commands as written."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import subprocess
 
 from server_harness import BIN, ROOT
 
-DOC = ROOT / "docs" / "server.md"
+DOC = ROOT / "README.md"
 
 
 def _blocks(tag: str) -> list[str]:
-    """The fenced blocks that follow `<!-- tested: TAG -->` in docs/server.md, in order."""
+    """The fenced blocks that follow `<!-- tested: TAG -->` in the README, in order."""
     pattern = rf"<!-- tested: {tag} -->\n```[a-z]*\n(.*?)```"
     return re.findall(pattern, DOC.read_text(), flags=re.DOTALL)
 
