@@ -22,7 +22,7 @@ from gradd.engine import shapes
 from gradd.engine.errors import AutogradError, check_inplace_allowed
 from gradd.engine.grad_mode import _mode
 from gradd.engine.methods import OPERATORS
-from gradd.engine.op_table import OPS, OpDef, _check_cast, result_dtype
+from gradd.engine.op_table import OPS, OpDef, _check_cast, check_not_view, is_view, result_dtype
 from gradd.engine.tensor import Tensor as EngineTensor
 from gradd.engine.tensor import wrap
 
@@ -163,6 +163,9 @@ def _record(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) -> Remot
         out = new_tensor(s, shape, out_dtype, True, node, not tracing)
     else:
         out = new_tensor(s, shape, out_dtype, False, None, not tracing)
+    if opdef.view and is_view(opdef, attrs):
+        base = self._base
+        out._base = self if base is None else base
     if not tracing:
         s._push(op_command(opdef, args, attrs, (out._h,)), (opdef.name, *user_site(4)))
     return out
@@ -207,6 +210,7 @@ def _record_inplace(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) 
     elif common is None or not (rule == "promote" or rule == "float"):
         _check_cast(result_dtype(opdef, args, attrs), self.dtype, opdef.name)
     if rg and grad_on and opdef.backward is not None:
+        check_not_view(opdef.name, self._base)
         # As the engine: self's old value (own version counter) becomes the node's input.
         old = _new(RemoteTensor)
         old._s, old._bound, old.shape, old.dtype = s, False, self.shape, self.dtype

@@ -45,6 +45,7 @@ class RemoteTensor:
         "_retains_grad",
         "_acc",
         "_bound",
+        "_base",
         "__weakref__",
     )
     __array_priority__ = 1000  # ndarray (op) tensor defers to the tensor
@@ -338,6 +339,7 @@ def new_tensor(
     t._retains_grad = False
     t._acc = None
     t._bound = bound
+    t._base = None
     return t
 
 

@@ -48,6 +48,7 @@ class OpDef:
         "call",
         "extras",
         "promotes",
+        "view",
     )
 
     def __init__(
@@ -68,6 +69,7 @@ class OpDef:
         function: bool | str = True,
         inplace: bool = False,
         extras: bool = False,
+        view: bool | Callable[..., bool] = False,
     ) -> None:
         self.name = name
         self.forward = forward
@@ -85,6 +87,9 @@ class OpDef:
         self.inplace = inplace
         self.extras = extras  # forward returns (out, dict): values its backward needs, not inputs
         self.promotes = dtype in ("promote", "float", "bool")
+        # Whether the result views its first input's memory (``view(**attrs)`` when it depends
+        # on the arguments): an in-place op with a graph on such a result is refused.
+        self.view = view
         self.doc = (inspect.getdoc(forward) or "").split("\n")[0]
         # The public signature is the normaliser's if there is one (it maps what users pass to
         # the forward's canonical attributes), else the forward's minus ``xp``.
@@ -260,11 +265,37 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
     if out_dt is not None and out.dtype != out_dt.np:
         out = out.astype(out_dt.np)
     if not _mode.enabled or opdef.backward is None or out.dtype.kind != "f":
-        return wrap(out, dev)
-    for a in args:
-        if type(a) is Tensor and a.requires_grad:
-            return wrap(out, dev, True, make_node(opdef, args, attrs, out, dev))
-    return wrap(out, dev)
+        t = wrap(out, dev)
+    else:
+        for a in args:
+            if type(a) is Tensor and a.requires_grad:
+                t = wrap(out, dev, True, make_node(opdef, args, attrs, out, dev))
+                break
+        else:
+            t = wrap(out, dev)
+    if opdef.view and is_view(opdef, attrs):
+        base = first._base
+        t._base = first if base is None else base
+    return t
+
+
+def is_view(opdef: OpDef, attrs: dict) -> bool:
+    """Whether this call of ``opdef`` returns a view of its first input."""
+    v = opdef.view
+    return v if type(v) is bool else v(**attrs)
+
+
+VIEW_INPLACE = (
+    "{name}: gradd does not support in-place operations with autograd on a view of another "
+    "tensor (PyTorch records them as CopySlices); apply it to the base tensor, use the "
+    "out-of-place form, or clone() the view first"
+)
+
+
+def check_not_view(name: str, base: Any) -> None:
+    """Refuse an in-place op that would record a graph on a view (its base would not see it)."""
+    if base is not None:
+        raise RuntimeError(VIEW_INPLACE.format(name=name))
 
 
 def _explain(opdef: OpDef, args: tuple, attrs: dict, exc: Exception) -> Exception:
@@ -351,17 +382,18 @@ def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
         self._dev.xp.copyto(dst, res, casting="unsafe")
         self._vc[0] += 1
         return self
-    if self._base is not None:
-        raise RuntimeError(
-            f"{opdef.name}_: gradd does not support in-place operations on a view of a tensor "
-            "that requires grad; use the out-of-place form"
-        )
-    old = wrap(self._data, self._dev, self.requires_grad, self.grad_fn)
+    check_not_view(opdef.name, self._base)
+    # self's old value becomes the node's input; it is copied only when the node saves it,
+    # because the result is written into self's own array (so views of self see it).
+    data = self._data
+    if any(args[i] is self for i in opdef.saves):
+        data = data.copy()
+    old = wrap(data, self._dev, self.requires_grad, self.grad_fn)
     old._vc = [self._vc[0]]
     old._acc = self._acc
     res = record(opdef, tuple(old if a is self else a for a in args), attrs)
     _check_cast(res.dtype, self.dtype, opdef.name)
-    self._data = res._data.astype(self._data.dtype, copy=False)
+    self._dev.xp.copyto(self._data, res._data, casting="unsafe")
     self.grad_fn = res.grad_fn
     self.requires_grad = True
     self._vc[0] += 1

@@ -21,6 +21,7 @@ def _reshape_norm(self: Any, *shape: Any) -> dict:
 
 
 @op(
+    view=True,
     grad_fn="ViewBackward0",
     shape=lambda a, shape: shape,
     normalize=_reshape_norm,
@@ -37,6 +38,7 @@ def _(ctx: Any, g: Any) -> tuple:
 
 
 @op(
+    view=True,
     grad_fn="ViewBackward0",
     shape=lambda a, shape: shape,
     normalize=_reshape_norm,
@@ -82,6 +84,7 @@ def _swap(a: tuple, dim0: int, dim1: int) -> tuple:
 
 
 @op(
+    view=True,
     grad_fn="TransposeBackward0",
     shape=_swap,
     normalize=_transpose_norm,
@@ -103,7 +106,7 @@ def _t_shape(a: tuple) -> tuple:
     return a[::-1]
 
 
-@op(grad_fn="TBackward0", shape=_t_shape, examples=(Ex(S(2, 3)), Ex(S(3))))
+@op(view=True, grad_fn="TBackward0", shape=_t_shape, examples=(Ex(S(2, 3)), Ex(S(3))))
 def t(xp: Any, self: Any) -> Any:
     """Transpose a matrix (vectors are returned as they are)."""
     _t_shape(self.shape)
@@ -124,6 +127,7 @@ def _permute_norm(self: Any, *dims: Any) -> dict:
 
 
 @op(
+    view=True,
     grad_fn="PermuteBackward0",
     shape=lambda a, dims: shapes.permute(a, dims),
     normalize=_permute_norm,
@@ -161,6 +165,7 @@ _squeeze_name.common = "SqueezeBackward0"  # type: ignore[attr-defined]
 
 
 @op(
+    view=True,
     grad_fn=_squeeze_name,
     shape=_squeeze_shape,
     normalize=_squeeze_norm,
@@ -181,6 +186,7 @@ def _unsqueeze_norm(self: Any, dim: int) -> dict:
 
 
 @op(
+    view=True,
     grad_fn="UnsqueezeBackward0",
     shape=lambda a, dim: a[:dim] + (1,) + a[dim:],
     normalize=_unsqueeze_norm,
@@ -201,6 +207,7 @@ def _expand_norm(self: Any, *sizes: Any) -> dict:
 
 
 @op(
+    view=True,
     grad_fn="ExpandBackward0",
     shape=lambda a, sizes: sizes,
     normalize=_expand_norm,
@@ -341,6 +348,7 @@ def _index_shape(a: tuple, key: Any, kind: str = "index") -> tuple:
 
 
 @op(
+    view=lambda key, kind: kind != "index",
     grad_fn=_index_name,
     shape=_index_shape,
     normalize=_index_norm,
@@ -356,7 +364,9 @@ def _index_shape(a: tuple, key: Any, kind: str = "index") -> tuple:
 def index(xp: Any, self: Any, key: Any, kind: str = "index") -> Any:
     """self[key] for a normalised NumPy key (one node of a ``t[...]`` chain)."""
     try:
-        out = self[key]
+        # A trailing ``...`` keeps a basic index a view even when it selects one element
+        # (NumPy would return a copied scalar), so in-place ops on ``t[0]`` reach ``t``.
+        out = self[key] if kind == "index" else self[(*key, Ellipsis)]
     except IndexError as e:
         raise IndexError(str(e).replace("axis", "dimension")) from None
     return xp.asarray(out) if not hasattr(out, "shape") or out.ndim == 0 else out
@@ -437,6 +447,7 @@ def _to_numpy_index(k: Any) -> Any:
 
 
 @op(
+    view=True,
     grad_fn="AliasBackward0",
     shape=shapes.same,
     method=False,

@@ -253,6 +253,38 @@ def test_in_place_on_a_non_leaf_is_recorded() -> None:
     close(x.grad, [3.0, 5.0])  # 2x + 1
 
 
+def test_in_place_through_a_view_reaches_its_base() -> None:
+    t = ge.ones(3)
+    t[0].mul_(3)  # an integer index is a view, not a copied scalar
+    t[1:].add_(1)
+    t.view(3, 1).mul_(2)
+    close(t, [6.0, 4.0, 4.0])
+
+
+def test_in_place_with_a_graph_is_seen_by_views_of_self() -> None:
+    w = leaf([2.0, 2.0, 2.0])
+    d = w * 1
+    first = d[0]
+    d.mul_(w)  # d = w^2: the view sees it, as in PyTorch
+    close(first, 4.0)
+    d.sum().backward()
+    close(w.grad, [4.0, 4.0, 4.0])  # 2w
+
+
+@pytest.mark.parametrize(
+    "view", [lambda b: b[1:], lambda b: b[0], lambda b: b.t(), lambda b: b.view(3)]
+)
+def test_in_place_with_a_graph_on_a_view_is_refused(view: Callable) -> None:
+    b = leaf([1.0, 2.0, 3.0]) * 2
+    v = view(b)
+    with pytest.raises(RuntimeError, match="in-place operations with autograd on a view"):
+        v.add_(1)
+    close(b, [2.0, 4.0, 6.0])  # nothing changed
+    with ge.no_grad():
+        v.add_(1)  # without a graph it writes through to the base
+    assert b.detach().sum().item() > 12.0
+
+
 def test_modifying_a_saved_input_fails_backward() -> None:
     x = leaf([1.0, 2.0])
     a = x * 2

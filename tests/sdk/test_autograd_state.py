@@ -75,6 +75,24 @@ def test_inplace_on_a_non_leaf_rebases_it(session: gradd.Session) -> None:
     assert values(w.grad) == [4.0, 4.0]
 
 
+def test_in_place_through_views(session: gradd.Session) -> None:
+    t = session.ones(3)
+    t[0].mul_(3)
+    t[1:].add_(1)
+    assert values(t) == [3.0, 2.0, 2.0]
+    w = session.tensor([2.0, 2.0, 2.0], requires_grad=True)
+    d = w * 1
+    first = d[0]
+    d.mul_(w)
+    assert first.item() == 4.0
+    d.sum().backward()
+    assert values(w.grad) == [4.0, 4.0, 4.0]
+    b = w * 2
+    with pytest.raises(RuntimeError, match="in-place operations with autograd on a view"):
+        b[1:].add_(1)  # raised at this line, before anything is sent
+    assert values(b) == [4.0, 4.0, 4.0]
+
+
 def test_composites_under_no_grad(session: gradd.Session) -> None:
     F = session.functional
     w = session.ones(3, 4, requires_grad=True)
