@@ -17,6 +17,7 @@ from gradd.engine.errors import NON_LEAF_REQUIRES_GRAD, NOT_FLOAT_GRAD
 from gradd.engine.op_table import set_requires_grad
 from gradd.engine.tensor import Tensor as EngineTensor
 from gradd.engine.tensor import wrap
+from gradd.engine.tensor_conversions import TensorConversions
 
 from . import command_encoding as enc
 from .call_site import user_site
@@ -28,7 +29,7 @@ _SMALL = enc._SMALL
 _ARG, _VAL = enc.OP_ARG, enc.V_TENSOR
 
 
-class RemoteTensor:
+class RemoteTensor(TensorConversions):
     """A tensor held by a gradd server: ``torch.Tensor``'s API, values fetched on demand."""
 
     __slots__ = (
@@ -291,32 +292,6 @@ class RemoteTensor:
         from .op_recording import to_dtype
 
         return to_dtype(self, dtype)
-
-    def float(self) -> RemoteTensor:
-        return self.to(dt.float32)
-
-    def double(self) -> RemoteTensor:
-        return self.to(dt.float64)
-
-    def long(self) -> RemoteTensor:
-        return self.to(dt.int64)
-
-    def bool(self) -> RemoteTensor:
-        return self.to(dt.bool_)
-
-    def cpu(self) -> RemoteTensor:
-        return self.to("cpu")
-
-    def cuda(self) -> RemoteTensor:
-        return self.to("cuda")
-
-    @property
-    def T(self) -> RemoteTensor:
-        return self.permute(*range(self.ndim - 1, -1, -1))
-
-    @property
-    def mT(self) -> RemoteTensor:
-        return self.transpose(-2, -1)
 
 
 def new_tensor(

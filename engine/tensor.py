@@ -12,9 +12,10 @@ from . import dtypes as dt
 from .device import CPU, Device, get_device, to_host
 from .errors import NOT_FLOAT_GRAD
 from .grad_mode import _mode
+from .tensor_conversions import TensorConversions
 
 
-class Tensor:
+class Tensor(TensorConversions):
     """A multi-dimensional array that can record the ops applied to it, as ``torch.Tensor``."""
 
     __slots__ = (
@@ -271,32 +272,6 @@ class Tensor:
         from .op_table import call_op
 
         return call_op("to_dtype", self, dtype)
-
-    def float(self) -> Tensor:
-        return self.to(dt.float32)
-
-    def double(self) -> Tensor:
-        return self.to(dt.float64)
-
-    def long(self) -> Tensor:
-        return self.to(dt.int64)
-
-    def bool(self) -> Tensor:
-        return self.to(dt.bool_)
-
-    def cpu(self) -> Tensor:
-        return self.to("cpu")
-
-    def cuda(self) -> Tensor:
-        return self.to("cuda")
-
-    @property
-    def T(self) -> Tensor:
-        return self.permute(*range(self.ndim - 1, -1, -1))
-
-    @property
-    def mT(self) -> Tensor:
-        return self.transpose(-2, -1)
 
 
 class _HookHandle:

@@ -1,0 +1,45 @@
+"""PyTorch's conversion shortcuts, written once for every kind of tensor.
+
+Each is a spelling of ``to``, ``permute`` or ``transpose``, which the engine's ``Tensor`` and
+the SDK's ``RemoteTensor`` implement in their own ways; both inherit these.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from . import dtypes as dt
+
+
+class TensorConversions:
+    """``float()``, ``double()``, ``long()``, ``bool()``, ``cpu()``, ``cuda()``, ``T``, ``mT``."""
+
+    __slots__ = ()
+    to: Any
+    ndim: int
+
+    def float(self) -> Self:
+        return self.to(dt.float32)
+
+    def double(self) -> Self:
+        return self.to(dt.float64)
+
+    def long(self) -> Self:
+        return self.to(dt.int64)
+
+    def bool(self) -> Self:
+        return self.to(dt.bool_)
+
+    def cpu(self) -> Self:
+        return self.to("cpu")
+
+    def cuda(self) -> Self:
+        return self.to("cuda")
+
+    @property
+    def T(self) -> Self:  # noqa: N802 - PyTorch's name
+        return self.permute(*range(self.ndim - 1, -1, -1))  # type: ignore[attr-defined]
+
+    @property
+    def mT(self) -> Self:  # noqa: N802 - PyTorch's name
+        return self.transpose(-2, -1)  # type: ignore[attr-defined]
