@@ -245,13 +245,19 @@ def manual_seed(seed: int) -> bytes:
 
 
 def backward(
-    handle: bytes, gradient: bytes, retain_graph: bool | None, create_graph: bool
+    handle: bytes,
+    gradient: bytes,
+    retain_graph: bool | None,
+    create_graph: bool,
+    inputs: Iterable[bytes] = (),
 ) -> bytes:
-    """`handle.backward(gradient, retain_graph, create_graph)`."""
+    """`handle.backward(gradient, retain_graph, create_graph, inputs)`."""
     body = _str(cpb.Backward, "handle", handle) + _str(cpb.Backward, "gradient", gradient)
     if retain_graph is not None:
         body += _key(cpb.Backward, "retain_graph", 0) + (b"\x01" if retain_graph else b"\x00")
     body += _bool(cpb.Backward, "create_graph", create_graph)
+    key = _len_key(cpb.Backward, "inputs")
+    body += b"".join(length_delimited(key, h) for h in inputs)
     return framed(CMD["backward"], body)
 
 
@@ -259,6 +265,12 @@ def grad_of(out: bytes, handle: bytes) -> bytes:
     """Bind `out` to `handle.grad`."""
     body = _str(cpb.GradOf, "out", out) + _str(cpb.GradOf, "handle", handle)
     return framed(CMD["grad_of"], body)
+
+
+def set_grad(handle: bytes, grad: bytes) -> bytes:
+    """`handle.grad = grad` (empty: None)."""
+    body = _str(cpb.SetGrad, "handle", handle) + _str(cpb.SetGrad, "grad", grad)
+    return framed(CMD["set_grad"], body)
 
 
 def zero_grad(handles: Iterable[bytes], set_to_none: bool) -> bytes:

@@ -117,9 +117,12 @@ def _check_saved(node: MirrorNode) -> None:
         )
 
 
-def run_backward(root: Any, gradient: Any, retain_graph: bool | None, create_graph: bool) -> list:
+def run_backward(
+    root: Any, gradient: Any, retain_graph: bool | None, create_graph: bool, only: Any = None
+) -> list:
     """Apply ``root.backward(...)`` to the mirror: check as the engine does, free the graph, and
-    return the tensors whose ``.grad`` was written (leaves, and non-leaves that retain grad)."""
+    return the tensors whose ``.grad`` was written (leaves, or those of ``only`` when given, and
+    non-leaves that retain grad)."""
     try:
         check_backward_root(root._rg, root.numel(), gradient is not None)
     except AutogradError as exc:  # the engine's error, as the SDK's
@@ -136,14 +139,19 @@ def run_backward(root: Any, gradient: Any, retain_graph: bool | None, create_gra
     if not all(_passes(n) for n in nodes):
         _raise_in_engine_order(start, retain_graph)
     written = []
+    targets = {id(t) for t in only} if only is not None else None
     for node in nodes:
         if type(node) is AccumulateGrad:
-            written.append(node.variable)
+            if targets is None or id(node.variable) in targets:
+                written.append(node.variable)
         elif type(node) is not OpaqueNode:
+            holder = None
             if node.retained is not None:
                 holder = node.retained()
                 if holder is not None:
                     written.append(holder)
+            if targets is not None:
+                written += [t for t in only if t.grad_fn is node and t is not holder]
             if not retain_graph:
                 node.freed = True
     return written

@@ -16,7 +16,7 @@ from gradd.engine import dtypes as dt
 from gradd.engine.errors import NON_LEAF_REQUIRES_GRAD, NOT_FLOAT_GRAD
 from gradd.engine.op_table import set_requires_grad
 from gradd.engine.tensor import Tensor as EngineTensor
-from gradd.engine.tensor import wrap
+from gradd.engine.tensor import check_assigned_grad, wrap
 from gradd.engine.tensor_conversions import TensorConversions
 
 from . import command_encoding as enc
@@ -140,14 +140,17 @@ class RemoteTensor(TensorConversions):
         return g
 
     def _set_grad(self, value: Any) -> None:
-        if value is not None:
-            raise UnimplementedError(
-                "assigning a tensor to .grad is not in the gradd.v1 protocol; use "
-                ".grad.copy_(value) or .grad = None"
-            )
-        self._s._push(enc.zero_grad((self._h,), True), ("grad = None", *user_site()))
-        self._has_grad = 0
-        self._grad_obj = None
+        if value is None:
+            self._s._push(enc.zero_grad((self._h,), True), ("grad = None", *user_site()))
+            self._has_grad = 0
+            self._grad_obj = None
+            return
+        check_assigned_grad(self, value, RemoteTensor)
+        if value._s is not self._s:
+            raise RuntimeError("assigned grad is a tensor of another gradd session")
+        self._s._push(enc.set_grad(self._h, value._h), ("grad =", *user_site()))
+        self._has_grad = 1
+        self._grad_obj = value  # PyTorch's `p.grad is g` after `p.grad = g`
 
     grad = property(EngineTensor.grad.fget, _set_grad)  # the engine's getter: same warning
 
@@ -179,15 +182,23 @@ class RemoteTensor(TensorConversions):
         create_graph: bool = False,
         inputs: Any = None,
     ) -> None:
-        """Accumulate d(self)/d(leaf) into every leaf's ``.grad`` (queued: no wait)."""
-        if inputs is not None:
-            raise UnimplementedError("backward(inputs=...) is not in the gradd.v1 protocol")
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``, or only into those of
+        ``inputs`` (queued: no wait)."""
         s = self._s
         if gradient is not None and type(gradient) is not RemoteTensor:
             gradient = s.tensor(gradient)
-        written = run_backward(self, gradient, retain_graph, create_graph)
+        only = None
+        if inputs is not None:
+            only = [inputs] if type(inputs) is RemoteTensor else list(inputs)
+            if not only:
+                raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
+            if any(type(t) is not RemoteTensor or t._s is not s for t in only):
+                raise TypeError("backward(inputs=...) takes tensors of this gradd session")
+        written = run_backward(self, gradient, retain_graph, create_graph, only)
         g = gradient._h if gradient is not None else b""
-        s._push(enc.backward(self._h, g, retain_graph, create_graph), ("backward", *user_site()))
+        handles = [t._h for t in only] if only else ()
+        command = enc.backward(self._h, g, retain_graph, create_graph, handles)
+        s._push(command, ("backward", *user_site()))
         for t in written:
             old = t._grad_obj
             if old is not None:

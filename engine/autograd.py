@@ -31,6 +31,8 @@ def backward(
     only = None
     if inputs is not None:
         only = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+        if not only:
+            raise RuntimeError("`inputs` argument to `backward()` cannot be empty.")
     _run(list(tensors), grads, retain_graph, create_graph, capture=None, only=only)
 
 
@@ -134,10 +136,16 @@ def _run(
                 if accumulate_all or (only is not None and node in targets):
                     _accumulate(node.variable, g, create_graph, handed, keep)
                 continue
+            holder = None
             if node.retained is not None:
                 holder = node.retained()
                 if holder is not None:
                     _store_retained(holder, g, create_graph, handed, keep)
+            if only is not None and node in targets:
+                target = targets[node]
+                if target is not holder and target.grad_fn is node:
+                    # backward(inputs=[non_leaf]): its .grad gets the gradient flowing into it
+                    _store_retained(target, g, create_graph, handed, keep)
             if node.freed and node.op.saves:
                 _ = node.saved  # raises "backward through the graph a second time"
             grads = node.op.backward(node, g)

@@ -104,7 +104,7 @@ class Tensor(TensorConversions):
     # --- grad ------------------------------------------------------------------------------
     @property
     def grad(self) -> Tensor | None:
-        if self.grad_fn is not None and not self._retains_grad:
+        if self._grad is None and self.grad_fn is not None and not self._retains_grad:
             warnings.warn(
                 "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its "
                 ".grad attribute won't be populated during autograd.backward(). If you indeed "
@@ -118,17 +118,7 @@ class Tensor(TensorConversions):
     @grad.setter
     def grad(self, value: Tensor | None) -> None:
         if value is not None:
-            if type(value) is not Tensor:
-                raise TypeError(
-                    f"assigned grad expected to be a Tensor or None but got {type(value).__name__}"
-                )
-            if value.shape != self.shape:
-                raise RuntimeError(
-                    f"assigned grad has data of a different size: {list(value.shape)} vs "
-                    f"{list(self.shape)}"
-                )
-            if value.dtype is not self.dtype:
-                raise RuntimeError("assigned grad has data of a different type")
+            check_assigned_grad(self, value, Tensor)
         self._grad = value
 
     def requires_grad_(self, requires_grad: bool = True) -> Tensor:
@@ -272,6 +262,30 @@ class Tensor(TensorConversions):
         from .op_table import call_op
 
         return call_op("to_dtype", self, dtype)
+
+
+def check_assigned_grad(tensor: Any, value: Any, kind: type) -> None:
+    """PyTorch's checks on ``tensor.grad = value``: a tensor of ``kind``, same shape and dtype."""
+    if type(value) is not kind:
+        raise TypeError(
+            "assigned grad expected to be a Tensor or None but got grad of type "
+            f"{type(value).__name__}"
+        )
+    if value.shape != tensor.shape:
+        raise RuntimeError(
+            f"attempting to assign a gradient of size '{list(value.shape)}' to a tensor of size "
+            f"'{list(tensor.shape)}'. Please ensure that the gradient and the tensor are the "
+            "same size"
+        )
+    if value.dtype is not tensor.dtype:
+        raise RuntimeError(
+            f"attempting to assign a gradient with dtype '{_C_NAME[value.dtype.name]}' to a "
+            f"tensor with grad_dtype '{_C_NAME[tensor.dtype.name].capitalize()}'. The gradient "
+            "must match the tensor's grad_dtype (defaults to the tensor's dtype)."
+        )
+
+
+_C_NAME = {"float32": "float", "float64": "double", "int64": "long", "bool": "bool"}
 
 
 class _HookHandle:

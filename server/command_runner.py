@@ -39,8 +39,8 @@ def _out(handle: str) -> str:
 
 
 def grad_or_none(tensor: Any) -> Any:
-    """`tensor.grad`, without the engine's warning for a non-leaf (whose grad is None)."""
-    return tensor.grad if tensor.grad_fn is None or tensor.retains_grad else None
+    """`tensor.grad`, without the engine's warning for a non-leaf whose grad is None."""
+    return tensor._grad  # the getter's value; the warning is for interactive users, not us
 
 
 def _no_tensor(handle: str) -> Any:
@@ -131,7 +131,21 @@ def backward(s: Session, c: cpb.Backward) -> None:
     root = s.table.get(c.handle)
     gradient = s.table.get(c.gradient) if c.gradient else None
     retain = c.retain_graph if c.HasField("retain_graph") else None
-    s.backward(c.handle, root, gradient=gradient, retain_graph=retain, create_graph=c.create_graph)
+    inputs = [s.table.get(h) for h in c.inputs] if c.inputs else None
+    s.backward(
+        c.handle,
+        root,
+        gradient=gradient,
+        retain_graph=retain,
+        create_graph=c.create_graph,
+        inputs=inputs,
+    )
+
+
+def set_grad(s: Session, c: cpb.SetGrad) -> None:
+    """`handle.grad = grad` (the tensor itself), or None for an empty `grad`."""
+    tensor = s.table.get(c.handle)
+    tensor.grad = s.table.get(c.grad) if c.grad else None
 
 
 def grad_of(s: Session, c: cpb.GradOf) -> None:
@@ -203,6 +217,7 @@ APPLY: dict[str, Callable[[Session, Any], None]] = {
     "op": run_op,
     "backward": backward,
     "grad_of": grad_of,
+    "set_grad": set_grad,
     "zero_grad": zero_grad,
     "retain_grad": retain_grad,
     "requires_grad": set_requires_grad,

@@ -164,16 +164,18 @@ class Op(_message.Message):
     def __init__(self, op: _Optional[str] = ..., args: _Optional[_Iterable[_Union[Value, _Mapping]]] = ..., kwargs: _Optional[_Mapping[str, Value]] = ..., outs: _Optional[_Iterable[str]] = ..., no_grad: _Optional[bool] = ...) -> None: ...
 
 class Backward(_message.Message):
-    __slots__ = ("handle", "gradient", "retain_graph", "create_graph")
+    __slots__ = ("handle", "gradient", "retain_graph", "create_graph", "inputs")
     HANDLE_FIELD_NUMBER: _ClassVar[int]
     GRADIENT_FIELD_NUMBER: _ClassVar[int]
     RETAIN_GRAPH_FIELD_NUMBER: _ClassVar[int]
     CREATE_GRAPH_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
     handle: str
     gradient: str
     retain_graph: bool
     create_graph: bool
-    def __init__(self, handle: _Optional[str] = ..., gradient: _Optional[str] = ..., retain_graph: _Optional[bool] = ..., create_graph: _Optional[bool] = ...) -> None: ...
+    inputs: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, handle: _Optional[str] = ..., gradient: _Optional[str] = ..., retain_graph: _Optional[bool] = ..., create_graph: _Optional[bool] = ..., inputs: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GradOf(_message.Message):
     __slots__ = ("out", "handle")
@@ -182,6 +184,14 @@ class GradOf(_message.Message):
     out: str
     handle: str
     def __init__(self, out: _Optional[str] = ..., handle: _Optional[str] = ...) -> None: ...
+
+class SetGrad(_message.Message):
+    __slots__ = ("handle", "grad")
+    HANDLE_FIELD_NUMBER: _ClassVar[int]
+    GRAD_FIELD_NUMBER: _ClassVar[int]
+    handle: str
+    grad: str
+    def __init__(self, handle: _Optional[str] = ..., grad: _Optional[str] = ...) -> None: ...
 
 class ZeroGrad(_message.Message):
     __slots__ = ("handles", "set_to_none")
@@ -249,7 +259,7 @@ class Graph(_message.Message):
     def __init__(self, handle: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., publish: _Optional[bool] = ...) -> None: ...
 
 class Command(_message.Message):
-    __slots__ = ("tensor", "factory", "manual_seed", "op", "backward", "grad_of", "zero_grad", "retain_grad", "requires_grad", "detach", "release", "fetch", "graph")
+    __slots__ = ("tensor", "factory", "manual_seed", "op", "backward", "grad_of", "zero_grad", "retain_grad", "requires_grad", "detach", "release", "fetch", "graph", "set_grad")
     TENSOR_FIELD_NUMBER: _ClassVar[int]
     FACTORY_FIELD_NUMBER: _ClassVar[int]
     MANUAL_SEED_FIELD_NUMBER: _ClassVar[int]
@@ -263,6 +273,7 @@ class Command(_message.Message):
     RELEASE_FIELD_NUMBER: _ClassVar[int]
     FETCH_FIELD_NUMBER: _ClassVar[int]
     GRAPH_FIELD_NUMBER: _ClassVar[int]
+    SET_GRAD_FIELD_NUMBER: _ClassVar[int]
     tensor: CreateTensor
     factory: Factory
     manual_seed: ManualSeed
@@ -276,7 +287,8 @@ class Command(_message.Message):
     release: Release
     fetch: Fetch
     graph: Graph
-    def __init__(self, tensor: _Optional[_Union[CreateTensor, _Mapping]] = ..., factory: _Optional[_Union[Factory, _Mapping]] = ..., manual_seed: _Optional[_Union[ManualSeed, _Mapping]] = ..., op: _Optional[_Union[Op, _Mapping]] = ..., backward: _Optional[_Union[Backward, _Mapping]] = ..., grad_of: _Optional[_Union[GradOf, _Mapping]] = ..., zero_grad: _Optional[_Union[ZeroGrad, _Mapping]] = ..., retain_grad: _Optional[_Union[RetainGrad, _Mapping]] = ..., requires_grad: _Optional[_Union[SetRequiresGrad, _Mapping]] = ..., detach: _Optional[_Union[Detach, _Mapping]] = ..., release: _Optional[_Union[Release, _Mapping]] = ..., fetch: _Optional[_Union[Fetch, _Mapping]] = ..., graph: _Optional[_Union[Graph, _Mapping]] = ...) -> None: ...
+    set_grad: SetGrad
+    def __init__(self, tensor: _Optional[_Union[CreateTensor, _Mapping]] = ..., factory: _Optional[_Union[Factory, _Mapping]] = ..., manual_seed: _Optional[_Union[ManualSeed, _Mapping]] = ..., op: _Optional[_Union[Op, _Mapping]] = ..., backward: _Optional[_Union[Backward, _Mapping]] = ..., grad_of: _Optional[_Union[GradOf, _Mapping]] = ..., zero_grad: _Optional[_Union[ZeroGrad, _Mapping]] = ..., retain_grad: _Optional[_Union[RetainGrad, _Mapping]] = ..., requires_grad: _Optional[_Union[SetRequiresGrad, _Mapping]] = ..., detach: _Optional[_Union[Detach, _Mapping]] = ..., release: _Optional[_Union[Release, _Mapping]] = ..., fetch: _Optional[_Union[Fetch, _Mapping]] = ..., graph: _Optional[_Union[Graph, _Mapping]] = ..., set_grad: _Optional[_Union[SetGrad, _Mapping]] = ...) -> None: ...
 
 class CommandError(_message.Message):
     __slots__ = ("index", "code", "message")

@@ -93,6 +93,41 @@ def test_in_place_through_views(session: gradd.Session) -> None:
     assert values(b) == [4.0, 4.0, 4.0]
 
 
+def test_assigning_a_tensor_to_grad(session: gradd.Session) -> None:
+    p = session.ones(2, requires_grad=True)
+    g = session.tensor([10.0, 20.0])
+    p.grad = g
+    assert p.grad is g and values(p.grad) == [10.0, 20.0]
+    (p * 3).sum().backward()  # accumulates into the assigned tensor, in place, as PyTorch
+    assert p.grad is g and values(g) == [13.0, 23.0]
+    with pytest.raises(
+        RuntimeError, match=r"assign a gradient of size '\[3\]' to a tensor of size '\[2\]'"
+    ):
+        p.grad = session.zeros(3)
+    with pytest.raises(
+        RuntimeError, match="with dtype 'double' to a tensor with grad_dtype 'Float'"
+    ):
+        p.grad = session.zeros(2, dtype=session.float64)
+    with pytest.raises(TypeError, match="assigned grad expected to be a Tensor"):
+        p.grad = [1.0, 2.0]
+    assert values(p.grad) == [13.0, 23.0]  # nothing changed
+    p.grad = None
+    assert p.grad is None
+
+
+def test_backward_with_inputs(session: gradd.Session) -> None:
+    x = session.tensor([1.0, 2.0], requires_grad=True)
+    w = session.tensor([3.0, 4.0], requires_grad=True)
+    y = x * w
+    (y * y).sum().backward(inputs=[y], retain_graph=True)
+    assert values(y.grad) == [6.0, 16.0]  # 2y, on a non-leaf, without retain_grad
+    assert x.grad is None and w.grad is None
+    (y * y).sum().backward(inputs=[w])
+    assert values(w.grad) == [6.0, 32.0] and x.grad is None  # 2y * x
+    with pytest.raises(RuntimeError, match=r"`inputs` argument to `backward\(\)` cannot be empty"):
+        (x * 2).sum().backward(inputs=[])
+
+
 def test_composites_under_no_grad(session: gradd.Session) -> None:
     F = session.functional
     w = session.ones(3, 4, requires_grad=True)

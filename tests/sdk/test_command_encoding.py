@@ -107,6 +107,12 @@ def test_every_other_command() -> None:
     c = command(enc.backward(b"loss", b"g", False, True))
     assert c.backward.gradient == "g" and c.backward.HasField("retain_graph")
     assert not c.backward.retain_graph and c.backward.create_graph
+    c = command(enc.backward(b"loss", b"", None, False, [b"b", b"w"]))
+    assert list(c.backward.inputs) == ["b", "w"]
+    c = command(enc.set_grad(b"b", b"g"))
+    assert (c.set_grad.handle, c.set_grad.grad) == ("b", "g")
+    c = command(enc.set_grad(b"b", b""))
+    assert c.WhichOneof("kind") == "set_grad" and c.set_grad.grad == ""
     c = command(enc.grad_of(b"g", b"b"))
     assert (c.grad_of.out, c.grad_of.handle) == ("g", "b")
     c = command(enc.zero_grad([b"b", b"w"], True))

@@ -304,6 +304,33 @@ def test_grad_commands_follow_pytorch(session):
     assert code in (INVALID, grpc.StatusCode.FAILED_PRECONDITION)
 
 
+def test_set_grad_and_backward_inputs(session):
+    session.execute(
+        tensor("w", np.array([2.0, 3.0], np.float32), requires_grad=True),
+        tensor("g", np.array([10.0, 20.0], np.float32)),
+        tensor("small", np.array([1.0], np.float32)),
+        cpb.Command(set_grad=cpb.SetGrad(handle="w", grad="g")),
+        op("mul", w, Tensor("w"), outs=["sq"]),
+        op("sum", Tensor("sq"), outs=["s"]),
+        cpb.Command(backward=cpb.Backward(handle="s", inputs=["sq"], retain_graph=True)),
+    )
+    assert session.array("sq", grad=True).tolist() == [1.0, 1.0]  # the non-leaf input
+    assert session.array("w", grad=True).tolist() == [10.0, 20.0]  # not an input: untouched
+    session.execute(cpb.Command(backward=cpb.Backward(handle="s", inputs=["w"])))
+    assert session.array("g").tolist() == [14.0, 26.0]  # accumulated into the assigned tensor
+    code, message = status(
+        lambda: session.execute(cpb.Command(set_grad=cpb.SetGrad(handle="w", grad="small")))
+    )
+    assert code == INVALID and "size '[1]' to a tensor of size '[2]'" in message
+    code, _ = status(
+        lambda: session.execute(cpb.Command(set_grad=cpb.SetGrad(handle="w", grad="nope")))
+    )
+    assert code == NOT_FOUND
+    assert session.array("w", grad=True).tolist() == [14.0, 26.0]  # nothing changed
+    session.execute(cpb.Command(set_grad=cpb.SetGrad(handle="w")))
+    assert session.fetch("w", grad=True).is_none
+
+
 def test_fetch_reports_metadata(session):
     session.execute(
         tensor("w", np.array([2.0], np.float32), requires_grad=True),
