@@ -131,7 +131,10 @@ class RemoteSession(Session):
         else:
             local = ge.tensor(data, dtype=dtype, requires_grad=requires_grad)  # engine's rules
             array, d = local._data, local.dtype
-        array = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+        # Little-endian and C order for the wire; not ascontiguousarray, which makes 0-d 1-d.
+        array = np.asarray(array, dtype=array.dtype.newbyteorder("<"))
+        if not array.flags.c_contiguous:
+            array = array.copy(order="C")
         t = new_tensor(self, tuple(array.shape), d, bool(requires_grad), None)
         raw = memoryview(array.reshape(-1)).cast("B") if array.size else b""
         wire = enc.WIRE_DTYPES[d.name]

@@ -177,6 +177,15 @@ def test_values_and_conversions(session: gradd.Session) -> None:
         t.item()
 
 
+def test_scalars_are_zero_dimensional(session: gradd.Session) -> None:
+    for scalar in (session.tensor(3.0), session.tensor(np.float64(3.0)), session.tensor(True)):
+        assert scalar.shape == () and scalar.ndim == 0
+    assert repr(session.tensor(3.0)) == "tensor(3.)"
+    b = session.ones(2, 3)
+    assert (session.tensor(2.0) * b).shape == (2, 3)
+    assert session.tensor(np.array(5)).tolist() == 5
+
+
 def test_ndarray_operands_become_tensors(remote: gradd.Session) -> None:
     nd = np.arange(4.0)
     assert (nd * remote.tensor(2.0)).tolist() == [0.0, 2.0, 4.0, 6.0]
