@@ -80,6 +80,12 @@ def streaming_rpc(method: Callable) -> Callable:
         try:
             yield from method(self, request, context)
             return
+        except grpc.RpcError as exc:
+            if not context.is_active():
+                # The client hung up (the SDK cancels its stream on close): not a failure.
+                log.debug("%s: the client ended the call", method.__name__)
+                return
+            failure = exc
         except Exception as exc:  # every failure becomes a status
             failure = exc
         _fail(context, request, method.__name__, failure)

@@ -137,3 +137,20 @@ def test_large_tensors_round_trip(remote: gradd.Session) -> None:
     t = remote.tensor(big, requires_grad=True)
     (t * 2).sum().backward()
     assert t.grad.numpy().shape == big.shape and float(t.grad.numpy().max()) == 2.0
+
+
+def test_closing_a_session_logs_no_error(gradd_server) -> None:
+    before = gradd_server.log().count("ExecuteStream failed")
+    ids = []
+    for _ in range(3):
+        with gradd.connect(gradd_server.addr, timeout=60) as s:
+            (s.ones(2, requires_grad=True) * 2).sum().backward()
+        ids.append(s.id)
+        s = gradd.connect(gradd_server.addr, timeout=60)
+        assert (s.ones(3) * 2).sum().item() == 6.0
+        s.close()  # ends and cancels the stream: the client's choice, not a server error
+        ids.append(s.id)
+    for session_id in ids:
+        gradd_server.wait_log(rf"session {session_id} closed")
+    time.sleep(0.5)  # the streams' handlers end just after the closes are logged
+    assert gradd_server.log().count("ExecuteStream failed") == before
