@@ -23,6 +23,7 @@ from grpc_reflection.v1alpha import reflection
 
 from .command_runner import FACTORIES
 from .config import ServerConfig, parse_config
+from .documented_reflection import DocumentedPool
 from .grpc_handlers import add_autograd_service
 from .log_format import configure_logging
 from .metrics import serve_metrics
@@ -87,7 +88,7 @@ class GraddServer:
         add_autograd_service(self.service, self.server, AutogradService.DESERIALIZERS)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         names = (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
-        reflection.enable_server_reflection(names, self.server)
+        reflection.enable_server_reflection(names, self.server, pool=DocumentedPool())
         self.port = self.server.add_insecure_port(f"{config.host}:{config.port}")
         if not self.port:
             raise SystemExit(f"gradd-server: cannot listen on {config.host}:{config.port}")

@@ -37,6 +37,15 @@ def test_reflection_lists_and_describes_the_service(server):
     assert '"status": "SERVING"' in _grpcurl(server.addr, "grpc.health.v1.Health/Check")
 
 
+def test_describe_shows_the_proto_comments(server):
+    described = _grpcurl(server.addr, "describe", "gradd.v1.AutogradService")
+    assert "// Open a session: its id and secret token." in described
+    command = _grpcurl(server.addr, "describe", "gradd.v1.SetGrad")
+    assert "// `handle.grad = grad`: the tensor `grad` itself becomes" in command
+    value = _grpcurl(server.addr, "describe", "gradd.v1.Value")  # a message of another file
+    assert "Exactly one field must be set" in value
+
+
 def test_the_documented_grpcurl_session_runs_as_written(server):
     script = "\n".join(_blocks("grpcurl"))
     assert "CreateSession" in script and "backward" in script and "Fetch" in script

@@ -29,3 +29,13 @@ def test_committed_stubs_match_protos(tmp_path: Path) -> None:
     assert committed == fresh, "client/v1 stubs are stale: run `make protos`"
     _, mismatch, errors = filecmp.cmpfiles(tmp_path / "gradd" / "v1", STUBS, sorted(fresh), False)
     assert not mismatch and not errors, f"stale stubs {mismatch + errors}: run `make protos`"
+
+
+def test_committed_descriptor_set_matches_protos(tmp_path: Path) -> None:
+    """client/v1/gradd_v1.binpb: the descriptors with comments that reflection serves."""
+    pytest.importorskip("grpc_tools")
+    sources = sorted(str(p) for p in (PROTOS / "gradd" / "v1").glob("*.proto"))
+    fresh = tmp_path / "gradd_v1.binpb"
+    _protoc("--include_source_info", f"--descriptor_set_out={fresh}", *sources)
+    committed = STUBS / "gradd_v1.binpb"
+    assert committed.read_bytes() == fresh.read_bytes(), "stale descriptor set: run `make protos`"
