@@ -30,6 +30,7 @@ BATCH_SIZE = 512  # commands per ExecuteRequest (measured: larger gains nothing 
 WINDOW = 64  # unanswered batches before the client waits for the server to catch up
 LARGE_BATCH_BYTES = 1 << 20  # a batch carrying this much tensor data is sent at once
 MAX_DELAY = 0.02  # seconds a queued command may wait for its batch (watchers see steps live)
+CLOSE_WAIT = 2.0  # seconds close() lets the server end the stream before cancelling it
 
 
 class CommandStream:
@@ -189,12 +190,25 @@ class CommandStream:
         self.wait_for(self.flush())
         self.raise_pending()
 
-    def close(self) -> None:
-        """End the stream (queued commands are dropped)."""
+    def close(self, wait: float = CLOSE_WAIT) -> None:
+        """End the stream (queued commands are dropped): half-close it, so that the server ends
+        it with OK once it has answered what was sent, and cancel it only if that takes longer
+        than `wait` seconds (a cancelled call is an error in the server's metrics)."""
         self.cmds, self.sites = [], []
         self._requests.put(None)
-        self._responses.cancel()
         self._waiting_since = -1.0  # stops the watchdog
+        if self._broken is None:
+            timer = threading.Timer(wait, self._responses.cancel)
+            timer.daemon = True
+            timer.start()
+            try:
+                for _ in self._responses:  # answers to batches nobody waits for any more
+                    pass
+            except grpc.RpcError:
+                pass  # cancelled by the timer, or the server went away: the stream is over
+            finally:
+                timer.cancel()
+        self._responses.cancel()  # no-op on an ended call
 
     def _watchdog(self) -> None:
         while self._waiting_since >= 0:

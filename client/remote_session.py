@@ -7,10 +7,12 @@ fetched when the user reads them.
 
 from __future__ import annotations
 
+import atexit
 import itertools
 import math
 import types
 import uuid
+import weakref
 from typing import Any
 
 import gradd.engine as ge
@@ -44,6 +46,17 @@ _FUNCTIONAL = {n: remote_function(OPS[n]) for n in engine_functional.NAMES}
 _SCRATCH = ge.Generator()  # validates factory arguments with the engine's own checks
 _WIRE_NATIVE = {np.dtype(t) for t in (np.float32, np.float64, np.int64, np.bool_)}
 LARGE_TENSOR_BYTES = 1 << 20  # tensors this large are sent from their array's own memory
+_OPEN: weakref.WeakSet = weakref.WeakSet()  # sessions to close at interpreter exit
+
+
+@atexit.register
+def _close_open_sessions() -> None:
+    """A script that ends without close() still frees its sessions on the server."""
+    for session in list(_OPEN):
+        try:
+            session.close()
+        except Exception:  # the server is gone: nothing left to free
+            pass
 
 
 class RemoteSession(Session):
@@ -96,6 +109,7 @@ class RemoteSession(Session):
         self._stream = CommandStream(self._channel, self.id, self._md, timeout=timeout)
         self._push = self._stream.push
         self.functional = types.SimpleNamespace(**_FUNCTIONAL)
+        _OPEN.add(self)
 
     def _functions(self) -> dict[str, Any]:
         return _FUNCTIONS
@@ -264,6 +278,7 @@ class RemoteSession(Session):
         except GraddError:
             pass  # reported at a wait, or the server is gone: nothing more to do here
         self._closed = True
+        _OPEN.discard(self)
         self._push = _closed_push
         self._stream.close()
         try:

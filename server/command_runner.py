@@ -20,7 +20,7 @@ from gradd.v1 import tensor_pb2 as tpb
 
 from . import answer_bytes as answer
 from . import wire_tensor as wire
-from .errors import invalid, precondition, status_of
+from .errors import ServiceError, invalid, precondition, status_of
 from .graph_snapshot import snapshot
 from .op_args import engine_dtype, to_python
 from .session import Session
@@ -258,9 +258,12 @@ def _apply_all(
     results: list,
     raw_views: dict[int, memoryview],
 ) -> tuple[grpc.StatusCode, str] | None:
+    interrupt = s.interrupt
     for index, command in enumerate(commands):
         kind = command.WhichOneof("kind")
         try:
+            if interrupt.is_set():  # the server's grace period is over: stop between commands
+                raise ServiceError(grpc.StatusCode.UNAVAILABLE, "server shutting down")
             if kind is None:
                 raise invalid("a Command has no field set")
             if kind == "tensor":

@@ -23,6 +23,12 @@ def parse_size(text: str) -> int:
     return int(match.group(1)) * _UNITS[match.group(2).lower()]
 
 
+# Calls one session (or the admin token) may have running at once, by kind; a session may also
+# have up to --max-watchers Watch streams. Beyond these: RESOURCE_EXHAUSTED, at once.
+UNARY_CALLS_PER_SESSION = 2
+EXECUTE_STREAMS_PER_SESSION = 2
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """Everything the server is configured with."""
@@ -34,9 +40,10 @@ class ServerConfig:
     max_session_bytes: int = 2 << 30
     max_session_tensors: int = 100_000
     idle_ttl: float = 900.0
+    orphan_ttl: float = 120.0
     grace: float = 10.0
     admin_token: str = ""
-    workers: int = 64
+    workers: int = 0
     max_message_bytes: int = 256 << 20
     max_watchers: int = 8
     watch_queue: int = 256
@@ -54,9 +61,19 @@ _FLAGS: list[tuple[str, object, str]] = [
     ("max_session_bytes", parse_size, "bytes of tensors one session may hold (e.g. 2G)"),
     ("max_session_tensors", int, "handles one session may hold"),
     ("idle_ttl", float, "seconds without a call before a session is closed"),
+    (
+        "orphan_ttl",
+        float,
+        "seconds a session outlives its client's last ExecuteStream ended without a close",
+    ),
     ("grace", float, "seconds running calls get to finish on SIGTERM"),
     ("admin_token", str, "token for ListSessions (prefer GRADD_ADMIN_TOKEN: flags show in ps)"),
-    ("workers", int, "worker threads = calls at once; each open stream holds one"),
+    (
+        "workers",
+        int,
+        "threads for session calls (each open stream holds one); 0: enough for every session's "
+        "allowance (max-sessions x (4 + max-watchers))",
+    ),
     ("max_message_bytes", parse_size, "largest request or response message (at most 2G-1)"),
     ("max_watchers", int, "Watch streams one session may have open"),
     ("watch_queue", int, "events a watcher's queue holds before dropping the oldest"),
@@ -95,6 +112,14 @@ def parse_config(argv: Sequence[str] | None = None, env: dict | None = None) -> 
         parser.error(f"--device must be cpu or cuda, not {config.device!r}")
     if not 0 < config.max_message_bytes < 1 << 31:
         parser.error("--max-message-bytes must be between 1 and 2G-1 (gRPC's limit)")
-    if min(config.max_sessions, config.workers, config.watch_queue, config.max_watchers) < 1:
-        parser.error("--max-sessions, --workers, --watch-queue and --max-watchers must be >= 1")
+    if min(config.max_sessions, config.watch_queue, config.max_watchers) < 1:
+        parser.error("--max-sessions, --watch-queue and --max-watchers must be >= 1")
+    if config.workers < 0 or config.orphan_ttl <= 0 or config.grace < 0:
+        parser.error("--workers must be >= 0 (0: automatic), --orphan-ttl > 0, --grace >= 0")
     return config
+
+
+def session_threads(config: ServerConfig) -> int:
+    """Threads for session calls: --workers, or (0) every session's whole allowance at once."""
+    per_session = UNARY_CALLS_PER_SESSION + EXECUTE_STREAMS_PER_SESSION + config.max_watchers
+    return config.workers or config.max_sessions * per_session

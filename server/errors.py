@@ -20,6 +20,16 @@ class ServiceError(Exception):
         self.message = message
 
 
+SHOWN_CHARACTERS = 100  # a client's string is cut to this many characters in messages and logs
+
+
+def shown(text: str) -> str:
+    """`text` quoted for a message or a log line, cut to SHOWN_CHARACTERS (a client chose it)."""
+    if len(text) <= SHOWN_CHARACTERS:
+        return repr(text)
+    return f"{text[:SHOWN_CHARACTERS]!r}... ({len(text)} characters)"
+
+
 def not_found(message: str) -> ServiceError:
     """NOT_FOUND: an unknown session or handle."""
     return ServiceError(grpc.StatusCode.NOT_FOUND, message)

@@ -7,12 +7,13 @@ finish within the grace period, closes every session and exits 0.
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import sys
 import threading
 import warnings
 from collections.abc import Sequence
-from concurrent import futures
 from importlib import metadata
 
 import gradd.engine as ge
@@ -21,6 +22,7 @@ from gradd.v1 import service_pb2 as spb
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from .admission import Admission
 from .command_runner import FACTORIES
 from .config import ServerConfig, parse_config
 from .documented_reflection import DocumentedPool
@@ -62,23 +64,48 @@ def server_info(config: ServerConfig, devices: list[str]) -> spb.ServerInfoRespo
     return info
 
 
+def _in_use(host: str, port: int) -> bool:
+    """Whether binding host:port fails now (port 0 is never in use)."""
+    if not port:
+        return False
+    try:
+        addresses = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except OSError:
+        return True
+    for family, kind, proto, _, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds
+            try:
+                probe.bind(address)
+            except OSError:
+                return True
+    return False
+
+
+class StartupError(Exception):
+    """The server cannot start as configured (one line for the operator, exit status 2)."""
+
+
 class GraddServer:
     """A started gRPC server with its sessions, health and reflection services."""
 
     def __init__(self, config: ServerConfig) -> None:
         devices = available_devices()
         if config.device not in devices:
-            raise SystemExit(f"gradd-server: device {config.device!r} unavailable; have {devices}")
+            raise StartupError(f"device {config.device!r} unavailable; have {devices}")
         self.config = config
         self.store = SessionStore(config, devices)
         self.service = AutogradService(self.store, server_info(config, devices))
         self.health = health.HealthServicer()
+        metrics = serve_metrics(config.metrics_port, config.host, self.store)
+        # Admission is outermost: it decides before anything reads the request (see admission).
+        self.admission = Admission(self.store, config, metrics.refused if metrics else None)
         size = config.max_message_bytes
         self.server = grpc.server(
-            futures.ThreadPoolExecutor(config.workers, thread_name_prefix="gradd-worker"),
-            interceptors=serve_metrics(config.metrics_port, config.host, self.store),
-            # Beyond `workers` calls at once, fail fast rather than queue behind open streams.
-            maximum_concurrent_rpcs=config.workers,
+            self.admission.pools["refusal"],  # every admitted call names its own pool
+            interceptors=[self.admission, *([metrics.interceptor] if metrics else [])],
             options=[
                 ("grpc.max_receive_message_length", size),
                 ("grpc.max_send_message_length", size),
@@ -89,9 +116,15 @@ class GraddServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         names = (SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME)
         reflection.enable_server_reflection(names, self.server, pool=DocumentedPool())
-        self.port = self.server.add_insecure_port(f"{config.host}:{config.port}")
+        address = f"{config.host}:{config.port}"
+        if _in_use(config.host, config.port):  # gRPC would log its own multi-line error first
+            raise StartupError(f"cannot listen on {address} (in use, or not an address here)")
+        try:
+            self.port = self.server.add_insecure_port(address)
+        except RuntimeError:  # grpcio raises on a busy or unusable address
+            self.port = 0
         if not self.port:
-            raise SystemExit(f"gradd-server: cannot listen on {config.host}:{config.port}")
+            raise StartupError(f"cannot listen on {address} (in use, or not an address here)")
         self._stopped = threading.Event()
 
     def start(self) -> None:
@@ -106,11 +139,12 @@ class GraddServer:
             self.config.host,
             self.port,
             self.config.device,
-            self.config.workers,
+            self.admission.session_threads,
         )
 
     def stop(self) -> None:
-        """Graceful stop: refuse new calls, let running ones finish within the grace period."""
+        """Graceful stop: refuse new calls, let running ones finish within the grace period,
+        then stop running batches between commands and close every session."""
         if self._stopped.is_set():
             return
         self._stopped.set()
@@ -120,9 +154,11 @@ class GraddServer:
         log.info("shutting down: finishing running calls (grace %.1fs)", self.config.grace)
         self.service.begin_shutdown()
         self.store.end_watchers("shutdown")
-        done.wait()
+        done.wait(self.config.grace)
+        self.store.interrupt.set()  # batches still running stop before their next command
         self.store.stop_reaper()
         self.store.close_all("shutdown")
+        self.admission.shutdown()
         log.info("stopped")
 
     def wait(self) -> None:
@@ -137,7 +173,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Engine warnings (e.g. reading .grad of a non-leaf) concern the client's code, which the
     # SDK reproduces on its side; in the server they would only flood the log.
     warnings.filterwarnings("ignore", module=r"gradd\.engine")
-    server = GraddServer(config)
+    try:
+        server = GraddServer(config)
+    except StartupError as exc:
+        print(f"gradd-server: {exc}", file=sys.stderr)
+        return 2
     stopper = threading.Thread(target=server.stop, name="gradd-stop", daemon=True)
 
     def on_signal(signum: int, frame: object) -> None:
@@ -149,7 +189,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     server.start()
     server.wait()
     stopper.join()
-    return 0
+    # Sessions are closed: exit now rather than join worker threads that may still be inside
+    # one long op of an interrupted batch (the exit must come within the grace period).
+    logging.shutdown()
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -112,6 +112,13 @@ class ServerMetrics:
         )
         self.interceptor = MetricsInterceptor(self)
 
+    def refused(self, method_path: str, code: grpc.StatusCode) -> None:
+        """Count a call that admission refused before it reached a handler."""
+        service, _, method = method_path.lstrip("/").rpartition("/")
+        self.rpcs.labels(service, method, code.name).inc()
+        self.rpc_seconds.labels(service, method).observe(0.0)
+        self.errors.labels(code.name).inc()
+
     def count_commands(self, request: cpb.ExecuteRequest) -> None:
         """Count the commands of one batch by kind."""
         tally = Tally(command.WhichOneof("kind") for command in request.commands)
@@ -294,13 +301,13 @@ def _timed_responses(call: _Call, responses: Iterable[Any]) -> Iterator[Any]:
             call.finish_from_context(raised)
 
 
-def serve_metrics(port: int, host: str, store: SessionStore) -> list[grpc.ServerInterceptor]:
-    """Start the metrics endpoint; the interceptors to pass to `grpc.server` ([] when off)."""
+def serve_metrics(port: int, host: str, store: SessionStore) -> ServerMetrics | None:
+    """Start the metrics endpoint; the metrics (None when off)."""
     if not port:
-        return []
+        return None
     metrics = ServerMetrics(store)
     try:
         metrics.serve(port, host)
     except OSError as exc:
         raise SystemExit(f"gradd-server: cannot serve metrics on {host}:{port}: {exc}") from exc
-    return [metrics.interceptor]
+    return metrics

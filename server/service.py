@@ -7,7 +7,6 @@ session's calls apply in order, and reports every failure as a gRPC status with 
 from __future__ import annotations
 
 import functools
-import hmac
 import logging
 import threading
 import time
@@ -20,6 +19,7 @@ from gradd.v1 import service_pb2 as spb
 from gradd.v1 import service_pb2_grpc as spb_grpc
 
 from . import command_runner as runner
+from .admission import bearer
 from .errors import ServiceError, not_found, status_of
 from .grpc_handlers import Framed
 from .request_views import ReceivedRequest, read_execute_request
@@ -40,12 +40,7 @@ class BatchFailed(ServiceError):
 
 def bearer_token(context: grpc.ServicerContext) -> str | None:
     """The token of `authorization: Bearer <token>` metadata, if sent."""
-    for key, value in context.invocation_metadata():
-        if key == "authorization":
-            scheme, _, token = value.partition(" ")
-            if scheme.lower() == "bearer":
-                return token.strip()
-    return None
+    return bearer(context.invocation_metadata())
 
 
 def _fail(context: grpc.ServicerContext, request: Any, name: str, exc: Exception) -> None:
@@ -125,9 +120,9 @@ class AutogradService(spb_grpc.AutogradServiceServicer):
 
     @rpc
     def CreateSession(self, request: spb.CreateSessionRequest, context: Any) -> Any:
-        s = self.store.create(request)
+        s, token = self.store.create(request)
         response = spb.CreateSessionResponse(
-            session_id=s.id, token=s.token, device=s.device, seed=s.seed
+            session_id=s.id, token=token, device=s.device, seed=s.seed
         )
         response.limits.max_bytes = s.table.max_bytes
         response.limits.max_tensors = s.table.max_tensors
@@ -229,7 +224,7 @@ class AutogradService(spb_grpc.AutogradServiceServicer):
     def ListSessions(self, request: spb.ListSessionsRequest, context: Any) -> Any:
         token = bearer_token(context)
         if not self.store.is_admin(token):
-            if token and any(self._owns(s, token) for s in self.store.sessions()):
+            if isinstance(self.store.owner(token), Session):
                 raise ServiceError(
                     grpc.StatusCode.PERMISSION_DENIED, "ListSessions needs the admin token"
                 )
@@ -254,10 +249,6 @@ class AutogradService(spb_grpc.AutogradServiceServicer):
             item.limits.max_bytes = s.table.max_bytes
             item.limits.max_tensors = s.table.max_tensors
         return response
-
-    @staticmethod
-    def _owns(session: Session, token: str) -> bool:
-        return hmac.compare_digest(token.encode(), session.token.encode())
 
     def begin_shutdown(self) -> None:
         """Refuse further stream batches; cancel streams that wait for their next batch."""

@@ -25,7 +25,7 @@ class Session:
     def __init__(
         self,
         session_id: str,
-        token: str,
+        token_digest: bytes,
         *,
         device: str,
         seed: int,
@@ -34,9 +34,11 @@ class Session:
         idle_ttl: float,
         label: str,
         max_watchers: int,
+        interrupt: threading.Event | None = None,
     ) -> None:
         self.id = session_id
-        self.token = token
+        self.token_digest = token_digest
+        self.interrupt = interrupt or threading.Event()  # set: batches stop between commands
         self.device = device
         self.seed = seed
         self.idle_ttl = idle_ttl
@@ -45,6 +47,7 @@ class Session:
         self.table = TensorTable(max_bytes, max_tensors)
         self.generator = ge.Generator(device=device).manual_seed(seed)
         self.created = self.last_used = time.monotonic()
+        self.orphaned_since = 0.0  # when its last ExecuteStream ended without a close (0: not)
         self.steps = 0
         self.hub = WatchHub(max_watchers)
         self.closed = False
@@ -54,12 +57,17 @@ class Session:
         self._last_signature = ""
 
     def touch(self) -> None:
-        """Note activity now (the idle TTL counts from the last call)."""
+        """Note activity now (the idle TTL counts from the last call; a client is back)."""
         self.last_used = time.monotonic()
+        self.orphaned_since = 0.0
 
     def idle_for(self, now: float) -> float:
         """Seconds since the last call."""
         return now - self.last_used
+
+    def orphaned_for(self, now: float) -> float:
+        """Seconds since its client's last stream ended without closing it (0: not orphaned)."""
+        return now - self.orphaned_since if self.orphaned_since else 0.0
 
     def close(self, reason: str) -> None:
         """Free every tensor and end the watchers' streams. Call with `lock` held."""

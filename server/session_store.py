@@ -1,27 +1,52 @@
 """All sessions of a server: open, look up by id and token, close, and expire idle ones.
 
-Tokens are compared in constant time and never logged. A background reaper closes sessions
-idle past their TTL, freeing their tensors.
+Tokens are never logged, and the store keeps them only as SHA-256 digests (an index from digest
+to session, so a call's token is resolved before its body is read). A caller learns whether a
+session exists only by holding its token (or the admin token). A background reaper closes
+sessions idle past their TTL, and orphans (their client's stream ended without CloseSession)
+past the orphan TTL, freeing their tensors.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import re
 import secrets
 import threading
 import time
+from collections import OrderedDict
 
 import grpc
 from gradd.v1 import service_pb2 as spb
 
 from .config import ServerConfig
-from .errors import ServiceError, exhausted, invalid, not_found
+from .errors import ServiceError, exhausted, invalid, not_found, shown
 from .session import Session
 
 log = logging.getLogger("gradd.server")
 _SESSION_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+CLOSED_TOKENS_KEPT = (
+    10_000  # closed sessions whose token still answers NOT_FOUND, not UNAUTHENTICATED
+)
+ADMIN = "admin"  # the owner of the admin token (see `owner`)
+WRONG_TOKEN = "missing or wrong token: send metadata 'authorization: Bearer <token>'"
+
+
+def token_digest(token: str) -> bytes:
+    """The digest the store keeps instead of a token."""
+    return hashlib.sha256(token.encode()).digest()
+
+
+class ClosedSession:
+    """What the store remembers of a closed session: enough to say so to its token's holder."""
+
+    __slots__ = ("id", "reason")
+
+    def __init__(self, session_id: str, reason: str) -> None:
+        self.id = session_id
+        self.reason = reason
 
 
 def _limit(asked: int, maximum: int, name: str) -> int:
@@ -37,15 +62,19 @@ class SessionStore:
         self.config = config
         self.devices = devices
         self._sessions: dict[str, Session] = {}
+        self._by_token: dict[bytes, Session] = {}
+        self._closed: OrderedDict[bytes, ClosedSession] = OrderedDict()
         self._lock = threading.Lock()
+        # Set when the grace period of a shutdown is over: running batches stop between commands.
+        self.interrupt = threading.Event()
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
 
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def create(self, request: spb.CreateSessionRequest) -> Session:
-        """Open a session as asked, within the server's limits."""
+    def create(self, request: spb.CreateSessionRequest) -> tuple[Session, str]:
+        """Open a session as asked, within the server's limits: the session and its token."""
         cfg = self.config
         device = request.device or cfg.device
         if device not in self.devices:
@@ -60,9 +89,10 @@ class SessionStore:
         if not _SESSION_ID.fullmatch(session_id):
             raise invalid("session_id must be 1 to 64 of A-Z a-z 0-9 . _ -")
         seed = request.seed if request.HasField("seed") else secrets.randbits(63)
+        token = secrets.token_urlsafe(32)
         session = Session(
             session_id,
-            secrets.token_urlsafe(32),
+            token_digest(token),
             device=device,
             seed=seed,
             max_bytes=max_bytes,
@@ -70,6 +100,7 @@ class SessionStore:
             idle_ttl=request.idle_ttl_seconds or cfg.idle_ttl,
             label=request.label,
             max_watchers=cfg.max_watchers,
+            interrupt=self.interrupt,
         )
         with self._lock:
             if len(self._sessions) >= cfg.max_sessions:
@@ -82,22 +113,36 @@ class SessionStore:
                     grpc.StatusCode.ALREADY_EXISTS, f"session {session_id!r} already exists"
                 )
             self._sessions[session_id] = session
-        log.info("session %s opened on %s (label %r)", session_id, device, request.label)
-        return session
+            self._by_token[session.token_digest] = session
+        log.info("session %s opened on %s (label %s)", session_id, device, shown(request.label))
+        return session, token
+
+    def owner(self, token: str | None) -> Session | ClosedSession | str | None:
+        """Whose token this is: an open session, a recently closed one, ADMIN, or None."""
+        if not token:
+            return None
+        if self.is_admin(token):
+            return ADMIN
+        digest = token_digest(token)
+        return self._by_token.get(digest) or self._closed.get(digest)
 
     def get(self, session_id: str, token: str | None) -> Session:
-        """The session, if `token` is its token or the admin token."""
-        session = self._sessions.get(session_id)
-        if session is None:
-            raise not_found(f"session {session_id!r} not found (never opened, closed or expired)")
-        if not token or not (
-            hmac.compare_digest(token.encode(), session.token.encode()) or self.is_admin(token)
-        ):
-            raise ServiceError(
-                grpc.StatusCode.UNAUTHENTICATED,
-                "missing or wrong token: send metadata 'authorization: Bearer <token>'",
-            )
-        return session
+        """The session, if `token` is its token or the admin token.
+
+        Only the holder of a session's token (or of the admin token) learns whether that id is
+        open: any other token gets UNAUTHENTICATED, whether or not the id exists.
+        """
+        owner = self.owner(token)
+        if owner == ADMIN:
+            session = self._sessions.get(session_id)
+            if session is None:
+                raise not_found(f"session {shown(session_id)} not found (closed or expired)")
+            return session
+        if owner is None or owner.id != session_id:
+            raise ServiceError(grpc.StatusCode.UNAUTHENTICATED, WRONG_TOKEN)
+        if isinstance(owner, ClosedSession):
+            raise not_found(f"session {owner.id!r} not found ({owner.reason})")
+        return owner
 
     def is_admin(self, token: str | None) -> bool:
         """Whether `token` is the server's admin token (never true when none is set)."""
@@ -114,6 +159,10 @@ class SessionStore:
             if self._sessions.get(session.id) is not session:
                 return False
             del self._sessions[session.id]
+            del self._by_token[session.token_digest]
+            self._closed[session.token_digest] = ClosedSession(session.id, reason)
+            while len(self._closed) > CLOSED_TOKENS_KEPT:
+                self._closed.popitem(last=False)
         with session.lock:  # waits for a running batch: it finishes before the tensors go
             session.close(reason)
         log.info("session %s closed (%s, %d steps)", session.id, reason, session.steps)
@@ -143,11 +192,17 @@ class SessionStore:
     def _reap_loop(self) -> None:
         while True:
             sessions = self.sessions()
-            shortest = min((s.idle_ttl for s in sessions), default=self.config.idle_ttl)
+            ttls = [s.idle_ttl for s in sessions] + [self.config.orphan_ttl]
+            shortest = min(ttls, default=self.config.idle_ttl)
             # Wake often enough that a session outlives its TTL by at most a quarter of it.
             if self._stop.wait(min(1.0, max(0.05, shortest / 4))):
                 return
             now = time.monotonic()
+            orphan_ttl = self.config.orphan_ttl
             for session in sessions:
-                if session.idle_for(now) > session.idle_ttl and not session.lock.locked():
+                if session.lock.locked():
+                    continue
+                if session.idle_for(now) > session.idle_ttl:
                     self.close(session, "expired")
+                elif session.orphaned_for(now) > orphan_ttl:
+                    self.close(session, "orphaned")

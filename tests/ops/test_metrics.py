@@ -127,6 +127,23 @@ def test_a_watcher_hanging_up_is_cancelled_not_an_error(ops_server, client):
     s.close()
 
 
+def test_an_sdk_session_closing_normally_is_no_cancelled_call(ops_server):
+    import gradd
+
+    before = scrape(ops_server.metrics_url)
+    s = gradd.connect(ops_server.addr)
+    x = s.tensor([1.0, 2.0], requires_grad=True)
+    (x * x).sum().backward()
+    assert x.grad.tolist() == [2.0, 4.0]
+    s.close()
+    after = scrape(ops_server.metrics_url)
+    for code in ("OK", "CANCELLED"):
+        moved = value(after, "gradd_rpcs_total", **rpc("ExecuteStream", code)) - value(
+            before, "gradd_rpcs_total", **rpc("ExecuteStream", code)
+        )
+        assert moved == (1 if code == "OK" else 0), code
+
+
 def test_logs_are_json_lines_with_session_ids_and_never_a_token(ops_server, client):
     s = client.session(seed=7, label="logged")
     token = s.created.token

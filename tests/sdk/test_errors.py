@@ -6,6 +6,7 @@ UNAVAILABLE error, never a hang."""
 from __future__ import annotations
 
 import signal
+import subprocess
 import sys
 import time
 import traceback
@@ -173,3 +174,18 @@ def start_small_server(tmp_path: object) -> ServerProcess:
     proc = ServerProcess(tmp_path / "small.log", "--max-session-tensors", "20")
     yield proc
     proc.stop()
+
+
+def test_sessions_left_open_are_closed_at_interpreter_exit(gradd_server: ServerProcess) -> None:
+    script = (
+        "import gradd\n"
+        f"s = gradd.connect({gradd_server.addr!r})\n"
+        "(s.tensor([1.0], requires_grad=True) * 2).sum().backward()\n"
+        "print(s.id)\n"  # and exit without close()
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    session_id = done.stdout.strip()
+    gradd_server.wait_log(rf"session {session_id} closed \(closed, 1 steps\)")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from gradd.v1 import command_pb2 as cpb
 from gradd.v1 import tensor_pb2 as tpb
-from server_harness import Tensor, op, status, tensor
+from server_harness import ADMIN_TOKEN, Tensor, op, status, tensor
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
@@ -249,8 +249,14 @@ def test_execute_stream_pipelines_and_reports_errors_per_batch(session):
 
 
 def test_execute_stream_ends_with_the_status_of_a_session_error(session):
+    # A session's token is valid for that session only: another id is UNAUTHENTICATED whether
+    # it exists or not (its holder learns nothing); the admin token learns NOT_FOUND.
     requests = iter([cpb.ExecuteRequest(session_id="nope")])
     code, _ = status(lambda: list(session.stub.ExecuteStream(requests, metadata=session.md)))
+    assert code == grpc.StatusCode.UNAUTHENTICATED
+    admin = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
+    requests = iter([cpb.ExecuteRequest(session_id="nope")])
+    code, _ = status(lambda: list(session.stub.ExecuteStream(requests, metadata=admin)))
     assert code == NOT_FOUND
 
 

@@ -73,7 +73,8 @@ def test_flags_env_and_defaults():
     config = parse_config(["--port", "7000"], env=env)
     assert config.port == 7000  # the flag wins over the environment
     assert config.max_session_bytes == 1 << 30 and config.idle_ttl == 2.5
-    for bad in (["--device", "tpu"], ["--max-message-bytes", "3G"], ["--workers", "0"]):
+    bad_flags = [["--device", "tpu"], ["--max-message-bytes", "3G"], ["--workers", "-1"]]
+    for bad in [*bad_flags, ["--orphan-ttl", "0"]]:
         with pytest.raises(SystemExit):
             parse_config(bad, env={})
     with pytest.raises(SystemExit):
@@ -89,7 +90,7 @@ def _run(session, *commands):
 
 def test_released_handles_and_closed_sessions_free_their_tensors():
     store = SessionStore(ServerConfig(), ["cpu"])
-    session = store.create(spb.CreateSessionRequest(seed=0))
+    session, _ = store.create(spb.CreateSessionRequest(seed=0))
     _run(
         session,
         tensor("w", np.ones(1000, np.float32), requires_grad=True),
@@ -110,7 +111,7 @@ def test_released_handles_and_closed_sessions_free_their_tensors():
 
 def test_grad_mode_never_leaks_between_sessions_on_shared_threads():
     store = SessionStore(ServerConfig(), ["cpu"])
-    sessions = [store.create(spb.CreateSessionRequest(seed=i)) for i in range(4)]
+    sessions = [store.create(spb.CreateSessionRequest(seed=i))[0] for i in range(4)]
     for s in sessions:
         _run(s, tensor("w", np.ones(2, np.float32), requires_grad=True))
 

@@ -57,9 +57,12 @@ def test_missing_or_wrong_token_is_unauthenticated(session):
         assert code == UNAUTHENTICATED and "Bearer" in message
 
 
-def test_unknown_session_is_not_found(session):
+def test_unknown_session_is_not_found_only_for_the_admin(session):
     request = cpb.ExecuteRequest(session_id="no-such-session")
     code, _ = status(lambda: session.stub.Execute(request, metadata=session.md))
+    assert code == UNAUTHENTICATED  # another session's token: nothing learnt about the id
+    admin = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
+    code, _ = status(lambda: session.stub.Execute(request, metadata=admin))
     assert code == NOT_FOUND
 
 
