@@ -54,6 +54,7 @@ CONTROL_THREADS, CONTROL_CALLS = 4, 64
 OPEN_STREAMS = 8  # reflection and health Watch streams at once, server-wide
 OPEN_STREAMS_PER_PEER = 2  # ... from one connection
 OPEN_STREAM_SECONDS = 60.0  # an open stream is ended after this long (grpcurl needs ms)
+READ_SECONDS = 2.0  # a call outside any session must have sent its request by then
 ADMIN_SHARE = 4  # the admin token's allowances are this many sessions' allowances
 
 
@@ -198,7 +199,8 @@ class Admission(grpc.ServerInterceptor):
             if on_end is not None:
                 on_end()
 
-        return self._wrapped(handler, self.pools[klass], undo, open_stream)
+        read_limit = None if klass == "session" else READ_SECONDS
+        return self._wrapped(handler, self.pools[klass], undo, open_stream, read_limit)
 
     def _stream_ended(self, owner: Any) -> Callable[[], None]:
         def ended() -> None:  # the last ExecuteStream of a session gone: an orphan until back
@@ -222,7 +224,12 @@ class Admission(grpc.ServerInterceptor):
 
     # --- serving ----------------------------------------------------------------------------
     def _wrapped(
-        self, handler: Any, executor: Any, undo: Callable[[], None], open_stream: bool
+        self,
+        handler: Any,
+        executor: Any,
+        undo: Callable[[], None],
+        open_stream: bool,
+        read_limit: float | None,
     ) -> Any:
         parse = handler.request_deserializer or (lambda wire: wire)
         streaming_in, streaming_out = handler.request_streaming, handler.response_streaming
@@ -235,7 +242,15 @@ class Admission(grpc.ServerInterceptor):
         def argument(requests: Iterator[bytes], context: grpc.ServicerContext) -> Any:
             if streaming_in:
                 return _parsed(requests, parse)
-            wire = next(requests, None)
+            if read_limit is None:
+                wire = next(requests, None)
+            else:  # a call without a token may not hold a thread by sending slowly
+                timer = threading.Timer(read_limit, context.cancel)
+                timer.start()
+                try:
+                    wire = next(requests, None)
+                finally:
+                    timer.cancel()
             if wire is None:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the call sent no request")
             try:

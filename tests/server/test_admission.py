@@ -237,3 +237,19 @@ def test_a_busy_port_is_one_line_and_exit_status_2():
     assert lines == [
         f"gradd-server: cannot listen on 127.0.0.1:{port} (in use, or not an address here)"
     ], done.stderr
+
+
+def test_calls_without_a_token_cannot_hold_threads_by_sending_slowly(start_server):
+    server = start_server()
+    client = Client(server.addr)
+    # Calls that never send their request: they would hold every control thread for ever.
+    path = "/gradd.v1.AutogradService/CreateSession"
+    silent = client.channel.stream_unary(path, request_serializer=None)
+    pending: queue.Queue = queue.Queue()
+    held = [silent.future(iter(pending.get, None), timeout=60) for _ in range(8)]
+    _control_calls_answer(client, "after the slow ones were cut off")
+    for call in held:
+        assert call.exception(timeout=30).code() == grpc.StatusCode.CANCELLED
+    for _ in held:
+        pending.put(None)
+    client.close()
