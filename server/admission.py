@@ -124,7 +124,8 @@ class Admission(grpc.ServerInterceptor):
         self._owner_caps = per_session
         self._admin_caps = {k: v * ADMIN_SHARE for k, v in per_session.items()}
         self._lock = threading.Lock()
-        self._running: Counter[Any] = Counter()  # class, (owner, kind) and peer -> calls
+        # Calls running, by ("class", class), ("session", id, kind), ("admin", kind), ("peer", p).
+        self._running: Counter[tuple] = Counter()
 
     def shutdown(self) -> None:
         """Stop the pools' idle threads (calls still running finish on their own)."""
@@ -152,16 +153,16 @@ class Admission(grpc.ServerInterceptor):
         kind = {"ExecuteStream": "execute_stream", "Watch": "watch"}.get(name, "unary")
         if isinstance(owner, Session):
             owner.orphaned_since = 0.0  # its client is back
-        key = ADMIN if owner == ADMIN else owner.id
+        key = (ADMIN, kind) if owner == ADMIN else ("session", owner.id, kind)
         caps = self._admin_caps if owner == ADMIN else self._owner_caps
-        if self._running[(key, kind)] >= caps[kind]:
+        if self._running[key] >= caps[kind]:
             return self._refusal(
                 method,
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"too many {name} calls at once for this session: the limit is {caps[kind]}",
             )
         on_end = self._stream_ended(owner) if kind == "execute_stream" else None
-        return self._admit(method, handler, "session", ((key, kind),), on_end=on_end)
+        return self._admit(method, handler, "session", (key,), on_end=on_end)
 
     def _admit(
         self,
@@ -174,13 +175,12 @@ class Admission(grpc.ServerInterceptor):
         on_end: Callable[[], None] | None = None,
     ) -> Any:
         with self._lock:
-            running = self._running[klass]
+            running = self._running[("class", klass)]
             if running >= self._class_caps[klass]:
                 refused = running
             else:
                 refused = None
-                self._running[klass] += 1
-                for key in keys:
+                for key in (("class", klass), *keys):
                     self._running[key] += 1
         if refused is not None:
             what = "session calls" if klass == "session" else f"{klass} calls"
@@ -192,7 +192,7 @@ class Admission(grpc.ServerInterceptor):
 
         def undo() -> None:
             with self._lock:
-                for key in (klass, *keys):
+                for key in (("class", klass), *keys):
                     self._running[key] -= 1
                     if not self._running[key]:
                         del self._running[key]
@@ -206,7 +206,7 @@ class Admission(grpc.ServerInterceptor):
         def ended() -> None:  # the last ExecuteStream of a session gone: an orphan until back
             if isinstance(owner, Session) and not owner.closed:
                 with self._lock:
-                    left = self._running[(owner.id, "execute_stream")]
+                    left = self._running[("session", owner.id, "execute_stream")]
                 if not left:
                     owner.orphaned_since = time.monotonic()
 
