@@ -47,8 +47,8 @@ def dims_arg(dim: int | Sequence[int] | None, ndim: int) -> tuple[int, ...] | No
     """A reduction's dim argument as a sorted tuple of non-negative dims (None = all)."""
     if dim is None:
         return None
-    if isinstance(dim, int):
-        dim = (dim,)
+    if not isinstance(dim, (tuple, list)):
+        dim = (dim,)  # one dim: an int or a NumPy integer
     out = tuple(sorted({wrap_dim(int(d), ndim) for d in dim}))
     if len(out) != len(tuple(dim)):
         raise RuntimeError("dim appears multiple times in the list of dims")
