@@ -68,20 +68,37 @@ def guard_source(
     and the names it refers to. Parameters with a default also pass by being that default."""
     terms = []
     names: dict[str, Any] = dict(arg.GUARD_NAMES)
-    for i, (p, kind) in enumerate(zip(params, kinds)):
-        if kind is None or kind.guard == "True":
-            continue
-        if kind.guard is None:
-            return "False", names  # no shortcut: every call is checked in full
-        term = kind.guard.format(v=p.name)
-        if p.default is not _EMPTY:
-            names[f"_g{i}"] = p.default
-            term = f"({p.name} is _g{i} or {term})"
-        terms.append(term)
-    # An op whose inputs may all be numbers still needs one tensor among them.
     inputs = list(zip(params[:n_inputs], kinds[:n_inputs]))
     if inputs and not any(k is arg.Tensor for _, k in inputs):
-        terms.append("(" + " or ".join(f"type({p.name}) in _TT" for p, _ in inputs) + ")")
+        # Inputs that may all be numbers (``add``): one of them must be a tensor. Written as
+        # "this one is a tensor and the others fit" per input, so the usual call (a tensor
+        # first) costs one test more than the others' own.
+        if any(k is None or k.guard is None for _, k in inputs):
+            return "False", names
+        terms.append(
+            "("
+            + " or ".join(
+                f"type({p.name}) in _TT and "
+                + " and ".join(
+                    [k.guard.format(v=q.name) for q, k in inputs if q is not p] or ["True"]
+                )
+                for p, _ in inputs
+            )
+            + ")"
+        )
+        start = n_inputs
+    else:
+        start = 0
+    for i, (p, kind) in enumerate(zip(params, kinds)):
+        if i < start or kind is None or kind.guard == "True":
+            continue
+        term = None if kind.guard is None else kind.guard.format(v=p.name)
+        if p.default is not _EMPTY:
+            names[f"_g{i}"] = p.default
+            term = f"{p.name} is _g{i}" if term is None else f"({p.name} is _g{i} or {term})"
+        if term is None:
+            return "False", names  # no shortcut: every call is checked in full
+        terms.append(term)
     return " and ".join(terms) or "True", names
 
 

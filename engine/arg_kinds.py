@@ -78,9 +78,9 @@ class Kind:
         def accept(v: Any) -> bool:
             return first._accept(v) or second._accept(v)
 
-        guard = None
-        if first.guard is not None and second.guard is not None:
-            guard = f"({first.guard} or {second.guard})"
+        # A guard need only be sufficient: a part without one just has no shortcut.
+        guards = [g for g in (first.guard, second.guard) if g is not None]
+        guard = f"({' or '.join(guards)})" if guards else None
         name = first.name if second is NONE else f"{first.name} or {second.name}"
         return Kind(name, accept, guard)
 
