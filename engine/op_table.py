@@ -291,7 +291,8 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
         ]
     try:
         out = opdef.forward(dev.xp, *datas, **attrs)
-    except ValueError as exc:  # NumPy's words; PyTorch users expect its RuntimeError and message
+    except (ValueError, OverflowError) as exc:  # NumPy's words (an int64 tensor + 2**63 is an
+        # OverflowError); PyTorch users expect its RuntimeError and message
         raise _explain(opdef, args, attrs, exc) from None
     if opdef.extras:
         out, extra = out
@@ -411,7 +412,10 @@ def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
             with _NoGrad():
                 res = record(opdef, args, attrs)._data
         else:
-            res = opdef.forward(self._dev.xp, *datas, **attrs)
+            try:
+                res = opdef.forward(self._dev.xp, *datas, **attrs)
+            except (ValueError, OverflowError) as exc:
+                raise _explain(opdef, args, attrs, exc) from None
         dst = self._data
         if _CATEGORY[res.dtype.kind] > _CATEGORY[dst.dtype.kind]:
             _check_cast(dt.from_numpy(res.dtype), dt.from_numpy(dst.dtype), opdef.name)

@@ -169,6 +169,8 @@ def cat(shapes: Sequence[Shape], dim: int) -> Shape:
     first = shapes[0]
     total = 0
     for k, s in enumerate(shapes):
+        if not s:
+            raise RuntimeError(f"zero-dimensional tensor (at position {k}) cannot be concatenated")
         if len(s) != len(first):
             raise RuntimeError(
                 f"Tensors must have same number of dimensions: got {len(first)} and {len(s)}"

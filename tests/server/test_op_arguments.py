@@ -56,6 +56,7 @@ WIRE_VALUES: list[Any] = [
 ]
 # Values only a Python caller can pass.
 PYTHON_VALUES: list[Any] = [
+    2**63,
     2**80,
     -(2**80),
     2**64,
