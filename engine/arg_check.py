@@ -47,7 +47,8 @@ def check_args(
 ) -> None:
     """Raise PyTorch's TypeError (ValueError for ints that overflow) for a wrong argument.
 
-    ``n_inputs`` leading parameters are the op's inputs: one of them must be a tensor.
+    ``n_inputs`` leading parameters are the op's inputs: when they declare kinds, one of them
+    must be a tensor.
     """
     for i, (p, kind, v) in enumerate(zip(params, kinds, values)):
         if kind is None:
@@ -56,9 +57,15 @@ def check_args(
             kind.check(v)
         except ArgError as err:
             raise err.cls(f"{_where(op, p, i + 1)} {err.detail}") from None
-    if n_inputs > 0 and not any(arg.is_tensor(v) for v in values[:n_inputs]):
+    if _needs_a_tensor(kinds[:n_inputs]) and not any(arg.is_tensor(v) for v in values[:n_inputs]):
         got = ", ".join(type(v).__name__ for v in values[:n_inputs])
         raise TypeError(f"{op}(): expected a Tensor among its inputs, got ({got})")
+
+
+def _needs_a_tensor(input_kinds: Sequence[Kind | None]) -> bool:
+    """Whether the inputs may all be numbers by their kinds (``add``), so that one of them must
+    be checked to be a tensor; undeclared inputs (an internal normaliser's) are not checked."""
+    return bool(input_kinds) and all(k is not None and k is not arg.Tensor for k in input_kinds)
 
 
 def guard_source(
@@ -69,7 +76,7 @@ def guard_source(
     terms = []
     names: dict[str, Any] = dict(arg.GUARD_NAMES)
     inputs = list(zip(params[:n_inputs], kinds[:n_inputs]))
-    if inputs and not any(k is arg.Tensor for _, k in inputs):
+    if _needs_a_tensor(kinds[:n_inputs]):
         # Inputs that may all be numbers (``add``): one of them must be a tensor. Written as
         # "this one is a tensor and the others fit" per input, so the usual call (a tensor
         # first) costs one test more than the others' own.

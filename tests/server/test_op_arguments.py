@@ -21,6 +21,7 @@ import gradd.engine as ge
 import grpc
 import numpy as np
 import pytest
+from gradd.engine.arg_check import kinds_of, signature_of
 from gradd.engine.op_examples import C, Ex, S
 from server_harness import Tensor, op, status, tensor
 
@@ -191,6 +192,16 @@ def test_embedded_ops_raise_pytorch_errors_for_hostile_arguments(name: str) -> N
             except Exception as exc:  # anything else is a bug the test reports
                 failures.append(f"{name} {slot} {v!r}: {type(exc).__name__}: {exc}")
     assert not failures, "\n".join(failures[:40])
+
+
+def test_every_public_op_declares_the_kind_of_every_parameter() -> None:
+    """A new op cannot skip the check: its public signature must annotate every parameter."""
+    for name, d in ge.OPS.items():
+        assert getattr(d.call, "_gradd_checked", False), name
+        wrapped = getattr(d.call, "__wrapped__", None)  # a composite or custom caller
+        params = signature_of(wrapped) if wrapped is not None else d.params
+        undeclared = [p.name for p, k in zip(params, kinds_of(params)) if k is None]
+        assert not undeclared, f"{name}: no arg_kinds annotation for {undeclared}"
 
 
 def test_engine_call_op_knows_only_public_ops() -> None:
