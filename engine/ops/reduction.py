@@ -13,6 +13,8 @@ from ..op_table import composite, op
 
 
 def _dim_norm(self: arg.Tensor, dim: arg.Dims = None, keepdim: arg.Bool = False) -> dict:
+    if type(dim) in (tuple, list) and not dim:
+        dim = None  # as PyTorch: an empty dim list reduces over every dim
     return {"dim": shapes.dims_arg(dim, self.ndim), "keepdim": bool(keepdim)}
 
 

@@ -53,11 +53,16 @@ WIRE_VALUES: list[Any] = [
     2**63 - 1,
     -(2**63),
     slice(1, 2),
+    slice(None, None, 0),
+    slice(2**62, -(2**62), -(2**62)),
     Ellipsis,
+    [True, False],
+    [2**62],
 ]
 # Values only a Python caller can pass.
 PYTHON_VALUES: list[Any] = [
     2**63,
+    2**64 - 1,
     2**80,
     -(2**80),
     2**64,
@@ -70,6 +75,10 @@ PYTHON_VALUES: list[Any] = [
     np.array([1.0, 2.0]),
     np.array(["a"]),
     {"a": 1},
+    np.dtype("complex64"),
+    np.dtype("<U3"),
+    float,
+    ge.int64,
 ]
 # Tensors of the wrong dtype or shape, by handle name.
 TENSORS: dict[str, np.ndarray] = {
@@ -243,6 +252,7 @@ def test_what_pytorch_accepts_still_works() -> None:
     assert x.clone().copy_(1).tolist() == [[1.0] * 3] * 2
     assert (np.ones(3) * x).dtype is ge.float64  # an ndarray operand is a tensor
     assert x.sum(dim=[0, 1]).item() == 21.0 and x.argmax(1).tolist() == [2, 2]
+    assert x.sum(dim=()).shape == () and x.mean(dim=[], keepdim=True).shape == (1, 1)
 
 
 # --- through a real gradd-server ---------------------------------------------------------------
