@@ -115,13 +115,16 @@ def checked(name: str, fn: Callable, n_inputs: int) -> Callable:
     kinds = kinds_of(params)
     guard, ns = guard_source(params, kinds, n_inputs)
     sig, passed = [], []
+    starred = False  # keyword-only parameters follow a ``*`` or ``*args``
     for i, p in enumerate(params):
         if p.kind is inspect.Parameter.VAR_POSITIONAL:
             sig.append(f"*{p.name}")
             passed.append(f"*{p.name}")
+            starred = True
             continue
-        if p.kind is inspect.Parameter.KEYWORD_ONLY and "*" not in "".join(sig):
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and not starred:
             sig.append("*")
+            starred = True
         if p.default is not _EMPTY:
             ns[f"_d{i}"] = p.default
             sig.append(f"{p.name}=_d{i}")

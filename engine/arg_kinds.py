@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_IN_INT64 = f"{INT64_MIN} <= {{v}} <= {INT64_MAX}"  # guards compare with literals: no lookups
 
 # Types whose instances are tensors: the engine's own, plus any tensor kind that records itself
 # (``_gradd_record``, the SDK's remote tensors), added the first time one is seen.
@@ -106,16 +107,11 @@ def _is_number(v: Any) -> bool:
         if not INT64_MIN <= v < 2**64:  # PyTorch converts up to an unsigned 64-bit int
             raise ArgError(ValueError, f"is too big to convert to a number: {v}")
         return True
-    return isinstance(v, (np.bool_, np.integer, np.floating)) or isinstance(v, float)
+    return isinstance(v, (float, np.bool_, np.integer, np.floating))
 
 
 # A Python (or NumPy) scalar: PyTorch's Scalar.
-Number = Kind(
-    "Number",
-    _is_number,
-    "(type({v}) is float or type({v}) is int and -9223372036854775808 <= {v} "
-    "<= 9223372036854775807)",
-)
+Number = Kind("Number", _is_number, f"(type({{v}}) is float or type({{v}}) is int and {_IN_INT64})")
 
 
 def _is_array(v: Any) -> bool:
@@ -137,9 +133,7 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, np.integer)
 
 
-Int = Kind(
-    "int", _is_int, "(type({v}) is int and -9223372036854775808 <= {v} <= 9223372036854775807)"
-)
+Int = Kind("int", _is_int, f"(type({{v}}) is int and {_IN_INT64})")
 
 
 def _is_float(v: Any) -> bool:
