@@ -22,7 +22,15 @@ from gradd.engine import shapes
 from gradd.engine.errors import AutogradError, check_inplace_allowed
 from gradd.engine.grad_mode import _mode
 from gradd.engine.methods import OPERATORS
-from gradd.engine.op_table import OPS, OpDef, _check_cast, check_not_view, is_view, result_dtype
+from gradd.engine.op_table import (
+    OP_TABLE,
+    OPS,
+    OpDef,
+    _check_cast,
+    check_not_view,
+    is_view,
+    result_dtype,
+)
 from gradd.engine.tensor import Tensor as EngineTensor
 from gradd.engine.tensor import wrap
 
@@ -340,7 +348,7 @@ def to_dtype(t: RemoteTensor, dtype: dt.DType) -> RemoteTensor:
 
 def bind() -> None:
     """Install every op of the table, the operators and the recording hooks on RemoteTensor."""
-    for d in OPS.values():
+    for d in OP_TABLE.values():  # internal ops too: composites call them while tracing
         _WIRE[d] = _OpWire(d)
         mark_internal(d.call)
         if d.method and not d.method.startswith("__") and d.method not in RemoteTensor.__dict__:

@@ -1,7 +1,7 @@
 """gradd.engine: PyTorch's define-by-run autograd over NumPy (cpu) or CuPy (cuda).
 
-Ops live in one table (``OPS``, filled by the ``ops`` package); Tensor methods, the
-``functional`` namespace and the server's allow-list are derived from it.
+Ops live in one table (``OP_TABLE``, filled by the ``ops`` package; ``OPS`` holds its public
+ops); Tensor methods, the ``functional`` namespace and the server's allow-list derive from it.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from .generator import Generator
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from .graph_picture import GraphNode, GraphPicture, make_dot
 from .methods import bind as _bind
-from .op_table import OPS, OpDef, _bind_tensor, call_op
+from .op_table import OP_TABLE, OPS, OpDef, _bind_tensor, call_op
 from .random_state import current_generator, manual_seed, use_generator
 from .tensor import Tensor, tensor
 
@@ -49,6 +49,7 @@ del _name, _d
 
 __all__ = [
     "OPS",
+    "OP_TABLE",
     "AutogradError",
     "DType",
     "Device",

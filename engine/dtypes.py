@@ -129,7 +129,10 @@ def result_type(*operands: object) -> DType:
         if dt is None:
             s = scalar_dtype(x)
             wrapped = s if wrapped is None else promote(wrapped, s)
-        elif x.ndim:
+            continue
+        if not isinstance(dt, DType):  # a NumPy array or scalar in a tensor's place
+            dt = from_numpy(dt)
+        if x.ndim:
             dim = dt if dim is None else promote(dim, dt)
         else:
             zero = dt if zero is None else promote(zero, dt)

@@ -14,10 +14,8 @@ def ops_markdown() -> str:
     for dunder, (name, _) in OPERATORS.items():
         operators.setdefault(name, []).append(f"`{dunder}`")
     rows = ["| op | Tensor method / operators | grad_fn | what it does |", "|---|---|---|---|"]
-    for name in sorted(OPS):
+    for name in sorted(OPS):  # public ops only: internal ones (index, max_dim...) are not in OPS
         d = OPS[name]
-        if not (d.method or d.function) and name not in operators:
-            continue  # internal pieces of composite ops (index, max_dim, ...)
         calls = []
         if d.method and not d.method.startswith("__"):
             calls.append(f"`t.{d.method}()`")

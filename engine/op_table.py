@@ -5,7 +5,8 @@ An ``OpDef`` holds an op's name, its forward (over an array module ``xp``), its 
 PyTorch's ``grad_fn`` name and what it saves. From the table come the Tensor methods, the
 ``functional`` namespace, the allow-list the server exposes (``OPS``), the SDK's metadata rules
 and the generated gradient checks (every op carries ``examples``; an op without one fails the
-suite).
+suite). The annotations of an op's public signature declare what each parameter accepts
+(``arg_kinds``); every caller checks its arguments against them before anything runs.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from . import arg_kinds as arg
 from . import dtypes as dt
+from .arg_check import check_args, checked, guard_source, kinds_of, signature_of
+from .arg_kinds import TENSOR_TYPES
 from .device import CPU
 from .errors import NON_LEAF_REQUIRES_GRAD, AutogradError, check_inplace_allowed
 from .grad_mode import _mode
@@ -45,7 +49,9 @@ class OpDef:
         "inplace",
         "doc",
         "params",
-        "call",
+        "kinds",
+        "_call",
+        "internal",
         "extras",
         "promotes",
         "view",
@@ -70,6 +76,7 @@ class OpDef:
         inplace: bool = False,
         extras: bool = False,
         view: bool | Callable[..., bool] = False,
+        internal: bool = False,
     ) -> None:
         self.name = name
         self.forward = forward
@@ -90,14 +97,34 @@ class OpDef:
         # Whether the result views its first input's memory (``view(**attrs)`` when it depends
         # on the arguments): an in-place op with a graph on such a result is refused.
         self.view = view
+        # Internal ops are pieces of others (index, max_dim, ...): the engine calls them with
+        # arguments it made, so they are not checked, and they are not in ``OPS``.
+        self.internal = internal
         self.doc = (inspect.getdoc(forward) or "").split("\n")[0]
         # The public signature is the normaliser's if there is one (it maps what users pass to
         # the forward's canonical attributes), else the forward's minus ``xp``.
         if normalize is not None:
-            self.params = list(inspect.signature(normalize).parameters.values())
+            self.params = signature_of(normalize)
         else:
-            self.params = list(inspect.signature(forward).parameters.values())[1:]
-        self.call: Callable = _make_caller(self)
+            self.params = signature_of(forward)[1:]
+        self.kinds = kinds_of(self.params)
+        if inplace and self.kinds:
+            self.kinds[0] = arg.Tensor  # ``2 .add_(x)`` has nothing to write into
+        self.call = _make_caller(self)
+
+    @property
+    def call(self) -> Callable:
+        """The op as users call it, arguments checked against the declared kinds."""
+        return self._call
+
+    @call.setter
+    def call(self, fn: Callable) -> None:
+        # A custom caller (composite body, cat's list form...) is checked by its own annotated
+        # signature; the generated caller has its check inlined.
+        if self.internal or getattr(fn, "_gradd_checked", False):
+            self._call = fn
+        else:
+            self._call = checked(self.name, fn, max(self.arity, 0))
 
     def derivative(self, fn: Callable) -> Callable:
         """Decorator attaching the backward formula: ``fn(ctx, grad) -> grads per input``."""
@@ -114,16 +141,20 @@ class OpDef:
         return f"OpDef({self.name!r}, grad_fn={self.grad_fn_name!r})"
 
 
-# Every public op, by name: the engine's allow-list. Composite ops (built from others) are here
-# too; ``PRIMITIVES`` lists only the ones with their own forward/backward.
+# Every public op, by name: the allow-list of the engine's ``call_op`` and of the server.
+# Composite ops (built from others) are here too; internal ops are only in ``OP_TABLE``.
 OPS: dict[str, OpDef] = {}
+# Every declared op, internal ones included (gradient checks, the SDK's bookkeeping).
+OP_TABLE: dict[str, OpDef] = {}
 
 
 def register(opdef: OpDef) -> OpDef:
     """Add an op to the table; names are unique."""
-    if opdef.name in OPS:
+    if opdef.name in OP_TABLE:
         raise ValueError(f"op {opdef.name!r} declared twice")
-    OPS[opdef.name] = opdef
+    OP_TABLE[opdef.name] = opdef
+    if not opdef.internal:
+        OPS[opdef.name] = opdef
     return opdef
 
 
@@ -151,8 +182,9 @@ def composite(
             method=method,
             function=function,
         )
+        d.params = signature_of(fn)
+        d.kinds = kinds_of(d.params)
         d.call = fn
-        d.params = list(inspect.signature(fn).parameters.values())
         d.doc = (inspect.getdoc(fn) or "").split("\n")[0]
         return register(d)
 
@@ -168,7 +200,7 @@ def _composite_forward(fn: Callable) -> Callable:
 
 
 def call_op(name: str, *args: Any, **kwargs: Any) -> Any:
-    """Run an allowed op by name, as the server does for a client's request."""
+    """Run a public op by name, as the server does for a client's request."""
     try:
         d = OPS[name]
     except KeyError:
@@ -195,6 +227,7 @@ wrap: Any = None
 def _bind_tensor() -> None:
     global Tensor, wrap
     Tensor, wrap = _wrap_factory()
+    TENSOR_TYPES.add(Tensor)
 
 
 def result_dtype(opdef: OpDef, args: tuple, attrs: Mapping) -> dt.DType:
@@ -239,9 +272,12 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
     if type(first) is Tensor:
         dev = first._dev
     else:
-        hook = getattr(first, "_gradd_record", None)
-        if hook is not None:  # another tensor kind (the SDK's remote tensors) records itself
-            return hook(opdef, args, attrs)
+        for a in args:  # ``2 - t``: the first tensor decides
+            if type(a) is Tensor:
+                break
+            hook = getattr(a, "_gradd_record", None)
+            if hook is not None:  # another tensor kind (the SDK's remote tensors) records itself
+                return hook(opdef, args, attrs)
         dev = _device_of(args)
     datas = [a._data if type(a) is Tensor else a for a in args]
     out_dt = None
@@ -255,7 +291,8 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
         ]
     try:
         out = opdef.forward(dev.xp, *datas, **attrs)
-    except ValueError as exc:  # NumPy's words; PyTorch users expect its RuntimeError and message
+    except (ValueError, OverflowError) as exc:  # NumPy's words (an int64 tensor + 2**63 is an
+        # OverflowError); PyTorch users expect its RuntimeError and message
         raise _explain(opdef, args, attrs, exc) from None
     if opdef.extras:
         out, extra = out
@@ -375,7 +412,10 @@ def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
             with _NoGrad():
                 res = record(opdef, args, attrs)._data
         else:
-            res = opdef.forward(self._dev.xp, *datas, **attrs)
+            try:
+                res = opdef.forward(self._dev.xp, *datas, **attrs)
+            except (ValueError, OverflowError) as exc:
+                raise _explain(opdef, args, attrs, exc) from None
         dst = self._data
         if _CATEGORY[res.dtype.kind] > _CATEGORY[dst.dtype.kind]:
             _check_cast(dt.from_numpy(res.dtype), dt.from_numpy(dst.dtype), opdef.name)
@@ -480,6 +520,15 @@ def _make_caller(opdef: OpDef) -> Callable:
         body = f"return _finish(_record(_op, {tup}, {attr_dict}))"
     else:
         body = f"return _record(_op, {tup}, {attr_dict})"
+    if not opdef.internal:
+        # The argument check, inlined: a few type tests, and the full check only when they
+        # do not already prove the arguments fine.
+        n_inputs = max(opdef.arity, 0)
+        guard, names = guard_source(params, opdef.kinds, n_inputs)
+        ns.update(names, _check=check_args, _params=params, _kinds=opdef.kinds)
+        values = "(" + "".join(f"{p.name}, " for p in params) + ")"
+        check = f"_check({opdef.name!r}, _params, _kinds, {values}, {n_inputs})"
+        body = f"if not ({guard}):\n        {check}\n    {body}"
     ns.update(
         _op=opdef,
         _record=record,
@@ -490,4 +539,5 @@ def _make_caller(opdef: OpDef) -> Callable:
     exec(f"def {opdef.name}({', '.join(sig)}):\n    {body}\n", ns)  # noqa: S102 - our own source
     fn = ns[opdef.name]
     fn.__doc__ = opdef.doc
+    fn._gradd_checked = True
     return fn

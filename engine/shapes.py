@@ -47,8 +47,8 @@ def dims_arg(dim: int | Sequence[int] | None, ndim: int) -> tuple[int, ...] | No
     """A reduction's dim argument as a sorted tuple of non-negative dims (None = all)."""
     if dim is None:
         return None
-    if isinstance(dim, int):
-        dim = (dim,)
+    if not isinstance(dim, (tuple, list)):
+        dim = (dim,)  # one dim: an int or a NumPy integer
     out = tuple(sorted({wrap_dim(int(d), ndim) for d in dim}))
     if len(out) != len(tuple(dim)):
         raise RuntimeError("dim appears multiple times in the list of dims")
@@ -169,6 +169,8 @@ def cat(shapes: Sequence[Shape], dim: int) -> Shape:
     first = shapes[0]
     total = 0
     for k, s in enumerate(shapes):
+        if not s:
+            raise RuntimeError(f"zero-dimensional tensor (at position {k}) cannot be concatenated")
         if len(s) != len(first):
             raise RuntimeError(
                 f"Tensors must have same number of dimensions: got {len(first)} and {len(s)}"

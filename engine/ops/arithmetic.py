@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import arg_kinds as arg
 from .. import shapes
 from ..op_examples import Ex, S
 from ..op_table import composite, op
@@ -21,7 +22,7 @@ def _binary(a: Any, b: Any, **_: Any) -> tuple[int, ...]:
     shape=_binary,
     examples=(Ex(S(3, 4), S(4)), Ex(S(2, 1), S(1, 3)), Ex(S(3), 2.5), Ex(S(3), S(3), alpha=2)),
 )
-def add(xp: Any, self: Any, other: Any, alpha: float = 1) -> Any:
+def add(xp: Any, self: arg.TensorOrNumber, other: arg.TensorOrNumber, alpha: arg.Number = 1) -> Any:
     """self + alpha * other, broadcasting."""
     return self + other if alpha == 1 else self + alpha * other
 
@@ -38,7 +39,7 @@ def _(ctx: Any, g: Any) -> tuple:
     shape=_binary,
     examples=(Ex(S(3, 4), S(4)), Ex(S(3), 2.5), Ex(S(2, 3), S(2, 3), alpha=3)),
 )
-def sub(xp: Any, self: Any, other: Any, alpha: float = 1) -> Any:
+def sub(xp: Any, self: arg.TensorOrNumber, other: arg.TensorOrNumber, alpha: arg.Number = 1) -> Any:
     """self - alpha * other, broadcasting."""
     return self - other if alpha == 1 else self - alpha * other
 
@@ -65,7 +66,7 @@ _rsub_name.common = "RsubBackward1"  # type: ignore[attr-defined]
     method="rsub",
     examples=(Ex(S(3), 2.5), Ex(S(2, 3), S(3))),
 )
-def rsub(xp: Any, self: Any, other: Any, alpha: float = 1) -> Any:
+def rsub(xp: Any, self: arg.Tensor, other: arg.TensorOrNumber, alpha: arg.Number = 1) -> Any:
     """other - alpha * self (Python's ``other - tensor``)."""
     return other - self if alpha == 1 else other - alpha * self
 
@@ -83,7 +84,7 @@ def _(ctx: Any, g: Any) -> tuple:
     saves=(0, 1),
     examples=(Ex(S(3, 4), S(4)), Ex(S(3), -1.5), Ex(S(2, 1, 3), S(4, 1))),
 )
-def mul(xp: Any, self: Any, other: Any) -> Any:
+def mul(xp: Any, self: arg.TensorOrNumber, other: arg.TensorOrNumber) -> Any:
     """Elementwise product, broadcasting."""
     return self * other
 
@@ -102,7 +103,7 @@ def _(ctx: Any, g: Any) -> tuple:
     saves=(0, 1),
     examples=(Ex(S(3, 4), S(4, low=0.5, high=2)), Ex(S(3), 4.0), Ex(S(2), S(2, low=1, high=3))),
 )
-def div(xp: Any, self: Any, other: Any) -> Any:
+def div(xp: Any, self: arg.TensorOrNumber, other: arg.TensorOrNumber) -> Any:
     """True division, broadcasting (integers give the default float dtype)."""
     return self / other
 
@@ -123,7 +124,7 @@ def _(ctx: Any, g: Any) -> tuple:
     saves_output=True,
     examples=(Ex(S(3, low=0.5, high=2)),),
 )
-def reciprocal(xp: Any, self: Any) -> Any:
+def reciprocal(xp: Any, self: arg.Tensor) -> Any:
     """1 / self."""
     return 1.0 / self
 
@@ -135,7 +136,7 @@ def _(ctx: Any, g: Any) -> tuple:
 
 
 @op(grad_fn="NegBackward0", shape=shapes.same, examples=(Ex(S(2, 3)),))
-def neg(xp: Any, self: Any) -> Any:
+def neg(xp: Any, self: arg.Tensor) -> Any:
     """-self."""
     return -self
 
@@ -164,7 +165,9 @@ _pow_name.common = "PowBackward0"  # type: ignore[attr-defined]
         Ex(S(3), 3),
     ),
 )
-def pow(xp: Any, self: Any, exponent: Any) -> Any:  # noqa: A001 - PyTorch's name
+def pow(  # noqa: A001 - PyTorch's name
+    xp: Any, self: arg.TensorOrNumber, exponent: arg.TensorOrNumber
+) -> Any:
     """self ** exponent (tensor or Python scalar exponent)."""
     return self**exponent
 
@@ -192,7 +195,7 @@ def _(ctx: Any, g: Any) -> tuple:
     method="rpow",
     examples=(Ex(S(3), 2.0), Ex(S(2, 2), 0.5)),
 )
-def rpow(xp: Any, self: Any, base: Any) -> Any:
+def rpow(xp: Any, self: arg.Tensor, base: arg.Number) -> Any:
     """base ** self for a Python scalar base (Python's ``2 ** tensor``)."""
     return base**self
 
@@ -230,7 +233,7 @@ _matmul_name.common = "MmBackward0"  # type: ignore[attr-defined]
         Ex(S(3, 1, 2, 3), S(2, 3, 2)),
     ),
 )
-def matmul(xp: Any, self: Any, other: Any) -> Any:
+def matmul(xp: Any, self: arg.Operand, other: arg.Operand) -> Any:
     """Matrix product with NumPy/PyTorch broadcasting of batch dimensions."""
     return xp.matmul(self, other)
 
@@ -269,7 +272,7 @@ def _(ctx: Any, g: Any) -> tuple:
     shape=lambda a, b: shapes.matmul(a, b),
     examples=(Ex(S(2, 3), S(3, 4)),),
 )
-def mm(xp: Any, self: Any, mat2: Any) -> Any:
+def mm(xp: Any, self: arg.Tensor, mat2: arg.Tensor) -> Any:
     """Product of two matrices."""
     if self.ndim != 2 or mat2.ndim != 2:
         raise RuntimeError("self must be a matrix")
@@ -289,7 +292,14 @@ def _(ctx: Any, g: Any) -> tuple:
     shape=lambda bias, a, b, beta=1, alpha=1: B(bias, shapes.matmul(a, b)),
     examples=(Ex(S(4), S(2, 3), S(3, 4)), Ex(S(2, 4), S(2, 3), S(3, 4), beta=0.5, alpha=2)),
 )
-def addmm(xp: Any, self: Any, mat1: Any, mat2: Any, beta: float = 1, alpha: float = 1) -> Any:
+def addmm(
+    xp: Any,
+    self: arg.Tensor,
+    mat1: arg.Tensor,
+    mat2: arg.Tensor,
+    beta: arg.Number = 1,
+    alpha: arg.Number = 1,
+) -> Any:
     """beta * self + alpha * (mat1 @ mat2): a linear layer's op."""
     prod = mat1 @ mat2
     if alpha != 1:
@@ -311,6 +321,6 @@ def _(ctx: Any, g: Any) -> tuple:
 
 
 @composite("rdiv", method=False, function=False, examples=(Ex(S(3, low=0.5, high=2), 2.0),))
-def rdiv(self: Any, other: Any) -> Any:
+def rdiv(self: arg.Tensor, other: arg.Number) -> Any:
     """other / self for a Python scalar ``other``: recorded as PyTorch does, reciprocal * other."""
     return mul.call(reciprocal.call(self), other)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import arg_kinds as arg
 from .. import shapes
 from ..op_examples import C, Ex, S
 from ..op_table import OpDef, register
 
 
 def _cmp(name: str, fn: Any, doc: str) -> OpDef:
-    def forward(xp: Any, self: Any, other: Any) -> Any:
+    def forward(xp: Any, self: arg.TensorOrNumber, other: arg.TensorOrNumber) -> Any:
         return fn(self, other)
 
     forward.__doc__ = doc
@@ -36,7 +37,7 @@ ne = _cmp("ne", lambda a, b: a != b, "self != other, elementwise.")
 
 
 def _logical(name: str, fn: Any, doc: str) -> OpDef:
-    def forward(xp: Any, self: Any, other: Any) -> Any:
+    def forward(xp: Any, self: arg.TensorOrNumber, other: arg.TensorOrNumber) -> Any:
         return fn(xp)(self, other)
 
     forward.__doc__ = doc

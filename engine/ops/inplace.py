@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import arg_kinds as arg
 from .. import shapes
 from ..op_examples import Ex, S
 from ..op_table import OPS, OpDef, op, register
@@ -45,7 +46,7 @@ def _zero_grad(ctx: Any, g: Any) -> tuple:
     dtype="same",
     examples=(Ex(S(3)),),
 )
-def zero_(xp: Any, self: Any) -> Any:
+def zero_(xp: Any, self: arg.Tensor) -> Any:
     """Fill with zeros."""
     return xp.zeros_like(self)
 
@@ -60,7 +61,7 @@ zero_.backward = _zero_grad
     inplace=True,
     examples=(Ex(S(3), 2.5),),
 )
-def fill_(xp: Any, self: Any, value: Any) -> Any:
+def fill_(xp: Any, self: arg.Tensor, value: arg.Number) -> Any:
     """Fill with ``value``."""
     return xp.full_like(self, value)
 
@@ -77,10 +78,11 @@ fill_.backward = _zero_grad
     inplace=True,
     examples=(Ex(S(2, 3), S(3)),),
 )
-def copy_(xp: Any, self: Any, src: Any) -> Any:
+def copy_(xp: Any, self: arg.Tensor, src: arg.TensorOrNumber) -> Any:
     """Copy ``src`` (broadcast, converted to self's dtype) into self."""
+    src = xp.asarray(src, dtype=self.dtype)  # a Python number too, as PyTorch
     shapes.broadcast(self.shape, src.shape)
-    return xp.broadcast_to(xp.asarray(src, dtype=self.dtype), self.shape).copy()
+    return xp.broadcast_to(src, self.shape).copy()
 
 
 @copy_.derivative

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import arg_kinds as arg
 from .. import shapes
 from ..op_examples import C, Ex, S
 from ..op_table import composite, op
 
 
-def _softmax_norm(self: Any, dim: int) -> dict:
+def _softmax_norm(self: arg.Tensor, dim: arg.Int) -> dict:
     return {"dim": shapes.wrap_dim(dim, self.ndim)}
 
 
@@ -66,7 +67,11 @@ def _loss_shape(a: Any, b: Any, reduction: str = "mean") -> tuple:
     return s if reduction == "none" else ()
 
 
-def _mse_norm(input: Any, target: Any, reduction: str = "mean") -> dict:  # noqa: A002
+def _mse_norm(
+    input: arg.Tensor,  # noqa: A002
+    target: arg.Tensor,
+    reduction: arg.Str = "mean",
+) -> dict:
     _check_reduction(reduction)
     if input.shape != target.shape:
         import warnings
@@ -110,11 +115,11 @@ def _(ctx: Any, g: Any) -> tuple:
 
 
 def _nll_norm(
-    input: Any,
-    target: Any,
-    weight: Any = None,
-    ignore_index: int = -100,  # noqa: A002
-    reduction: str = "mean",
+    input: arg.Tensor,  # noqa: A002
+    target: arg.Tensor,
+    weight: arg.Tensor | None = None,
+    ignore_index: arg.Int = -100,
+    reduction: arg.Str = "mean",
 ) -> dict:
     _check_reduction(reduction)
     if input.ndim not in (1, 2):
@@ -210,11 +215,11 @@ def _(ctx: Any, g: Any) -> tuple:
     "cross_entropy", examples=(Ex(S(3, 4), C([0, 3, 1])), Ex(S(2, 5), C([4, 4]), reduction="sum"))
 )
 def cross_entropy(
-    input: Any,
-    target: Any,
-    weight: Any = None,
-    ignore_index: int = -100,  # noqa: A002
-    reduction: str = "mean",
+    input: arg.Tensor,  # noqa: A002
+    target: arg.Tensor,
+    weight: arg.Tensor | None = None,
+    ignore_index: arg.Int = -100,
+    reduction: arg.Str = "mean",
 ) -> Any:
     """nll_loss(log_softmax(input, 1), target): the fused, stable classification loss."""
     return nll_loss.call(
@@ -231,7 +236,11 @@ def cross_entropy(
         Ex(S(2, 4, 3), S(2, 3), S(2)),
     ),
 )
-def linear(input: Any, weight: Any, bias: Any = None) -> Any:  # noqa: A002
+def linear(
+    input: arg.Tensor,  # noqa: A002
+    weight: arg.Tensor,
+    bias: arg.Tensor | None = None,
+) -> Any:
     """input @ weight.T + bias, recorded as PyTorch does (AddmmBackward0 / MmBackward0)."""
     if input.ndim == 2:
         if bias is not None:
@@ -290,7 +299,11 @@ def _(ctx: Any, g: Any) -> tuple:
 _record_dropout = dropout.call
 
 
-def _dropout_call(input: Any, p: float = 0.5, training: bool = True) -> Any:  # noqa: A002
+def _dropout_call(
+    input: arg.Tensor,  # noqa: A002
+    p: arg.Float = 0.5,
+    training: arg.Bool = True,
+) -> Any:
     _dropout_norm(input, p, training)
     if not training or p == 0.0:
         return input  # as torch: nothing to drop, the input itself (no MulBackward0)

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections import namedtuple
 from typing import Any
 
+from .. import arg_kinds as arg
 from .. import dtypes as dt
 from .. import shapes
 from ..op_examples import Ex, S
 from ..op_table import composite, op
 
 
-def _dim_norm(self: Any, dim: Any = None, keepdim: bool = False) -> dict:
+def _dim_norm(self: arg.Tensor, dim: arg.Dims = None, keepdim: arg.Bool = False) -> dict:
+    if type(dim) in (tuple, list) and not dim:
+        dim = None  # as PyTorch: an empty dim list reduces over every dim
     return {"dim": shapes.dims_arg(dim, self.ndim), "keepdim": bool(keepdim)}
 
 
@@ -110,7 +113,7 @@ def _(ctx: Any, g: Any) -> tuple:
     return (_grad_to_input(g / n, shape, dim, ctx.attrs["keepdim"]),)
 
 
-def _sum_to_norm(self: Any, *size: Any) -> dict:
+def _sum_to_norm(self: arg.Tensor, *size: arg.Sizes) -> dict:
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
     return {"size": tuple(int(s) for s in size)}
@@ -157,6 +160,7 @@ def _extreme(kind: str) -> tuple:
 
     @op(
         f"{kind}_all",
+        internal=True,
         grad_fn=f"{title}Backward1",
         shape=lambda a: (),
         saves=(0,),
@@ -181,6 +185,7 @@ def _extreme(kind: str) -> tuple:
 
     @op(
         f"{kind}_dim",
+        internal=True,
         grad_fn=f"{title}Backward0",
         shape=_reduce_shape,
         normalize=_one_dim,
@@ -204,7 +209,7 @@ def _extreme(kind: str) -> tuple:
         grad_fn=None,
         dtype=lambda self, **k: dt.int64,
         shape=_reduce_shape,
-        normalize=_dim_norm,
+        normalize=_arg_norm,
         examples=(),
     )
     def arg_extreme(xp: Any, self: Any, dim: Any = None, keepdim: bool = False) -> Any:
@@ -224,6 +229,15 @@ def _extreme(kind: str) -> tuple:
 
 
 MinMax = namedtuple("MinMax", ["values", "indices"])
+
+
+def _arg_norm(
+    self: arg.Tensor, dim: arg.Int | arg.IntTuple | None = None, keepdim: arg.Bool = False
+) -> dict:
+    # One dim; a 1-tuple is the canonical form the SDK sends (normalising is idempotent).
+    if type(dim) in (tuple, list) and len(dim) != 1:
+        raise TypeError(f"argmax(): argument 'dim' must be int, not {type(dim).__name__}")
+    return _dim_norm(self, dim, keepdim)
 
 
 def _one_dim(self: Any, dim: Any, keepdim: bool = False) -> dict:
@@ -249,7 +263,9 @@ _min_all_op, _min_dim_op, _min_public = _extreme("min")
 @composite(
     "max", method=True, examples=(Ex(S(2, 3)), Ex(S(3, 4), 1), Ex(S(3, 4), dim=0, keepdim=True))
 )
-def max(self: Any, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
+def max(  # noqa: A001
+    self: arg.Tensor, dim: arg.Int | None = None, keepdim: arg.Bool = False
+) -> Any:
     """The maximum of all elements, or (values, indices) along ``dim``."""
     return _max_public(self, dim, keepdim)
 
@@ -257,6 +273,8 @@ def max(self: Any, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
 @composite(
     "min", method=True, examples=(Ex(S(2, 3)), Ex(S(3, 4), 1), Ex(S(3, 4), dim=0, keepdim=True))
 )
-def min(self: Any, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
+def min(  # noqa: A001
+    self: arg.Tensor, dim: arg.Int | None = None, keepdim: arg.Bool = False
+) -> Any:
     """The minimum of all elements, or (values, indices) along ``dim``."""
     return _min_public(self, dim, keepdim)

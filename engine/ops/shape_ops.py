@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import arg_kinds as arg
 from .. import dtypes as dt
 from .. import shapes
 from ..op_examples import C, Ex, S
@@ -16,7 +17,7 @@ def _sizes(size: tuple) -> tuple[int, ...]:
     return tuple(int(s) for s in size)
 
 
-def _reshape_norm(self: Any, *shape: Any) -> dict:
+def _reshape_norm(self: arg.Tensor, *shape: arg.Sizes) -> dict:
     return {"shape": shapes.reshape(self.shape, _sizes(shape))}
 
 
@@ -63,7 +64,7 @@ def _flatten_norm(self: Any, start_dim: int = 0, end_dim: int = -1) -> dict:
 
 
 @composite("flatten", method=True, examples=(Ex(S(2, 3, 4)), Ex(S(2, 3, 4), 1)))
-def flatten(self: Any, start_dim: int = 0, end_dim: int = -1) -> Any:
+def flatten(self: arg.Tensor, start_dim: arg.Int = 0, end_dim: arg.Int = -1) -> Any:
     """Merge dims start_dim..end_dim into one."""
     shape = _flatten_norm(self, start_dim, end_dim)["shape"]
     if self.ndim and shapes.wrap_dim(start_dim, self.ndim) == shapes.wrap_dim(end_dim, self.ndim):
@@ -71,7 +72,7 @@ def flatten(self: Any, start_dim: int = 0, end_dim: int = -1) -> Any:
     return self.reshape(*shape)
 
 
-def _transpose_norm(self: Any, dim0: int, dim1: int) -> dict:
+def _transpose_norm(self: arg.Tensor, dim0: arg.Int, dim1: arg.Int) -> dict:
     n = self.ndim
     return {"dim0": shapes.wrap_dim(dim0, n), "dim1": shapes.wrap_dim(dim1, n)}
 
@@ -107,7 +108,7 @@ def _t_shape(a: tuple) -> tuple:
 
 
 @op(view=True, grad_fn="TBackward0", shape=_t_shape, examples=(Ex(S(2, 3)), Ex(S(3))))
-def t(xp: Any, self: Any) -> Any:
+def t(xp: Any, self: arg.Tensor) -> Any:
     """Transpose a matrix (vectors are returned as they are)."""
     _t_shape(self.shape)
     return self.T
@@ -118,7 +119,7 @@ def _(ctx: Any, g: Any) -> tuple:
     return (g.t(),)
 
 
-def _permute_norm(self: Any, *dims: Any) -> dict:
+def _permute_norm(self: arg.Tensor, *dims: arg.Sizes) -> dict:
     dims = tuple(shapes.wrap_dim(d, self.ndim) for d in _sizes(dims))
     shapes.permute(self.shape, dims)
     if len(set(dims)) != len(dims):
@@ -147,7 +148,7 @@ def _(ctx: Any, g: Any) -> tuple:
     return (g.permute(*inverse),)
 
 
-def _squeeze_norm(self: Any, dim: Any = None) -> dict:
+def _squeeze_norm(self: arg.Tensor, dim: arg.Dims = None) -> dict:
     if dim is None:
         return {"dim": None}
     return {"dim": shapes.dims_arg(dim, self.ndim)}
@@ -181,7 +182,7 @@ def _(ctx: Any, g: Any) -> tuple:
     return (g.reshape(*ctx.meta[0][0]),)
 
 
-def _unsqueeze_norm(self: Any, dim: int) -> dict:
+def _unsqueeze_norm(self: arg.Tensor, dim: arg.Int) -> dict:
     return {"dim": shapes.wrap_dim(dim, self.ndim + 1)}
 
 
@@ -202,7 +203,7 @@ def _(ctx: Any, g: Any) -> tuple:
     return (g.squeeze(ctx.attrs["dim"]),)
 
 
-def _expand_norm(self: Any, *sizes: Any) -> dict:
+def _expand_norm(self: arg.Tensor, *sizes: arg.Sizes) -> dict:
     return {"sizes": shapes.expand(self.shape, _sizes(sizes))}
 
 
@@ -234,7 +235,7 @@ def _(ctx: Any, g: Any) -> tuple:
 
 
 @op(grad_fn="CloneBackward0", shape=shapes.same, examples=(Ex(S(2, 2)),))
-def clone(xp: Any, self: Any) -> Any:
+def clone(xp: Any, self: arg.Tensor) -> Any:
     """A copy that does not share storage."""
     return self.copy()
 
@@ -245,7 +246,7 @@ def _(ctx: Any, g: Any) -> tuple:
 
 
 @op(grad_fn="CloneBackward0", shape=shapes.same, examples=(Ex(S(2, 2)),))
-def contiguous(xp: Any, self: Any) -> Any:
+def contiguous(xp: Any, self: arg.Tensor) -> Any:
     """A C-contiguous copy (or the same array when it already is)."""
     return xp.ascontiguousarray(self)
 
@@ -254,7 +255,7 @@ contiguous.backward = clone.backward
 _record_contiguous = contiguous.call
 
 
-def _contiguous_call(self: Any) -> Any:
+def _contiguous_call(self: arg.Tensor) -> Any:
     data = getattr(self, "_data", None)  # remote (SDK) tensors have no local storage
     if data is not None and data.flags.c_contiguous:
         return self  # as torch: an already contiguous tensor is returned itself
@@ -264,7 +265,7 @@ def _contiguous_call(self: Any) -> Any:
 contiguous.call = _contiguous_call
 
 
-def _to_dtype_norm(self: Any, dtype: Any) -> dict:
+def _to_dtype_norm(self: arg.Tensor, dtype: arg.DTypeArg) -> dict:
     return {"dtype": dt.as_dtype(dtype)}
 
 
@@ -301,7 +302,7 @@ def to_device(xp: Any, self: Any, device: str) -> Any:
     raise NotImplementedError  # handled in the caller below: it needs both array modules
 
 
-def _to_device_call(self: Any, device: str) -> Any:
+def _to_device_call(self: arg.Tensor, device: arg.Device) -> Any:
     from ..device import get_device, to_host
     from ..grad_mode import _mode
     from ..op_table import make_node
@@ -349,6 +350,7 @@ def _index_shape(a: tuple, key: Any, kind: str = "index") -> tuple:
 
 @op(
     view=lambda key, kind: kind != "index",
+    internal=True,
     grad_fn=_index_name,
     shape=_index_shape,
     normalize=_index_norm,
@@ -399,6 +401,7 @@ _index_backward_name.common = "IndexPutImplBackward0"  # type: ignore[attr-defin
 
 
 @op(
+    internal=True,
     grad_fn=_index_backward_name,
     shape=lambda g, shape, key: shape,
     method=False,
@@ -448,6 +451,7 @@ def _to_numpy_index(k: Any) -> Any:
 
 @op(
     view=True,
+    internal=True,
     grad_fn="AliasBackward0",
     shape=shapes.same,
     method=False,
@@ -480,7 +484,7 @@ def _spans(k: slice, size: int) -> bool:
         Ex(S(3, 2), C([True, False, True])),
     ),
 )
-def getitem(self: Any, key: Any) -> Any:
+def getitem(self: arg.Tensor, key: arg.Anything) -> Any:
     """``self[key]``: basic indices become a chain of Select/Slice/Unsqueeze nodes, as PyTorch
     records them; any tensor or list index makes the whole key one IndexBackward0 node."""
     single_slice = isinstance(key, slice)  # torch records t[a:b] even when it spans the dim
@@ -519,7 +523,7 @@ def getitem(self: Any, key: Any) -> Any:
 def _list_call(opdef: Any, shape_rule: Any) -> Any:
     from ..op_table import record
 
-    def call(tensors: Any, dim: int = 0) -> Any:
+    def call(tensors: arg.TensorList, dim: arg.Int = 0) -> Any:
         tensors = tuple(tensors)
         if not tensors:
             shape_rule([], 0)
@@ -593,7 +597,12 @@ def _where_dtype(condition: Any, self: Any, other: Any) -> Any:
     shape=lambda c, a, b: shapes.broadcast(c, a, b),
     examples=(Ex(C([True, False, True]), S(3), S(3)), Ex(C([[True], [False]]), S(2, 3), 0.5)),
 )
-def where(xp: Any, condition: Any, input: Any, other: Any) -> Any:  # noqa: A002
+def where(
+    xp: Any,
+    condition: arg.Tensor,
+    input: arg.TensorOrNumber,  # noqa: A002
+    other: arg.TensorOrNumber,
+) -> Any:
     """Pick ``input`` where ``condition`` holds, else ``other``."""
     if getattr(condition, "dtype", None) is None or condition.dtype.kind != "b":
         raise RuntimeError("where expected condition to be a boolean tensor")

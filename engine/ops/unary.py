@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import arg_kinds as arg
 from .. import shapes
 from ..op_examples import Ex, S
 from ..op_table import op
@@ -12,7 +13,7 @@ same = shapes.same
 
 
 @op(grad_fn="ExpBackward0", dtype="float", shape=same, saves_output=True, examples=(Ex(S(2, 3)),))
-def exp(xp: Any, self: Any) -> Any:
+def exp(xp: Any, self: arg.Tensor) -> Any:
     """e ** self."""
     return xp.exp(self)
 
@@ -29,7 +30,7 @@ def _(ctx: Any, g: Any) -> tuple:
     saves=(0,),
     examples=(Ex(S(2, 3, low=0.5, high=2)),),
 )
-def log(xp: Any, self: Any) -> Any:
+def log(xp: Any, self: arg.Tensor) -> Any:
     """Natural logarithm."""
     return xp.log(self)
 
@@ -47,7 +48,7 @@ def _(ctx: Any, g: Any) -> tuple:
     saves_output=True,
     examples=(Ex(S(4, low=0.5, high=2)),),
 )
-def sqrt(xp: Any, self: Any) -> Any:
+def sqrt(xp: Any, self: arg.Tensor) -> Any:
     """Square root."""
     return xp.sqrt(self)
 
@@ -58,7 +59,7 @@ def _(ctx: Any, g: Any) -> tuple:
 
 
 @op(grad_fn="AbsBackward0", shape=same, saves=(0,), examples=(Ex(S(5)),))
-def abs(xp: Any, self: Any) -> Any:  # noqa: A001 - PyTorch's name
+def abs(xp: Any, self: arg.Tensor) -> Any:  # noqa: A001 - PyTorch's name
     """|self|."""
     return xp.abs(self)
 
@@ -70,7 +71,7 @@ def _(ctx: Any, g: Any) -> tuple:
 
 
 @op(grad_fn=None, shape=same, examples=())
-def sign(xp: Any, self: Any) -> Any:
+def sign(xp: Any, self: arg.Tensor) -> Any:
     """-1, 0 or 1 by the sign of each element (no gradient)."""
     return xp.sign(self)
 
@@ -82,7 +83,11 @@ def _clamp_name(a: Any, min: Any = None, max: Any = None) -> str:  # noqa: A002
 _clamp_name.common = "ClampBackward1"  # type: ignore[attr-defined]
 
 
-def _clamp_norm(self: Any, min: Any = None, max: Any = None) -> dict:  # noqa: A002
+def _clamp_norm(
+    self: arg.Tensor,
+    min: arg.Number | None = None,  # noqa: A002
+    max: arg.Number | None = None,  # noqa: A002
+) -> dict:
     if min is None and max is None:
         raise RuntimeError("torch.clamp: At least one of 'min' or 'max' must not be None")
     return {"min": min, "max": max}
@@ -114,7 +119,7 @@ def _(ctx: Any, g: Any) -> tuple:
 
 
 @op(grad_fn="ReluBackward0", shape=same, saves_output=True, examples=(Ex(S(7)),))
-def relu(xp: Any, self: Any) -> Any:
+def relu(xp: Any, self: arg.Tensor) -> Any:
     """max(self, 0)."""
     return xp.maximum(self, 0)
 
@@ -131,7 +136,7 @@ def _(ctx: Any, g: Any) -> tuple:
     saves_output=True,
     examples=(Ex(S(2, 3)),),
 )
-def sigmoid(xp: Any, self: Any) -> Any:
+def sigmoid(xp: Any, self: arg.Tensor) -> Any:
     """1 / (1 + e ** -self), stable for large |self|."""
     # exp of -|x| never overflows; the two branches are the same function.
     e = xp.exp(-xp.abs(self))
@@ -145,7 +150,7 @@ def _(ctx: Any, g: Any) -> tuple:
 
 
 @op(grad_fn="TanhBackward0", dtype="float", shape=same, saves_output=True, examples=(Ex(S(2, 3)),))
-def tanh(xp: Any, self: Any) -> Any:
+def tanh(xp: Any, self: arg.Tensor) -> Any:
     """Hyperbolic tangent."""
     return xp.tanh(self)
 

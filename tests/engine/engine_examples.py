@@ -34,7 +34,7 @@ def is_differentiable(d: ge.OpDef) -> bool:
 
 def example_cases() -> list[tuple[str, int]]:
     """(op name, example index) for every example of every op in the table."""
-    return [(name, i) for name, d in sorted(ge.OPS.items()) for i in range(len(d.examples))]
+    return [(name, i) for name, d in sorted(ge.OP_TABLE.items()) for i in range(len(d.examples))]
 
 
 def rng_for(name: str, i: int) -> np.random.Generator:

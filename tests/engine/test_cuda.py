@@ -25,7 +25,7 @@ needs_gpu = pytest.mark.skipif(
 
 def _run(name: str, i: int, device: str) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
     """One example on ``device``: its outputs and its leaves' gradients, as NumPy arrays."""
-    d = ge.OPS[name]
+    d = ge.OP_TABLE[name]
     case = materialise(d, d.examples[i], rng_for(name, i))
     args, kwargs, leaves = instantiate(case, device=device)
     outs = tensor_outputs(call(d, args, kwargs))

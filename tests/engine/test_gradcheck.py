@@ -44,7 +44,7 @@ IDS = [f"{n}-{i}" for n, i in CASES]
 
 
 def _case(name: str, i: int) -> Case:
-    d = ge.OPS[name]
+    d = ge.OP_TABLE[name]
     return materialise(d, d.examples[i], rng_for(name, i))
 
 
@@ -81,12 +81,12 @@ def _tolerances(outs: list[ge.Tensor]) -> tuple[float, float, float]:
 
 
 def test_every_differentiable_op_declares_examples() -> None:
-    offenders = sorted(n for n, d in ge.OPS.items() if is_differentiable(d) and not d.examples)
+    offenders = sorted(n for n, d in ge.OP_TABLE.items() if is_differentiable(d) and not d.examples)
     assert not offenders, f"differentiable ops without a gradient check (add examples): {offenders}"
 
 
 def test_ops_without_gradient_are_exactly_the_listed_ones() -> None:
-    undifferentiable = {n for n, d in ge.OPS.items() if not is_differentiable(d)}
+    undifferentiable = {n for n, d in ge.OP_TABLE.items() if not is_differentiable(d)}
     assert undifferentiable == NON_DIFFERENTIABLE, (
         f"not listed as non-differentiable: {sorted(undifferentiable - NON_DIFFERENTIABLE)}; "
         f"listed but differentiable or gone: {sorted(NON_DIFFERENTIABLE - undifferentiable)}"
@@ -95,7 +95,7 @@ def test_ops_without_gradient_are_exactly_the_listed_ones() -> None:
 
 @pytest.mark.parametrize("name", sorted(NON_DIFFERENTIABLE))
 def test_ops_without_gradient_never_record(name: str) -> None:
-    d = ge.OPS[name]
+    d = ge.OP_TABLE[name]
     if d.examples:
         case = materialise(d, d.examples[0], rng_for(name, 0))
         args, kwargs, _ = instantiate(case, force_grad=True)
@@ -116,7 +116,7 @@ def test_every_differentiable_op_has_an_example_that_needs_a_gradient() -> None:
 
     unchecked = sorted(
         n
-        for n, d in ge.OPS.items()
+        for n, d in ge.OP_TABLE.items()
         if is_differentiable(d)
         and not any(wants_grad(a) for ex in d.examples for a in (*ex.args, *ex.kwargs.values()))
     )
@@ -161,7 +161,9 @@ def _slots(case: Case) -> list[int]:
 
 # Second derivatives need float64 outputs to resolve finite differences of the first gradient.
 SECOND_ORDER_SKIP = {"to_dtype": "float32 output: finite differences cannot resolve it"}
-SECOND = [(n, i) for n, i in CASES if is_differentiable(ge.OPS[n]) and n not in SECOND_ORDER_SKIP]
+SECOND = [
+    (n, i) for n, i in CASES if is_differentiable(ge.OP_TABLE[n]) and n not in SECOND_ORDER_SKIP
+]
 
 
 @pytest.mark.parametrize(("name", "i"), SECOND, ids=[f"{n}-{i}" for n, i in SECOND])
@@ -209,7 +211,7 @@ def test_second_derivative_matches_finite_differences(name: str, i: int) -> None
 
 # -- shape rule, normaliser and dtype rule against the forward -------------------------------
 
-PRIMITIVE_CASES = [(n, i) for n, i in CASES if not is_composite(ge.OPS[n])]
+PRIMITIVE_CASES = [(n, i) for n, i in CASES if not is_composite(ge.OP_TABLE[n])]
 
 
 @pytest.mark.parametrize(

@@ -172,11 +172,11 @@ def test_repeated_training_steps_do_not_grow_memory(no_gc: None) -> None:
 
 # -- every op of the table: graphs built from its examples leave nothing behind ----------------
 
-CASES = [(n, i) for n, i in example_cases() if is_differentiable(ge.OPS[n])]
+CASES = [(n, i) for n, i in example_cases() if is_differentiable(ge.OP_TABLE[n])]
 
 
 def _example_refs(name: str, i: int, run_backward: bool) -> list[weakref.ref]:
-    d = ge.OPS[name]
+    d = ge.OP_TABLE[name]
     case = materialise(d, d.examples[i], rng_for(name, i))
     args, kwargs, leaves = instantiate(case)
     outs = [o for o in tensor_outputs(call(d, args, kwargs)) if o.requires_grad]

@@ -83,7 +83,7 @@ CASES = [
 
 @pytest.mark.parametrize(("name", "i"), CASES, ids=[f"{n}-{i}" for n, i in example_cases()])
 def test_examples_match_torch(name: str, i: int) -> None:
-    d = ge.OPS[name]
+    d = ge.OP_TABLE[name]
     case = materialise(d, d.examples[i], rng_for(name, i))
     args, kwargs, leaves = instantiate(case)
     mapping: dict[int, Any] = {}

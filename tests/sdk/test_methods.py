@@ -4,6 +4,7 @@ without asking) is what the server reports. Cases come from the op table's own e
 
 from __future__ import annotations
 
+import re
 import zlib
 from typing import Any
 
@@ -259,3 +260,21 @@ def test_inplace_operators(session: gradd.Session) -> None:
     a *= 4
     a /= 2
     assert a.tolist() == [3.0, 5.0] and a._version == 4
+
+
+def test_wrong_argument_kinds_fail_before_anything_is_sent(session: gradd.Session) -> None:
+    """The engine's argument check serves remote tensors too: PyTorch's TypeError, at once."""
+    x = session.tensor([[1.0, 2.0, 3.0]])
+    F = session.functional
+    for call, message in [
+        (lambda: x + "a", "add(): argument 'other' (position 2) must be Tensor, not str"),
+        (lambda: x.sum(dim=1.5), "sum(): argument 'dim' (position 2) must be int or tuple"),
+        (lambda: x.transpose(True, 0), "transpose(): argument 'dim0' (position 2) must be int"),
+        (lambda: F.mse_loss(x, "abc"), "mse_loss(): argument 'target' (position 2) must be"),
+        (lambda: session.cat([x, 1]), "cat(): argument 'tensors' (position 1) must be tuple of"),
+        (lambda: x.reshape("a"), "reshape(): argument 'shape' (position 2) must be tuple of ints"),
+    ]:
+        with pytest.raises(TypeError, match=re.escape(message)):
+            call()
+    assert (2 - x).tolist() == [[1.0, 0.0, -1.0]]  # the session goes on; numbers still work
+    assert session.add(1, x).tolist() == [[2.0, 3.0, 4.0]]

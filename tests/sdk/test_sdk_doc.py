@@ -23,7 +23,7 @@ SYMBOLS = {
 }  # fmt: skip
 
 
-def kind(d: ge.OpDef, reachable: bool) -> str:
+def kind(d: ge.OpDef) -> str:
     tags = []
     if d.shape is None:
         tags.append("composite")
@@ -31,13 +31,13 @@ def kind(d: ge.OpDef, reachable: bool) -> str:
         tags.append("in-place")
     elif d.backward is None:
         tags.append("no gradient")
-    if not reachable:
+    if d.internal:
         tags.append("internal")
     return ", ".join(tags)
 
 
 def ops_table() -> str:
-    """The markdown table of every op in ``gradd.engine.OPS``."""
+    """The markdown table of every op in ``gradd.engine.OP_TABLE``, internal ones included."""
     operators: dict[str, list[str]] = {}
     for dunder, (name, _) in OPERATORS.items():
         operators.setdefault(name, []).append(f"`{SYMBOLS[dunder]}`")
@@ -45,7 +45,7 @@ def ops_table() -> str:
         "| op | Tensor method / operator | function | grad_fn | kind | what it does |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
-    for name, d in sorted(ge.OPS.items()):
+    for name, d in sorted(ge.OP_TABLE.items()):
         calls = [f"`a.{d.method}()`"] if d.method and not d.method.startswith("__") else []
         calls += operators.get(name, [])
         if d.function:
@@ -56,8 +56,7 @@ def ops_table() -> str:
         grad_fn = f"`{d.grad_fn_name}`" if d.grad_fn_name else ""
         doc = d.doc.replace("|", "\\|") if d.doc else "(used by other ops)"
         rows.append(
-            f"| `{name}` | {', '.join(calls)} | {function} | {grad_fn} "
-            f"| {kind(d, bool(calls or function))} | {doc} |"
+            f"| `{name}` | {', '.join(calls)} | {function} | {grad_fn} | {kind(d)} | {doc} |"
         )
     return "\n".join(rows)
 
