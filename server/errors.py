@@ -10,6 +10,21 @@ from __future__ import annotations
 import grpc
 from gradd.engine import AutogradError
 
+SHOWN_CHARACTERS = 100  # a client's string is cut to this many characters in messages and logs
+
+
+def shown(text: str) -> str:
+    """A client's string as quoted in a status message or log line: its repr, cut after
+    SHOWN_CHARACTERS characters with its full length, e.g. `'abcd…' (100000 characters)`."""
+    if len(text) <= SHOWN_CHARACTERS:
+        return repr(text)
+    quoted = repr(text[:SHOWN_CHARACTERS])
+    return f"{quoted[:-1]}…{quoted[-1]} ({len(text)} characters)"
+
+
+class MalformedRequest(ValueError):
+    """A request's bytes are not a well-formed message (or pass the parser's bounds)."""
+
 
 class ServiceError(Exception):
     """A failure to report to the client with a status code and a message."""

@@ -17,11 +17,12 @@ import grpc
 from gradd.v1 import service_pb2 as spb
 
 from .config import ServerConfig
-from .errors import ServiceError, exhausted, invalid, not_found
+from .errors import ServiceError, exhausted, invalid, not_found, shown
 from .session import Session
 
 log = logging.getLogger("gradd.server")
 _SESSION_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+MAX_LABEL = 256  # characters: a label is shown in ListSessions and the log
 
 
 def _limit(asked: int, maximum: int, name: str) -> int:
@@ -49,16 +50,22 @@ class SessionStore:
         cfg = self.config
         device = request.device or cfg.device
         if device not in self.devices:
-            raise invalid(f"device {device!r} is not available; this server has {self.devices}")
+            raise invalid(
+                f"device {shown(device)} is not available; this server has {self.devices}"
+            )
         limits = request.limits
         max_bytes = _limit(limits.max_bytes, cfg.max_session_bytes, "limits.max_bytes")
         max_tensors = _limit(limits.max_tensors, cfg.max_session_tensors, "limits.max_tensors")
         if not 0 <= request.idle_ttl_seconds <= cfg.idle_ttl:
             ttl = request.idle_ttl_seconds
             raise invalid(f"idle_ttl_seconds {ttl} is outside 0..{cfg.idle_ttl}")
+        if len(request.label) > MAX_LABEL:
+            raise invalid(f"label has at most {MAX_LABEL} characters, got {shown(request.label)}")
         session_id = request.session_id or secrets.token_hex(8)
         if not _SESSION_ID.fullmatch(session_id):
-            raise invalid("session_id must be 1 to 64 of A-Z a-z 0-9 . _ -")
+            raise invalid(
+                f"session_id must be 1 to 64 of A-Z a-z 0-9 . _ -, got {shown(session_id)}"
+            )
         seed = request.seed if request.HasField("seed") else secrets.randbits(63)
         session = Session(
             session_id,
@@ -82,14 +89,16 @@ class SessionStore:
                     grpc.StatusCode.ALREADY_EXISTS, f"session {session_id!r} already exists"
                 )
             self._sessions[session_id] = session
-        log.info("session %s opened on %s (label %r)", session_id, device, request.label)
+        log.info("session %s opened on %s (label %s)", session_id, device, shown(request.label))
         return session
 
     def get(self, session_id: str, token: str | None) -> Session:
         """The session, if `token` is its token or the admin token."""
         session = self._sessions.get(session_id)
         if session is None:
-            raise not_found(f"session {session_id!r} not found (never opened, closed or expired)")
+            raise not_found(
+                f"session {shown(session_id)} not found (never opened, closed or expired)"
+            )
         if not token or not (
             hmac.compare_digest(token.encode(), session.token.encode()) or self.is_admin(token)
         ):
