@@ -22,6 +22,19 @@ def shown(text: str) -> str:
     return f"{quoted[:-1]}…{quoted[-1]} ({len(text)} characters)"
 
 
+MAX_MESSAGE_BYTES = 2000  # of a status message's UTF-8: under any client's metadata limit
+
+
+def bounded(message: str) -> str:
+    """A status message cut to MAX_MESSAGE_BYTES of UTF-8, for messages that quote a client's
+    values whole (PyTorch's `shape '[1, 1, ...]' is invalid` of a shape with a million dims):
+    percent-encoded, it stays under the 8 KiB of metadata gRPC clients accept by default."""
+    data = message.encode()
+    if len(data) <= MAX_MESSAGE_BYTES:
+        return message
+    return f"{data[:MAX_MESSAGE_BYTES].decode(errors='ignore')}… ({len(message)} characters)"
+
+
 class MalformedRequest(ValueError):
     """A request's bytes are not a well-formed message (or pass the parser's bounds)."""
 
@@ -57,6 +70,11 @@ def precondition(message: str) -> ServiceError:
 
 def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The status code and message a client sees for an exception."""
+    code, message = _status(exc)
+    return code, bounded(message)
+
+
+def _status(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     if isinstance(exc, ServiceError):
         return exc.code, exc.message
     message = str(exc) or type(exc).__name__

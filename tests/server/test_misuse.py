@@ -63,6 +63,16 @@ def test_long_names_are_refused_or_cut(server, client, session):
     assert max(len(line) for line in server.log().splitlines()) < 2 * SHORT
 
 
+def test_messages_that_quote_whole_values_are_cut(session):
+    # PyTorch's reshape message quotes the whole shape: 200,000 dims would be 600 KB of status.
+    session.execute(tensor("a", [1.0, 2.0]))
+    shape = cpb.Value(ints=cpb.Ints(values=[1] * 200_000))
+    reshape = cpb.Command(op=cpb.Op(op="reshape", args=[value(Tensor("a")), shape]))
+    code, message = status(lambda: session.execute(reshape))
+    assert code == INVALID and "shape '[1, 1, 1" in message
+    assert len(message) < 3 * SHORT and message.endswith("characters)")
+
+
 def test_tensor_data_that_contradicts_its_shape_or_dtype(session):
     huge = tpb.TensorData(dtype=tpb.INT64, shape=[2**40, 2**40], raw=b"\x00" * 8)
     code, message = status(lambda: session.execute(_create("h", huge)))
