@@ -21,7 +21,7 @@ import grpc
 import numpy as np
 import pytest
 from fuzz_messages import Known, messages, mutated
-from google.protobuf import message_factory
+from google.protobuf import message_factory, text_format
 from google.protobuf.descriptor import Descriptor
 from gradd.v1 import command_pb2 as cpb
 from gradd.v1 import service_pb2 as spb
@@ -131,8 +131,9 @@ class Target:
         code, details = self.call(method, bodies, who)
         log = self.new_log()  # read before asserting: the next example starts after it
         event(f"{code.name}: {details[:40]}")  # `pytest --hypothesis-show-statistics` counts
-        assert code not in BUGS, f"{method.name} answered {code.name}: {details}"
-        assert "Traceback" not in log, log[-4000:]
+        what = f"{method.name} of {_readable(method, bodies)}"
+        assert code not in BUGS, f"{what} answered {code.name}: {details}"
+        assert "Traceback" not in log, f"{what} logged:\n{log[-4000:]}"
 
     def new_log(self) -> str:
         text = self.proc.log()
@@ -151,6 +152,20 @@ class Target:
             self.client.stub.CloseSession(request, metadata=md, timeout=CALL_TIMEOUT)
         except grpc.RpcError as err:
             assert err.code() == grpc.StatusCode.NOT_FOUND, err
+
+
+def _readable(method: Method, bodies: list[bytes]) -> str:
+    """The requests as protobuf text where they parse (a reproducer to read), else bytes."""
+    cls = message_factory.GetMessageClass(method.request)
+    shown = []
+    for body in bodies:
+        try:
+            shown.append(
+                f"{{{text_format.MessageToString(cls.FromString(body), as_one_line=True)}}}"
+            )
+        except Exception:  # not a message: the bytes are the reproducer
+            shown.append(repr(body[:200]) + (f" ({len(body)} bytes)" if len(body) > 200 else ""))
+    return ", ".join(shown)
 
 
 @pytest.fixture(scope="module")
