@@ -211,7 +211,7 @@ def fetch(s: Session, c: cpb.Fetch) -> list[Any]:
 def graph(s: Session, c: cpb.Graph) -> gpb.GraphSnapshot:
     """make_dot(handle, params) as a GraphSnapshot; remembered labels serve Watch snapshots."""
     root = s.table.get(c.handle)
-    params = {label: s.table.get(h) for label, h in c.params.items()}
+    params = {short_string(label, "a graph label"): s.table.get(h) for label, h in c.params.items()}
     picture = snapshot(root, params)
     if c.params:
         s.graph_params = dict(c.params)

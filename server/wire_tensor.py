@@ -26,8 +26,14 @@ WIRE_DTYPES.update({"int64": tpb.INT64, "bool": tpb.BOOL})
 _TYPED_DEFAULTS = {"float_values": tpb.FLOAT32, "int_values": tpb.INT64, "bool_values": tpb.BOOL}
 
 
+MAX_DIMS = 64  # NumPy's limit: a longer shape can never make a tensor
+
+
 def element_count(shape: Any) -> int:
-    """The number of elements of a shape; INVALID_ARGUMENT for a negative size."""
+    """The number of elements of a shape; INVALID_ARGUMENT for a negative size or more than
+    MAX_DIMS dimensions (checked first: a shape may be millions of sizes long on the wire)."""
+    if len(shape) > MAX_DIMS:
+        raise invalid(f"a shape has at most {MAX_DIMS} dimensions, got {len(shape)}")
     if any(size < 0 for size in shape):
         raise invalid(f"negative size in shape {list(shape)}")
     return math.prod(shape)

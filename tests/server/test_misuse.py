@@ -59,6 +59,9 @@ def test_long_names_are_refused_or_cut(server, client, session):
     assert code == INVALID and "a string Value has at most 256 characters" in message
     code, message = status(lambda: session.execute(op("sum", Tensor("a"), **{"k" * 300: 1})))
     assert code == INVALID and "a kwarg name has at most 256 characters" in message
+    graph = cpb.Command(graph=cpb.Graph(handle="a", params={"g" * 300: "a"}))
+    code, message = status(lambda: session.execute(graph))
+    assert code == INVALID and "a graph label has at most 256 characters" in message
     # Nothing long reached the log either.
     assert max(len(line) for line in server.log().splitlines()) < 2 * SHORT
 
@@ -77,6 +80,9 @@ def test_tensor_data_that_contradicts_its_shape_or_dtype(session):
     huge = tpb.TensorData(dtype=tpb.INT64, shape=[2**40, 2**40], raw=b"\x00" * 8)
     code, message = status(lambda: session.execute(_create("h", huge)))
     assert code == INVALID and "raw holds 8 bytes but shape" in message  # not a memory limit
+    long = tpb.TensorData(dtype=tpb.BOOL, shape=[1] * 1_000_000, raw=b"\x00")
+    code, message = status(lambda: session.execute(_create("h", long)))
+    assert code == INVALID and "a shape has at most 64 dimensions, got 1000000" in message
     typed = tpb.TensorData(dtype=tpb.FLOAT32, shape=[2**40, 2**40], float_values=[1.0])
     code, message = status(lambda: session.execute(_create("h", typed)))
     assert code == INVALID and "1 values given for shape" in message
