@@ -4,7 +4,10 @@ for an unknown name) with a short message, and the server goes on."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import grpc
+from gradd.server import errors, op_args, request_views, session_store, wire_tensor
 from gradd.v1 import command_pb2 as cpb
 from gradd.v1 import service_pb2 as spb
 from gradd.v1 import tensor_pb2 as tpb
@@ -123,3 +126,20 @@ def test_nested_values_are_bounded_in_depth_and_number(session):
 
 def _create(out: str, data: tpb.TensorData) -> cpb.Command:
     return cpb.Command(tensor=cpb.CreateTensor(out=out, data=data))
+
+
+def test_the_readme_states_the_limits_in_force():
+    text = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
+    stated = [
+        f"at most {request_views.MAX_COMMANDS:,} commands",
+        f"{op_args.MAX_VALUES:,} argument `Value`s",
+        f"nested at most {op_args.MAX_VALUE_DEPTH} tuples or lists deep",
+        f"at most {wire_tensor.MAX_DIMS} dimensions",
+        f"over {request_views.MAX_FIELDS:,} fields in a request of {request_views.LARGE >> 10} KiB",
+        f"varint over {request_views.MAX_VARINT} bytes",
+        f"a `graph` label at most {op_args.MAX_STRING}",
+        f"cut after {errors.SHOWN_CHARACTERS} characters",
+        f"after {errors.MAX_MESSAGE_BYTES:,} bytes of UTF-8",
+    ]
+    assert session_store.MAX_LABEL == op_args.MAX_STRING  # the README gives them as one
+    assert [s for s in stated if s not in text] == []
