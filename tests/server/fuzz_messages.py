@@ -64,7 +64,7 @@ def _string(field: FieldDescriptor, known: Known) -> st.SearchStrategy[str]:
     name = field.name
     if name == "session_id":  # bad ids are the random and mutated bytes' part
         return st.just(known.session_id)
-    if name in HANDLE_FIELDS or field.containing_type.name == "Graph":
+    if name in HANDLE_FIELDS or field.containing_type.name == "ParamsEntry":  # graph labels
         return _mostly(st.sampled_from(HANDLES), text)
     if name == "op":
         return _mostly(st.sampled_from(known.ops), text)
