@@ -37,6 +37,8 @@ def _number(message: Any, field: str) -> int:
 COMMANDS = _number(cpb.ExecuteRequest, "commands")
 RAW_PATH = (_number(cpb.Command, "tensor"), _number(cpb.CreateTensor, "data"))
 RAW_PATH += (_number(tpb.TensorData, "raw"),)
+# A Command's fields are all members of its oneof: any other kind after `tensor` clears it.
+OTHER_KINDS = frozenset(f.number for f in cpb.Command.DESCRIPTOR.fields) - {RAW_PATH[0]}
 
 
 class ReceivedRequest:
@@ -145,14 +147,22 @@ def _fields(
 
 
 def _without(
-    buf: memoryview, start: int, end: int, path: tuple[int, ...], budget: _Budget
+    buf: memoryview,
+    start: int,
+    end: int,
+    path: tuple[int, ...],
+    budget: _Budget,
+    clearing: frozenset[int] = frozenset(),
 ) -> tuple[list, memoryview | None]:
-    """buf[start:end] as chunks, without the field at `path` (the last occurrence's payload).
-    Recursion follows `path` only: at most len(RAW_PATH) levels, whatever the bytes."""
+    """buf[start:end] as chunks, without the field at `path` (the payload protobuf keeps: the
+    last occurrence's, unless a field in `clearing` comes after it, as another member of its
+    oneof does). Recursion follows `path` only: len(RAW_PATH) levels, whatever the bytes."""
     chunks: list = []
     last, found = start, None
     for number, key_start, s, e in _fields(buf, start, end, budget):
         if number != path[0]:
+            if number in clearing:
+                found = None  # the bytes already cut out were cleared by protobuf too
             continue
         if len(path) == 1:
             chunks.append(buf[last:key_start])
@@ -182,7 +192,7 @@ def strip_raw(wire: bytes) -> tuple[bytes, dict[int, memoryview]]:
             continue
         if index == MAX_COMMANDS:
             raise MalformedRequest(f"more than {MAX_COMMANDS} commands in one ExecuteRequest")
-        inner, view = _without(buf, start, end, RAW_PATH, budget)
+        inner, view = _without(buf, start, end, RAW_PATH, budget, OTHER_KINDS)
         if view is not None:
             size = sum(len(c) for c in inner)
             chunks += [buf[last:key_start], varint(COMMANDS << 3 | 2), varint(size), *inner]
