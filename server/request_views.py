@@ -24,7 +24,7 @@ from .errors import MalformedRequest
 LARGE = 1 << 16  # requests at least this big have their raw payloads cut out
 MAX_COMMANDS = 1 << 14  # per ExecuteRequest (the SDK sends 512)
 # Fields the scan of a large request may read: a command and the fields on its way to
-# `tensor.data.raw` (7 for the SDK's tensor commands), with room to spare.
+# `tensor.data.raw` (8 for a tensor command with every field set), with room to spare.
 MAX_FIELDS = 10 * MAX_COMMANDS
 MAX_VARINT = 10  # bytes: 64 bits
 MAX_FIELD_NUMBER = (1 << 29) - 1
@@ -37,8 +37,9 @@ def _number(message: Any, field: str) -> int:
 COMMANDS = _number(cpb.ExecuteRequest, "commands")
 RAW_PATH = (_number(cpb.Command, "tensor"), _number(cpb.CreateTensor, "data"))
 RAW_PATH += (_number(tpb.TensorData, "raw"),)
-# A Command's fields are all members of its oneof: any other kind after `tensor` clears it.
-OTHER_KINDS = frozenset(f.number for f in cpb.Command.DESCRIPTOR.fields) - {RAW_PATH[0]}
+# Any other kind of Command after `tensor` clears it (they are members of one oneof).
+_KINDS = cpb.Command.DESCRIPTOR.oneofs_by_name["kind"].fields
+OTHER_KINDS = frozenset(f.number for f in _KINDS) - {RAW_PATH[0]}
 
 
 class ReceivedRequest:
