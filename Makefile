@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv install demo test lint format bench clean protos
+.PHONY: venv install demo test lint format bench clean protos fuzz
 .PHONY: image image-cuda test-containers test-cuda-image podman-cache-clean
 
 $(PY):
@@ -30,6 +30,11 @@ format: $(STAMP)
 
 test: $(STAMP) lint
 	$(PY) -m pytest -q
+
+# The fuzz suite with many examples, new ones each run (`make test` runs it with a few, fixed).
+FUZZ_EXAMPLES ?= 1000
+fuzz: $(STAMP)
+	GRADD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider --timeout 0 tests/server/test_fuzz.py
 
 demo: $(STAMP)
 	$(PY) examples/demo.py

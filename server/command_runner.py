@@ -20,9 +20,9 @@ from gradd.v1 import tensor_pb2 as tpb
 
 from . import answer_bytes as answer
 from . import wire_tensor as wire
-from .errors import ServiceError, invalid, precondition, status_of
+from .errors import SHOWN_CHARACTERS, ServiceError, invalid, precondition, shown, status_of
 from .graph_snapshot import snapshot
-from .op_args import engine_dtype, to_python
+from .op_args import ValueBudget, engine_dtype, short_string, to_python
 from .session import Session
 
 log = logging.getLogger("gradd.server")
@@ -34,7 +34,7 @@ MAX_HANDLE_LENGTH = 256
 
 def _out(handle: str) -> str:
     if not handle or len(handle) > MAX_HANDLE_LENGTH:
-        raise invalid(f"a handle must be 1 to {MAX_HANDLE_LENGTH} characters, got {handle!r}")
+        raise invalid(f"a handle must be 1 to {MAX_HANDLE_LENGTH} characters, got {shown(handle)}")
     return handle
 
 
@@ -44,7 +44,7 @@ def grad_or_none(tensor: Any) -> Any:
 
 
 def _no_tensor(handle: str) -> Any:
-    raise invalid(f"factory arguments are numbers, not tensors (got tensor {handle!r})")
+    raise invalid(f"factory arguments are numbers, not tensors (got tensor {shown(handle)})")
 
 
 def create_tensor(s: Session, c: cpb.CreateTensor, raw: memoryview | None = None) -> None:
@@ -67,11 +67,14 @@ def _estimated_nbytes(c: cpb.Factory, args: list[Any]) -> int:
     return max(0, math.ceil((end - start) / step)) * itemsize
 
 
-def factory(s: Session, c: cpb.Factory) -> None:
-    """`out = randn/rand/zeros/ones/full/arange(...)` with the session's generator."""
+def factory(s: Session, c: cpb.Factory, budget: ValueBudget | None = None) -> None:
+    """`out = randn/rand/zeros/ones/full/arange(...)` with the session's generator; `budget`
+    counts the Values of the whole request (a fresh one: this command alone)."""
     if c.kind not in FACTORIES:
-        raise invalid(f"unknown factory {c.kind!r}; allowed: {', '.join(FACTORIES)}")
-    args = [to_python(v, _no_tensor) for v in c.args]
+        raise invalid(f"unknown factory {shown(c.kind)}; allowed: {', '.join(FACTORIES)}")
+    budget = budget or ValueBudget()
+    budget.take(len(c.args))
+    args = [to_python(v, _no_tensor, budget) for v in c.args]
     wanted = {"full": (1,), "arange": (1, 2, 3)}.get(c.kind, (0,))
     if len(args) not in wanted:
         raise invalid(f"{c.kind} takes {' or '.join(map(str, wanted))} args, got {len(args)}")
@@ -96,18 +99,24 @@ def manual_seed(s: Session, c: cpb.ManualSeed) -> None:
     s.seed = c.seed
 
 
-def run_op(s: Session, c: cpb.Op) -> None:
-    """`outs = call_op(op, *args, **kwargs)` under the op's own grad mode."""
+def run_op(s: Session, c: cpb.Op, budget: ValueBudget | None = None) -> None:
+    """`outs = call_op(op, *args, **kwargs)` under the op's own grad mode; `budget` counts the
+    Values of the whole request (a fresh one: this command alone)."""
     name = c.op
     opdef = _OPS.get(name)
     if opdef is None:
-        raise invalid(f"unknown op {name!r}; allowed: {', '.join(sorted(_OPS))}")
+        raise invalid(f"unknown op {shown(name)}; allowed: {', '.join(sorted(_OPS))}")
     outs = c.outs
     if len(outs) > 1 and opdef.inplace:
-        raise invalid(f"in-place op {name!r} gives 1 result, {len(outs)} outs named")
+        raise invalid(f"in-place op {shown(name)} gives 1 result, {len(outs)} outs named")
     lookup = s.table.get
-    args = [to_python(v, lookup) for v in c.args]
-    kwargs = {k: to_python(v, lookup) for k, v in c.kwargs.items()} if c.kwargs else {}
+    budget = budget or ValueBudget()
+    budget.take(len(c.args) + len(c.kwargs))
+    args = [to_python(v, lookup, budget) for v in c.args]
+    kwargs = {}
+    if c.kwargs:
+        for k, v in c.kwargs.items():
+            kwargs[short_string(k, "a kwarg name")] = to_python(v, lookup, budget)
     if c.no_grad:
         with ge.no_grad():
             result = _call_op(name, *args, **kwargs)
@@ -120,9 +129,9 @@ def run_op(s: Session, c: cpb.Op) -> None:
         return
     results = result if isinstance(result, tuple) else (result,)
     if len(results) != len(outs):
-        raise invalid(f"op {name!r} gives {len(results)} results, {len(outs)} outs named")
+        raise invalid(f"op {shown(name)} gives {len(results)} results, {len(outs)} outs named")
     if not all(isinstance(r, ge.Tensor) for r in results):
-        raise invalid(f"op {name!r} gives {type(result).__name__}, not tensors, to bind")
+        raise invalid(f"op {shown(name)} gives {type(result).__name__}, not tensors, to bind")
     s.table.bind([(_out(h), r) for h, r in zip(outs, results)])
 
 
@@ -152,7 +161,7 @@ def grad_of(s: Session, c: cpb.GradOf) -> None:
     """Bind `out` to `handle.grad` itself."""
     grad = grad_or_none(s.table.get(c.handle))
     if grad is None:
-        raise precondition(f"tensor {c.handle!r} has no grad (its .grad is None)")
+        raise precondition(f"tensor {shown(c.handle)} has no grad (its .grad is None)")
     s.table.bind_one(_out(c.out), grad)
 
 
@@ -202,7 +211,7 @@ def fetch(s: Session, c: cpb.Fetch) -> list[Any]:
 def graph(s: Session, c: cpb.Graph) -> gpb.GraphSnapshot:
     """make_dot(handle, params) as a GraphSnapshot; remembered labels serve Watch snapshots."""
     root = s.table.get(c.handle)
-    params = {label: s.table.get(h) for label, h in c.params.items()}
+    params = {short_string(label, "a graph label"): s.table.get(h) for label, h in c.params.items()}
     picture = snapshot(root, params)
     if c.params:
         s.graph_params = dict(c.params)
@@ -211,10 +220,9 @@ def graph(s: Session, c: cpb.Graph) -> gpb.GraphSnapshot:
     return picture
 
 
+# The commands without op arguments (op and factory take the request's ValueBudget too).
 APPLY: dict[str, Callable[[Session, Any], None]] = {
-    "factory": factory,
     "manual_seed": manual_seed,
-    "op": run_op,
     "backward": backward,
     "grad_of": grad_of,
     "set_grad": set_grad,
@@ -229,7 +237,7 @@ APPLY: dict[str, Callable[[Session, Any], None]] = {
 def describe(command: cpb.Command) -> str:
     """A short name for a command in messages and logs, e.g. "op 'add'"."""
     kind = command.WhichOneof("kind") or "empty command"
-    return f"op {command.op.op!r}" if kind == "op" else kind
+    return f"op {shown(command.op.op)}" if kind == "op" else kind
 
 
 def execute(
@@ -259,6 +267,7 @@ def _apply_all(
     raw_views: dict[int, memoryview],
 ) -> tuple[grpc.StatusCode, str] | None:
     interrupt = s.interrupt
+    budget = ValueBudget()  # one for the whole request
     for index, command in enumerate(commands):
         kind = command.WhichOneof("kind")
         try:
@@ -266,7 +275,9 @@ def _apply_all(
                 raise ServiceError(grpc.StatusCode.UNAVAILABLE, "server shutting down")
             if kind is None:
                 raise invalid("a Command has no field set")
-            if kind == "tensor":
+            if kind == "op":
+                run_op(s, command.op, budget)
+            elif kind == "tensor":
                 create_tensor(s, command.tensor, raw_views.get(index))
             elif kind == "fetch":
                 chunks = fetch(s, command.fetch)
@@ -274,6 +285,8 @@ def _apply_all(
             elif kind == "graph":
                 chunks = [graph(s, command.graph).SerializeToString()]
                 results += answer.command_result(index, answer.RESULT_GRAPH, chunks)
+            elif kind == "factory":
+                factory(s, command.factory, budget)
             else:
                 APPLY[kind](s, getattr(command, kind))
         except Exception as exc:  # every failure becomes a status; the session goes on
@@ -291,7 +304,10 @@ def _apply_all(
 def log_failure(
     session_id: str, what: str, code: grpc.StatusCode, message: str, exc: BaseException
 ) -> None:
-    """One log line per error (with a traceback for our own bugs); never a token."""
+    """One log line per error (with a traceback for our own bugs); never a token. The session
+    id may be a client's unchecked string (an unknown session): it is cut."""
+    if len(session_id) > SHOWN_CHARACTERS:
+        session_id = shown(session_id)
     if code is grpc.StatusCode.INTERNAL:
         log.error(
             "session %s: %s failed: %s %s", session_id, what, code.name, message, exc_info=exc

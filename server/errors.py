@@ -10,6 +10,34 @@ from __future__ import annotations
 import grpc
 from gradd.engine import AutogradError
 
+SHOWN_CHARACTERS = 100  # a client's string is cut to this many characters in messages and logs
+
+
+def shown(text: str) -> str:
+    """A client's string as quoted in a status message or log line: its repr, cut after
+    SHOWN_CHARACTERS characters with its full length, e.g. `'abcd…' (100000 characters)`."""
+    if len(text) <= SHOWN_CHARACTERS:
+        return repr(text)
+    quoted = repr(text[:SHOWN_CHARACTERS])
+    return f"{quoted[:-1]}…{quoted[-1]} ({len(text)} characters)"
+
+
+MAX_MESSAGE_BYTES = 2000  # of a status message's UTF-8: under any client's metadata limit
+
+
+def bounded(message: str) -> str:
+    """A status message cut to MAX_MESSAGE_BYTES of UTF-8, for messages that quote a client's
+    values whole (PyTorch's `shape '[1, 1, ...]' is invalid` of a shape with a million dims):
+    percent-encoded, it stays under the 8 KiB of metadata gRPC clients accept by default."""
+    data = message.encode()
+    if len(data) <= MAX_MESSAGE_BYTES:
+        return message
+    return f"{data[:MAX_MESSAGE_BYTES].decode(errors='ignore')}… ({len(message)} characters)"
+
+
+class MalformedRequest(ValueError):
+    """A request's bytes are not a well-formed message (or pass the parser's bounds)."""
+
 
 class ServiceError(Exception):
     """A failure to report to the client with a status code and a message."""
@@ -18,16 +46,6 @@ class ServiceError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-SHOWN_CHARACTERS = 100  # a client's string is cut to this many characters in messages and logs
-
-
-def shown(text: str) -> str:
-    """`text` quoted for a message or a log line, cut to SHOWN_CHARACTERS (a client chose it)."""
-    if len(text) <= SHOWN_CHARACTERS:
-        return repr(text)
-    return f"{text[:SHOWN_CHARACTERS]!r}... ({len(text)} characters)"
 
 
 def not_found(message: str) -> ServiceError:
@@ -52,6 +70,11 @@ def precondition(message: str) -> ServiceError:
 
 def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The status code and message a client sees for an exception."""
+    code, message = _status(exc)
+    return code, bounded(message)
+
+
+def _status(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     if isinstance(exc, ServiceError):
         return exc.code, exc.message
     message = str(exc) or type(exc).__name__

@@ -139,8 +139,8 @@ class AutogradService(spb_grpc.AutogradServiceServicer):
     def _batch(self, received: ReceivedRequest, token: str | None) -> tuple[Any, Any, Any, bytes]:
         """Apply one ExecuteRequest: (request, response, failure, answer bytes)."""
         request = received.message
-        log.debug("execute %s: %d commands", request.session_id, len(request.commands))
         session = self.store.get(request.session_id, token)
+        log.debug("execute %s: %d commands", session.id, len(request.commands))
         response = cpb.ExecuteResponse(sequence=request.sequence)
         results: list = []
         with session.lock:

@@ -27,9 +27,8 @@ from .session import Session
 
 log = logging.getLogger("gradd.server")
 _SESSION_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-CLOSED_TOKENS_KEPT = (
-    10_000  # closed sessions whose token still answers NOT_FOUND, not UNAUTHENTICATED
-)
+MAX_LABEL = 256  # characters: a label is shown in ListSessions and the log
+CLOSED_TOKENS_KEPT = 10_000  # closed sessions whose token still answers NOT_FOUND
 ADMIN = "admin"  # the owner of the admin token (see `owner`)
 WRONG_TOKEN = "missing or wrong token: send metadata 'authorization: Bearer <token>'"
 
@@ -78,16 +77,22 @@ class SessionStore:
         cfg = self.config
         device = request.device or cfg.device
         if device not in self.devices:
-            raise invalid(f"device {device!r} is not available; this server has {self.devices}")
+            raise invalid(
+                f"device {shown(device)} is not available; this server has {self.devices}"
+            )
         limits = request.limits
         max_bytes = _limit(limits.max_bytes, cfg.max_session_bytes, "limits.max_bytes")
         max_tensors = _limit(limits.max_tensors, cfg.max_session_tensors, "limits.max_tensors")
         if not 0 <= request.idle_ttl_seconds <= cfg.idle_ttl:
             ttl = request.idle_ttl_seconds
             raise invalid(f"idle_ttl_seconds {ttl} is outside 0..{cfg.idle_ttl}")
+        if len(request.label) > MAX_LABEL:
+            raise invalid(f"label has at most {MAX_LABEL} characters, got {shown(request.label)}")
         session_id = request.session_id or secrets.token_hex(8)
         if not _SESSION_ID.fullmatch(session_id):
-            raise invalid("session_id must be 1 to 64 of A-Z a-z 0-9 . _ -")
+            raise invalid(
+                f"session_id must be 1 to 64 of A-Z a-z 0-9 . _ -, got {shown(session_id)}"
+            )
         seed = request.seed if request.HasField("seed") else secrets.randbits(63)
         token = secrets.token_urlsafe(32)
         session = Session(

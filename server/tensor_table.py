@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from .errors import exhausted, not_found
+from .errors import exhausted, not_found, shown
 
 
 class TensorTable:
@@ -35,7 +35,7 @@ class TensorTable:
         try:
             return self._tensors[handle]
         except KeyError:
-            raise not_found(f"unknown tensor handle {handle!r}") from None
+            raise not_found(f"unknown tensor handle {shown(handle)}") from None
 
     def check_room(self, new_handles: int, new_bytes: int) -> None:
         """Raise RESOURCE_EXHAUSTED unless this many more handles and bytes fit."""

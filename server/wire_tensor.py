@@ -26,8 +26,14 @@ WIRE_DTYPES.update({"int64": tpb.INT64, "bool": tpb.BOOL})
 _TYPED_DEFAULTS = {"float_values": tpb.FLOAT32, "int_values": tpb.INT64, "bool_values": tpb.BOOL}
 
 
+MAX_DIMS = 64  # NumPy's limit: a longer shape can never make a tensor
+
+
 def element_count(shape: Any) -> int:
-    """The number of elements of a shape; INVALID_ARGUMENT for a negative size."""
+    """The number of elements of a shape; INVALID_ARGUMENT for a negative size or more than
+    MAX_DIMS dimensions (checked first: a shape may be millions of sizes long on the wire)."""
+    if len(shape) > MAX_DIMS:
+        raise invalid(f"a shape has at most {MAX_DIMS} dimensions, got {len(shape)}")
     if any(size < 0 for size in shape):
         raise invalid(f"negative size in shape {list(shape)}")
     return math.prod(shape)
@@ -59,28 +65,42 @@ class IncomingTensor:
         if not shape and count is not None and count != 1:
             shape = (count,)  # typed values without a shape: 1-D (one value: a scalar)
         self.shape = shape
-        self.nbytes = element_count(shape) * NP_DTYPES[self.dtype].itemsize
+        elements = element_count(shape)
+        self.nbytes = elements * NP_DTYPES[self.dtype].itemsize
+        # Checked here, before the session's limits see nbytes: a shape the data does not fill
+        # is a bad argument, however large it claims to be.
+        if count is None and len(self.raw) != self.nbytes:
+            raise invalid(
+                f"raw holds {len(self.raw)} bytes but shape {list(shape)} of "
+                f"{tpb.DType.Name(self.dtype)} needs {self.nbytes}"
+            )
+        if count is not None and count != elements:
+            raise invalid(f"{count} values given for shape {list(shape)} ({elements} elements)")
 
     def array(self) -> np.ndarray:
-        """The elements as an array; INVALID_ARGUMENT if their number does not fit the shape."""
+        """The elements as an array (their number was checked against the shape);
+        INVALID_ARGUMENT for raw BOOL bytes other than 0 and 1, and for float values that do
+        not fit INT64 (as PyTorch)."""
         np_dtype = NP_DTYPES[self.dtype]
         shape = self.shape
         if self.field == "raw":
-            if len(self.raw) != self.nbytes:
-                raise invalid(
-                    f"raw holds {len(self.raw)} bytes but shape {list(shape)} of "
-                    f"{tpb.DType.Name(self.dtype)} needs {self.nbytes}"
-                )
             array = np.frombuffer(self.raw, dtype=np_dtype)
             if np_dtype.kind == "b" and array.size and array.view(np.uint8).max() > 1:
                 raise invalid("raw BOOL elements must be bytes 0 or 1")
             return array.reshape(shape)
         values = getattr(self.data, self.field) if self.field else ()
-        count = self.nbytes // np_dtype.itemsize
-        if len(values) != count:
-            raise invalid(f"{len(values)} values given for shape {list(shape)} ({count} elements)")
         kind = {"float_values": np.float64, "int_values": np.int64}.get(self.field, bool)
-        return np.asarray(values, dtype=kind).astype(np_dtype, copy=False).reshape(shape)
+        array = np.asarray(values, dtype=kind)
+        if kind is np.float64 and np_dtype.kind == "i" and not _fits_int64(array):
+            raise invalid("value cannot be converted to type int64 without overflow")
+        with np.errstate(over="ignore"):  # FLOAT32 overflows to inf, as in PyTorch
+            return array.astype(np_dtype, copy=False).reshape(shape)
+
+
+def _fits_int64(array: np.ndarray) -> bool:
+    # NaN compares false, so it does not fit either. PyTorch also lets 2**63 through (and
+    # wraps it to -2**63); the range here is the exact one.
+    return bool(np.all((array >= -(2.0**63)) & (array < 2.0**63)))
 
 
 def fill_info(info: tpb.TensorInfo, tensor: Any) -> None:
