@@ -157,8 +157,8 @@ def test_sigterm_stops_a_long_batch_between_commands_within_the_grace(start_serv
     server = start_server("--grace", "1", "--log-level", "debug")
     client = Client(server.addr)
     s = client.session()
-    s.execute(tensor("m", np.random.default_rng(0).standard_normal((200, 200))))
-    n = 100_000  # about a minute of matmuls: far longer than the grace period
+    s.execute(tensor("m", np.random.default_rng(0).standard_normal((300, 300))))
+    n = 10_000  # tens of seconds of matmuls: far longer than the grace period
     matmuls = [op("matmul", Tensor("m"), Tensor("m"), outs=["p"]) for _ in range(n)]
     result: dict = {}
 
@@ -177,7 +177,7 @@ def test_sigterm_stops_a_long_batch_between_commands_within_the_grace(start_serv
     took = time.monotonic() - signalled
     caller.join(timeout=60)
     assert "error" in result  # the batch did not run to its end
-    assert took < 30, took  # generous bound: the batch alone would take about a minute
+    assert took < 10, took  # generous bound: the batch alone takes tens of seconds
     log = server.log()
     assert "server shutting down" in log and f"session {s.id} closed (shutdown" in log
     client.close()
