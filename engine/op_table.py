@@ -238,6 +238,9 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
     first = args[0]
     if type(first) is Tensor:
         dev = first._dev
+        for a in args:
+            if type(a) is Tensor and a._dev is not dev:
+                raise _mixed_devices(dev, a._dev)
     else:
         hook = getattr(first, "_gradd_record", None)
         if hook is not None:  # another tensor kind (the SDK's remote tensors) records itself
@@ -254,7 +257,11 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
             for a, x in zip(args, datas)
         ]
     try:
-        out = opdef.forward(dev.xp, *datas, **attrs)
+        if dev is CPU:
+            out = opdef.forward(np, *datas, **attrs)
+        else:
+            with dev.scope():  # the op's arrays are made on, and run on, its GPU
+                out = opdef.forward(dev.xp, *datas, **attrs)
     except ValueError as exc:  # NumPy's words; PyTorch users expect its RuntimeError and message
         raise _explain(opdef, args, attrs, exc) from None
     if opdef.extras:
@@ -375,7 +382,11 @@ def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
             with _NoGrad():
                 res = record(opdef, args, attrs)._data
         else:
-            res = opdef.forward(self._dev.xp, *datas, **attrs)
+            for a in args:
+                if type(a) is Tensor and a._dev is not self._dev:
+                    raise _mixed_devices(self._dev, a._dev)
+            with self._dev.scope():
+                res = opdef.forward(self._dev.xp, *datas, **attrs)
         dst = self._data
         if _CATEGORY[res.dtype.kind] > _CATEGORY[dst.dtype.kind]:
             _check_cast(dt.from_numpy(res.dtype), dt.from_numpy(dst.dtype), opdef.name)
@@ -427,14 +438,25 @@ class _NoGrad:
 
 
 def _device_of(args: tuple) -> Any:
+    """The device of the first tensor in ``args`` (or in a list there, as cat's); every other
+    tensor must be on it too."""
+    dev = None
     for a in args:
-        if type(a) is Tensor:
-            return a._dev
-        if isinstance(a, (list, tuple)):
-            for x in a:
-                if type(x) is Tensor:
-                    return x._dev
-    return CPU
+        for x in a if isinstance(a, (list, tuple)) else (a,):
+            if type(x) is Tensor:
+                if dev is None:
+                    dev = x._dev
+                elif x._dev is not dev:
+                    raise _mixed_devices(dev, x._dev)
+    return CPU if dev is None else dev
+
+
+def _mixed_devices(dev: Any, other: Any) -> RuntimeError:
+    """PyTorch's error for an op on tensors of two devices (its TensorIterator's words)."""
+    return RuntimeError(
+        "Expected all tensors to be on the same device, but found at least two devices, "
+        f"{dev} and {other}!"
+    )
 
 
 def set_requires_grad(t: Any, flag: bool) -> Any:

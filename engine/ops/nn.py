@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .. import shapes
 from ..op_examples import C, Ex, S
 from ..op_table import composite, op
@@ -141,11 +143,19 @@ def _nll_weights(
     keep = t != ignore_index
     safe = xp.where(keep, t, 0)
     c = x2.shape[-1]
-    if ((safe < 0) | (safe >= c)).any():
-        raise IndexError(f"Target {int(safe[(safe < 0) | (safe >= c)][0])} is out of bounds.")
+    bad = (safe < 0) | (safe >= c)
+    if xp is np:
+        if bad.any():
+            raise IndexError(f"Target {int(safe[bad][0])} is out of bounds.")
+    else:
+        # Checking on a GPU would wait for it every step; as PyTorch's CUDA kernel (which
+        # asserts asynchronously), a bad target spoils the result instead: its row is NaN.
+        safe = xp.where(bad, 0, safe)
     w = xp.zeros_like(x2)
     rows = xp.arange(x2.shape[0])
     wt = keep.astype(x2.dtype) if weight is None else weight._data[safe] * keep
+    if xp is not np:
+        wt = xp.where(bad, xp.nan, wt).astype(x2.dtype, copy=False)
     w[rows, safe] = -wt
     if reduction == "mean":
         w = w / wt.sum()
@@ -159,6 +169,7 @@ def _nll_weights(
     saves=(1,),
     normalize=_nll_norm,
     method=False,
+    extras=True,
     shape=lambda a, t, weight=None, ignore_index=-100, reduction="mean": (
         t if reduction == "none" else ()
     ),
@@ -179,28 +190,19 @@ def nll_loss(
 ) -> Any:
     """Negative log-likelihood of ``target`` classes under log-probabilities ``input``."""
     w = _nll_weights(xp, input, target, weight, ignore_index, reduction)
+    # The backward is a multiply by w: kept, not recomputed.
     if reduction == "none":
-        return (w * input.reshape(w.shape)).sum(axis=-1).reshape(target.shape)
-    return (w * input).sum()
+        return (w * input.reshape(w.shape)).sum(axis=-1).reshape(target.shape), {"w": w}
+    return (w * input).sum(), {"w": w}
 
 
 @nll_loss.derivative
 def _(ctx: Any, g: Any) -> tuple:
     from ..tensor import wrap
 
-    (target,) = ctx.saved
-    shape, dtype = ctx.meta[0]
-    xp = g._dev.xp
+    shape = ctx.meta[0][0]
     a = ctx.attrs
-    w = _nll_weights(
-        xp,
-        xp.zeros(shape, dtype=dtype),
-        target._data,
-        a["weight"],
-        a["ignore_index"],
-        a["reduction"],
-    )
-    w = wrap(w, g._dev)
+    w = wrap(a["w"], g._dev)
     if a["reduction"] == "none":
         return ((w * g.reshape(-1, 1)).reshape(*shape), None)
     return (g * w, None)
@@ -273,9 +275,13 @@ def dropout(xp: Any, input: Any, p: float = 0.5, training: bool = True) -> Any: 
         return input.copy(), {"mask": None}
     from ..random_state import current_generator
 
-    keep = current_generator().bernoulli(input.shape, 1.0 - p)
+    gen = current_generator()
     scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
-    mask = xp.asarray(keep.astype(input.dtype) * scale)
+    if xp is np:  # PyTorch's CPU mask, bit for bit
+        mask = gen.bernoulli(input.shape, 1.0 - p).astype(input.dtype) * scale
+    else:  # drawn on the GPU: no mask crosses from the host
+        keep = gen.device_stream(xp).random_sample(input.shape, dtype=input.dtype) < 1.0 - p
+        mask = keep.astype(input.dtype) * scale
     return input * mask, {"mask": mask}
 
 
