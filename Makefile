@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv install demo test lint format bench clean protos
+.PHONY: venv install demo test lint format bench clean protos test-cuda-standin
 .PHONY: image image-cuda test-containers test-cuda-image podman-cache-clean
 
 $(PY):
@@ -30,6 +30,13 @@ format: $(STAMP)
 
 test: $(STAMP) lint
 	$(PY) -m pytest -q
+
+# The engine, server and SDK suites with device cuda on the CPU stand-in for CuPy
+# (tests/cuda_standin): CuPy's rules enforced and device-host transfers counted, no GPU needed.
+STANDIN := $(CURDIR)/tests/cuda_standin
+test-cuda-standin: $(STAMP)
+	GRADD_CUDA_STANDIN=1 PYTHONPATH=$(STANDIN) $(PY) -m pytest -q -p standin_plugin \
+		tests/engine tests/server tests/sdk
 
 demo: $(STAMP)
 	$(PY) examples/demo.py
