@@ -385,12 +385,11 @@ def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
             for a in args:
                 if type(a) is Tensor and a._dev is not self._dev:
                     raise _mixed_devices(self._dev, a._dev)
-            with self._dev.scope():
-                res = opdef.forward(self._dev.xp, *datas, **attrs)
+            res = _on(self._dev, opdef.forward, self._dev.xp, *datas, **attrs)
         dst = self._data
         if _CATEGORY[res.dtype.kind] > _CATEGORY[dst.dtype.kind]:
             _check_cast(dt.from_numpy(res.dtype), dt.from_numpy(dst.dtype), opdef.name)
-        self._dev.xp.copyto(dst, res, casting="unsafe")
+        _on(self._dev, self._dev.xp.copyto, dst, res, casting="unsafe")
         self._vc[0] += 1
         return self
     check_not_view(opdef.name, self._base)
@@ -404,7 +403,7 @@ def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
     old._acc = self._acc
     res = record(opdef, tuple(old if a is self else a for a in args), attrs)
     _check_cast(res.dtype, self.dtype, opdef.name)
-    self._dev.xp.copyto(self._data, res._data, casting="unsafe")
+    _on(self._dev, self._dev.xp.copyto, self._data, res._data, casting="unsafe")
     self.grad_fn = res.grad_fn
     self.requires_grad = True
     self._vc[0] += 1
@@ -412,6 +411,14 @@ def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
         res.grad_fn._out_vc = self._vc
         res.grad_fn._out_version = self._vc[0]
     return self
+
+
+def _on(dev: Any, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` with ``dev``'s GPU current (directly on the CPU)."""
+    if dev is CPU:
+        return fn(*args, **kwargs)
+    with dev.scope():
+        return fn(*args, **kwargs)
 
 
 def _check_cast(src: dt.DType, dst: dt.DType, name: str) -> None:
