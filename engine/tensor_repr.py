@@ -15,13 +15,14 @@ def _format_floats(a: np.ndarray) -> Any:
     if finite.size == 0:
         return lambda x: _special(x) or f"{x:.4f}"
     absf = np.abs(finite)
-    if np.all(finite == np.round(finite)) and absf.max() < 1e8:
-        return lambda x: _special(x) or f"{x:.0f}."
     nz = absf[absf > 0]
-    sci = nz.size and (nz.max() / nz.min() > 1000.0 or nz.max() > 1e8 or nz.min() < 1e-4)
-    if sci:
-        return lambda x: _special(x) or f"{x:.4e}"
-    return lambda x: _special(x) or f"{x:.4f}"
+    spread = nz.size and (nz.max() / nz.min() > 1000.0 or nz.max() > 1e8)
+    if np.all(finite == np.round(finite)):  # PyTorch's int mode: "2." unless widely spread
+        if not spread:
+            return lambda x: _special(x) or f"{x:.0f}."
+    elif not (spread or (nz.size and nz.min() < 1e-4)):
+        return lambda x: _special(x) or f"{x:.4f}"
+    return lambda x: _special(x) or f"{x:.4e}"
 
 
 def _special(x: float) -> str | None:
