@@ -1,5 +1,5 @@
 """pytest plugin for ``make test-cuda-standin``: the suites run with device ``cuda`` on the CuPy
-stand-in (cupy_standin.py).
+stand-in (cupy_standin.py), or on the real CuPy with GRADD_CUDA_STANDIN=0 (``make gpu-check``).
 
 It installs the stand-in in this process, makes ``cuda`` the default device of tensors and
 embedded sessions (``set_default_device``) and of the sessions of test servers
@@ -18,7 +18,7 @@ HERE = Path(__file__).resolve().parent
 
 
 # Set on import, before any conftest reads them (the server harness reads GRADD_DEVICE).
-os.environ["GRADD_CUDA_STANDIN"] = "1"
+STANDIN = os.environ.setdefault("GRADD_CUDA_STANDIN", "1") == "1"
 os.environ["GRADD_DEVICE"] = "cuda"
 _paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
 if str(HERE) not in _paths:
@@ -26,10 +26,14 @@ if str(HERE) not in _paths:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    import cupy_standin
     from gradd.engine import device
 
-    cupy_standin.install()
+    if STANDIN:
+        import cupy_standin
+
+        cupy_standin.install()
+    elif not device.cuda_is_available():
+        raise pytest.UsageError("GRADD_CUDA_STANDIN=0 needs CuPy and an NVIDIA GPU")
     device.set_default_device("cuda")
     config.stash[_DESELECTED] = []
 
@@ -54,6 +58,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     reasons = terminalreporter.config.stash[_DESELECTED]
     if reasons:
-        terminalreporter.section("CPU-only tests, not run on the cuda stand-in")
+        terminalreporter.section("CPU-only tests, not run on cuda")
         for line in reasons:
             terminalreporter.write_line(line)
