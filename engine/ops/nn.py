@@ -134,15 +134,15 @@ def _nll_norm(
     }
 
 
-def _nll_weights(
+def _nll_picks(
     xp: Any, input: Any, target: Any, weight: Any, ignore_index: int, reduction: str
-) -> Any:
-    """d(loss)/d(input): constant in input, so the backward is one multiply by it."""
-    x2 = input.reshape(-1, input.shape[-1])
+) -> tuple[Any, Any]:
+    """Each row's target class and its coefficient in the loss (-weight, over the total weight
+    for "mean"): the loss is sum(coef * input[row, class]), its gradient coef at those places."""
     t = target.reshape(-1)
     keep = t != ignore_index
     safe = xp.where(keep, t, 0)
-    c = x2.shape[-1]
+    c = input.shape[-1]
     bad = (safe < 0) | (safe >= c)
     if xp is np:
         if bad.any():
@@ -151,15 +151,10 @@ def _nll_weights(
         # Checking on a GPU would wait for it every step; as PyTorch's CUDA kernel (which
         # asserts asynchronously), a bad target spoils the result instead: its row is NaN.
         safe = xp.where(bad, 0, safe)
-    w = xp.zeros_like(x2)
-    rows = xp.arange(x2.shape[0])
-    wt = keep.astype(x2.dtype) if weight is None else weight._data[safe] * keep
+    wt = keep.astype(input.dtype) if weight is None else weight._data[safe] * keep
     if xp is not np:
-        wt = xp.where(bad, xp.nan, wt).astype(x2.dtype, copy=False)
-    w[rows, safe] = -wt
-    if reduction == "mean":
-        w = w / wt.sum()
-    return w.reshape(input.shape) if reduction != "none" else w
+        wt = xp.where(bad, xp.nan, wt).astype(input.dtype, copy=False)
+    return safe, (-wt / wt.sum() if reduction == "mean" else -wt)
 
 
 @op(
@@ -189,23 +184,30 @@ def nll_loss(
     reduction: str = "mean",
 ) -> Any:
     """Negative log-likelihood of ``target`` classes under log-probabilities ``input``."""
-    w = _nll_weights(xp, input, target, weight, ignore_index, reduction)
-    # The backward is a multiply by w: kept, not recomputed.
+    picks, coef = _nll_picks(xp, input, target, weight, ignore_index, reduction)
+    picked = coef * input.reshape(-1, input.shape[-1])[xp.arange(picks.shape[0]), picks]
+    # Kept for the backward (two values a row), so it never re-reads the targets.
+    kept = {"picks": picks, "coef": coef}
     if reduction == "none":
-        return (w * input.reshape(w.shape)).sum(axis=-1).reshape(target.shape), {"w": w}
-    return (w * input).sum(), {"w": w}
+        return picked.reshape(target.shape), kept
+    return picked.sum(), kept
 
 
 @nll_loss.derivative
 def _(ctx: Any, g: Any) -> tuple:
     from ..tensor import wrap
 
-    shape = ctx.meta[0][0]
+    shape, dtype = ctx.meta[0]
     a = ctx.attrs
-    w = wrap(a["w"], g._dev)
+    picks = a["picks"]
+    xp = g._dev.xp
+    with g._dev.scope():  # d(loss)/d(input): coef at each row's target, zero elsewhere
+        w = xp.zeros((picks.shape[0], shape[-1]), dtype=dtype)
+        w[xp.arange(picks.shape[0]), picks] = a["coef"]
+    w = wrap(w, g._dev)
     if a["reduction"] == "none":
         return ((w * g.reshape(-1, 1)).reshape(*shape), None)
-    return (g * w, None)
+    return (g * w.reshape(*shape), None)
 
 
 @composite(
