@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from . import device as _devices
 from . import dtypes as dt
 from .device import CPU
 from .errors import NON_LEAF_REQUIRES_GRAD, AutogradError, check_inplace_allowed
@@ -238,9 +239,10 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
     first = args[0]
     if type(first) is Tensor:
         dev = first._dev
-        for a in args:
-            if type(a) is Tensor and a._dev is not dev:
-                raise _mixed_devices(dev, a._dev)
+        if len(args) > 1 and _devices._cuda:  # until a GPU is used, every tensor is on the CPU
+            for a in args:
+                if type(a) is Tensor and a._dev is not dev:
+                    raise _mixed_devices(dev, a._dev)
     else:
         hook = getattr(first, "_gradd_record", None)
         if hook is not None:  # another tensor kind (the SDK's remote tensors) records itself
@@ -382,14 +384,22 @@ def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
             with _NoGrad():
                 res = record(opdef, args, attrs)._data
         else:
-            for a in args:
-                if type(a) is Tensor and a._dev is not self._dev:
-                    raise _mixed_devices(self._dev, a._dev)
-            res = _on(self._dev, opdef.forward, self._dev.xp, *datas, **attrs)
+            dev = self._dev
+            if _devices._cuda:
+                for a in args:
+                    if type(a) is Tensor and a._dev is not dev:
+                        raise _mixed_devices(dev, a._dev)
+            if dev is CPU:
+                res = opdef.forward(np, *datas, **attrs)
+            else:
+                res = _on(dev, opdef.forward, dev.xp, *datas, **attrs)
         dst = self._data
         if _CATEGORY[res.dtype.kind] > _CATEGORY[dst.dtype.kind]:
             _check_cast(dt.from_numpy(res.dtype), dt.from_numpy(dst.dtype), opdef.name)
-        _on(self._dev, self._dev.xp.copyto, dst, res, casting="unsafe")
+        if self._dev is CPU:
+            np.copyto(dst, res, casting="unsafe")
+        else:
+            _on(self._dev, self._dev.xp.copyto, dst, res, casting="unsafe")
         self._vc[0] += 1
         return self
     check_not_view(opdef.name, self._base)
@@ -414,9 +424,7 @@ def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
 
 
 def _on(dev: Any, fn: Callable, *args: Any, **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)`` with ``dev``'s GPU current (directly on the CPU)."""
-    if dev is CPU:
-        return fn(*args, **kwargs)
+    """``fn(*args, **kwargs)`` with ``dev``'s GPU current."""
     with dev.scope():
         return fn(*args, **kwargs)
 
