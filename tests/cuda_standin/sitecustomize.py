@@ -4,6 +4,9 @@ GRADD_CUDA_STANDIN=1, gradd's ``cuda`` device computes on the CuPy stand-in.
 
 The stand-in is registered when ``gradd.engine.device`` is first imported, not before: a
 process that never imports the engine (``import gradd`` alone is light) does not get it.
+
+GRADD_CUDA_STANDIN_PROBE=PATH lets a test read a server's transfer counts: when PATH.ask
+appears, the counts so far are written to PATH (JSON) and PATH.ask is removed.
 """
 
 import os
@@ -36,5 +39,25 @@ class _RegisterOnImport(MetaPathFinder):
         return spec
 
 
+def _answer_probes(path: str) -> None:
+    import json
+    import time
+
+    import cupy_standin
+
+    while True:
+        if os.path.exists(path + ".ask"):
+            with open(path + ".tmp", "w") as f:
+                json.dump(cupy_standin.TRANSFERS.snapshot(), f)
+            os.replace(path + ".tmp", path)
+            os.remove(path + ".ask")
+        time.sleep(0.01)
+
+
 if os.environ.get("GRADD_CUDA_STANDIN") == "1":
     sys.meta_path.insert(0, _RegisterOnImport())
+    if os.environ.get("GRADD_CUDA_STANDIN_PROBE"):
+        import threading
+
+        probe = os.environ["GRADD_CUDA_STANDIN_PROBE"]
+        threading.Thread(target=_answer_probes, args=(probe,), daemon=True).start()
