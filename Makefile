@@ -6,6 +6,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
 .PHONY: venv install demo test lint format bench clean protos fuzz
+.PHONY: test-cuda-standin gpu-wheels gpu-check
 .PHONY: image image-cuda test-containers test-cuda-image podman-cache-clean
 
 $(PY):
@@ -35,6 +36,34 @@ test: $(STAMP) lint
 FUZZ_EXAMPLES ?= 1000
 fuzz: $(STAMP)
 	GRADD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q -p no:cacheprovider --timeout 0 tests/server/test_fuzz.py
+
+# The engine, server and SDK suites with device cuda on the CPU stand-in for CuPy
+# (tests/cuda_standin): CuPy's rules enforced and device-host transfers counted, no GPU needed.
+STANDIN := $(CURDIR)/tests/cuda_standin
+test-cuda-standin: $(STAMP)
+	GRADD_CUDA_STANDIN=1 PYTHONPATH=$(STANDIN) $(PY) -m pytest -q -p standin_plugin \
+		tests/engine tests/server tests/sdk
+
+# The GPU check (benchmarks/gpu_check.py) runs on a machine with an NVIDIA GPU, CuPy, numpy and
+# grpcio but no network: `make gpu-wheels` here puts what it lacks (gradd's own wheel and a few
+# pure-Python ones, under 64 MiB) in build/gpu-wheels; `make gpu-check` there installs them into
+# a venv that sees the system's packages, then runs the suites on CuPy, a cuda server session and
+# the benchmarks against PyTorch CUDA, writing build/gpu-check/report.md.
+GPU_WHEELS := build/gpu-wheels
+GPU_VENV   := build/gpu-venv
+GPU_EXTRAS := grpcio-health-checking grpcio-reflection prometheus-client pytest pytest-timeout \
+              pluggy iniconfig packaging
+gpu-wheels: $(STAMP)
+	rm -rf $(GPU_WHEELS) && mkdir -p $(GPU_WHEELS)
+	$(PIP) wheel -q --no-deps --no-build-isolation -w $(GPU_WHEELS) .
+	$(PIP) download -q --no-deps --only-binary=:all: -d $(GPU_WHEELS) $(GPU_EXTRAS)
+	@test $$(du -sm $(GPU_WHEELS) | cut -f1) -le 64 && du -sh $(GPU_WHEELS)
+
+gpu-check:
+	$(PYTHON) -m venv --system-site-packages $(GPU_VENV)
+	$(GPU_VENV)/bin/python -m pip install -q --no-index --no-deps --find-links $(GPU_WHEELS) \
+		--force-reinstall gradd $(GPU_EXTRAS)
+	$(GPU_VENV)/bin/python benchmarks/gpu_check.py
 
 demo: $(STAMP)
 	$(PY) examples/demo.py

@@ -143,7 +143,8 @@ class RemoteSession(Session):
             if requires_grad and not d.is_floating_point:
                 raise RuntimeError(NOT_FLOAT_GRAD)
         else:
-            local = ge.tensor(data, dtype=dtype, requires_grad=requires_grad)  # engine's rules
+            # The engine's rules, on the host: the values go to the server from there.
+            local = ge.tensor(data, dtype=dtype, device=CPU, requires_grad=requires_grad)
             array, d = local._data, local.dtype
         # Little-endian and C order for the wire; not ascontiguousarray, which makes 0-d 1-d.
         array = np.asarray(array, dtype=array.dtype.newbyteorder("<"))
@@ -179,7 +180,7 @@ class RemoteSession(Session):
         dtype = kw.get("dtype")
         d = dt.default_float if dtype is None else dt.as_dtype(dtype)
         if not d.is_floating_point:  # the engine's error, without drawing from any stream
-            getattr(ge, kind)(0, dtype=d, generator=_SCRATCH)
+            getattr(ge, kind)(0, dtype=d, generator=_SCRATCH, device=CPU)
         return self._factory(kind, _size(size), (), d, dtype, kw)
 
     def randn(self, *size: Any, **kw: Any) -> RemoteTensor:

@@ -9,7 +9,14 @@ from __future__ import annotations
 from . import functional
 from . import ops as _ops  # noqa: F401  (fills the op table)
 from .autograd import backward, grad
-from .device import Device, available_devices, cuda_is_available, get_device
+from .device import (
+    Device,
+    available_devices,
+    cuda_is_available,
+    get_default_device,
+    get_device,
+    set_default_device,
+)
 from .dtypes import DType, bool_, dtype_from_name, float32, float64, int64, result_type
 from .errors import AutogradError
 from .factories import (
@@ -71,6 +78,7 @@ __all__ = [
     "float64",
     "full",
     "functional",
+    "get_default_device",
     "get_device",
     "grad",
     "int64",
@@ -86,6 +94,7 @@ __all__ = [
     "randn",
     "randperm",
     "result_type",
+    "set_default_device",
     "set_grad_enabled",
     "tensor",
     "use_generator",

@@ -73,7 +73,8 @@ def grad(
 def _root_grad(t: Tensor, g: Tensor | None, index: int) -> Tensor:
     check_backward_root(t.requires_grad, t._data.size, g is not None, index)
     if g is None:
-        return wrap(t._dev.xp.ones_like(t._data), t._dev)
+        with t._dev.scope():
+            return wrap(t._dev.xp.ones_like(t._data), t._dev)
     if g.shape != t.shape:
         raise RuntimeError(
             f"Mismatch in shape: grad_output[{index}] has a shape of {_size(g.shape)} and "

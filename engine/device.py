@@ -1,79 +1,129 @@
-"""Devices: one array module (``xp``) per device, NumPy on ``cpu`` and CuPy on ``cuda``."""
+"""Devices: one array module (``xp``) per device, NumPy on ``cpu`` and CuPy on ``cuda:N``."""
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from types import ModuleType
+from typing import Any
 
 import numpy as np
 
 
 class Device:
-    """A place tensors live; ``xp`` is the array module that computes there."""
+    """A place tensors live; ``xp`` is the array module that computes there.
 
-    __slots__ = ("type", "xp")
+    ``cuda`` devices have an ordinal (``index``) and print as PyTorch prints a tensor's device,
+    ``cuda:0``; ``scope()`` makes that GPU current while an op runs."""
 
-    def __init__(self, type_: str, xp: ModuleType) -> None:
+    __slots__ = ("type", "xp", "index", "name")
+
+    def __init__(self, type_: str, xp: ModuleType, index: int | None = None) -> None:
+        if type_.startswith("cuda:"):
+            type_, index = "cuda", int(type_[5:])
         self.type = type_
         self.xp = xp
+        self.index = index if index is not None or type_ == "cpu" else 0
+        self.name = type_ if self.index is None else f"{type_}:{self.index}"
+
+    def scope(self) -> Any:
+        """A context in which this device's arrays are made and computed on."""
+        if self.index is None or self.xp is np:
+            return nullcontext()
+        return self.xp.cuda.Device(self.index)
 
     def __repr__(self) -> str:
-        return f"device(type='{self.type}')"
+        if self.index is None:
+            return f"device(type='{self.type}')"
+        return f"device(type='{self.type}', index={self.index})"
 
     def __str__(self) -> str:
-        return self.type
+        return self.name
 
     def __eq__(self, other: object) -> bool:
-        return str(other) == self.type
+        # A plain "cuda" names the current (first) GPU, as torch.device("cuda") does.
+        name = str(other)
+        return name == self.name or (name == self.type and self.index in (None, 0))
 
     def __hash__(self) -> int:
         return hash(self.type)
 
 
 CPU = Device("cpu", np)
-_cuda: Device | None = None
+_default: Device = CPU
+_cuda_module: ModuleType | None = None
+_cuda: dict[int, Device] = {}  # one Device per GPU ordinal, made when first asked for
 _cuda_error: str | None = None
 
 
-def _load_cuda() -> Device:
-    global _cuda, _cuda_error
-    if _cuda is None and _cuda_error is None:
+def register_cuda(module: ModuleType) -> None:
+    """Use ``module`` (CuPy, or an array module with CuPy's interface) as the ``cuda`` devices'
+    array module. Called once, before any cuda tensor exists."""
+    global _cuda_module, _cuda_error
+    _cuda_module, _cuda_error = module, None
+    _cuda.clear()
+
+
+def _load_cuda(index: int) -> Device:
+    global _cuda_module, _cuda_error
+    if _cuda_module is None and _cuda_error is None:
         try:
             import cupy
 
             if cupy.cuda.runtime.getDeviceCount() < 1:
                 raise RuntimeError("no CUDA device found")
-            _cuda = Device("cuda", cupy)
+            _cuda_module = cupy
         except Exception as exc:  # ImportError, CUDARuntimeError: both mean "no GPU here"
             _cuda_error = f"{type(exc).__name__}: {exc}"
-    if _cuda is None:
+    if _cuda_module is None:
         raise RuntimeError(
             f"device 'cuda' is not available ({_cuda_error}); install gradd[cuda] (CuPy) on a "
             "machine with an NVIDIA GPU, or use device='cpu'"
         )
-    return _cuda
+    dev = _cuda.get(index)
+    if dev is None:
+        count = _cuda_module.cuda.runtime.getDeviceCount()
+        if not 0 <= index < count:
+            raise RuntimeError(
+                f"CUDA error: invalid device ordinal (cuda:{index}; this machine has {count} "
+                f"GPU{'s' if count != 1 else ''})"
+            )
+        dev = _cuda[index] = Device("cuda", _cuda_module, index)
+    return dev
 
 
 def cuda_is_available() -> bool:
     """True when CuPy imports and sees at least one GPU."""
     try:
-        _load_cuda()
+        _load_cuda(0)
     except RuntimeError:
         return False
     return True
 
 
 def get_device(device: object) -> Device:
-    """Resolve "cpu", "cuda", "cuda:0" or a Device."""
-    if device is None or device is CPU:
-        return CPU
+    """Resolve None (the default device), "cpu", "cuda", "cuda:N" or a Device."""
+    if device is None:
+        return _default
     if isinstance(device, Device):
         return device
     name = str(device)
     if name == "cpu":
         return CPU
-    if name == "cuda" or name.startswith("cuda:"):
-        return _load_cuda()
+    if name == "cuda":
+        return _load_cuda(0)
+    if name.startswith("cuda:") and name[5:].isdigit():
+        return _load_cuda(int(name[5:]))
     raise RuntimeError(f"Expected one of cpu, cuda device type at start of device string: {name}")
+
+
+def set_default_device(device: object) -> None:
+    """Where tensors go when no device is given, as ``torch.set_default_device``."""
+    global _default
+    _default = CPU if device is None else get_device(device)
+
+
+def get_default_device() -> Device:
+    return _default
 
 
 def available_devices() -> list[str]:
@@ -81,8 +131,11 @@ def available_devices() -> list[str]:
     return ["cpu", "cuda"] if cuda_is_available() else ["cpu"]
 
 
-def to_host(array: object) -> np.ndarray:
-    """A NumPy array for any device's array (copies from the GPU)."""
+def to_host(array: Any) -> np.ndarray:
+    """A NumPy array for any device's array: NumPy's as it is, a GPU array copied by its own
+    module's ``asnumpy`` (CuPy, or any array module registered for cuda)."""
     if isinstance(array, np.ndarray):
         return array
-    return array.get()  # CuPy
+    if hasattr(array, "__cuda_array_interface__") and _cuda_module is not None:
+        return _cuda_module.asnumpy(array)
+    return np.asarray(array)  # NumPy scalars and other host values

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from . import dtypes as dt
-from .device import get_device
+from .device import CPU, Device, get_device
 from .errors import NOT_FLOAT_GRAD
 from .random_state import current_generator
 from .tensor import Tensor, wrap
@@ -24,13 +24,29 @@ def _size(size: tuple) -> tuple[int, ...]:
     return out
 
 
-def _finish(arr: np.ndarray, device: Any, requires_grad: bool) -> Tensor:
-    dev = get_device(device)
+def _finish(arr: Any, dev: Device, requires_grad: bool) -> Tensor:
     if requires_grad and arr.dtype.kind != "f":
         raise RuntimeError(NOT_FLOAT_GRAD)
-    if dev.type != "cpu":
-        arr = dev.xp.asarray(arr)
     return wrap(arr, dev, bool(requires_grad))
+
+
+def _build(device: Any, requires_grad: bool, make: str, *args: Any) -> Tensor:
+    """``xp.<make>(*args)`` made on the device itself (nothing built on the host and copied)."""
+    dev = get_device(device)
+    if dev is CPU:
+        return _finish(getattr(np, make)(*args), dev, requires_grad)
+    with dev.scope():
+        return _finish(getattr(dev.xp, make)(*args), dev, requires_grad)
+
+
+def _draw(device: Any, gen: Any, cpu: str, gpu: str, *args: Any) -> tuple[Any, Device]:
+    """Random values drawn where they will live: on the CPU by the generator's own stream (bit
+    for bit PyTorch's), on a GPU by the device's generator seeded from the same seed."""
+    dev = get_device(device)
+    if dev is CPU:
+        return getattr(gen, cpu)(*args), dev
+    with dev.scope():
+        return getattr(gen.device_stream(dev.xp), gpu)(*args), dev
 
 
 def _float(dtype: Any) -> dt.DType:
@@ -40,12 +56,12 @@ def _float(dtype: Any) -> dt.DType:
 
 def zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros (float32 unless ``dtype`` says otherwise)."""
-    return _finish(np.zeros(_size(size), _float(dtype).np), device, requires_grad)
+    return _build(device, requires_grad, "zeros", _size(size), _float(dtype).np)
 
 
 def ones(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     """A tensor of ones."""
-    return _finish(np.ones(_size(size), _float(dtype).np), device, requires_grad)
+    return _build(device, requires_grad, "ones", _size(size), _float(dtype).np)
 
 
 def full(
@@ -53,7 +69,7 @@ def full(
 ) -> Tensor:
     """A tensor filled with ``fill_value`` (its dtype inferred from the value, as PyTorch)."""
     d = dt.scalar_dtype(fill_value) if dtype is None else dt.as_dtype(dtype)
-    return _finish(np.full(_size((size,)), fill_value, d.np), device, requires_grad)
+    return _build(device, requires_grad, "full", _size((size,)), fill_value, d.np)
 
 
 def zeros_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
@@ -78,7 +94,8 @@ def randn(
     if not d.is_floating_point:
         raise RuntimeError(f"\"normal_kernel_cpu\" not implemented for '{d.name.capitalize()}'")
     gen = generator or current_generator()
-    return _finish(gen.normal(_size(size), d.np), device, requires_grad)
+    arr, dev = _draw(device, gen, "normal", "standard_normal", _size(size), d.np)
+    return _finish(arr, dev, requires_grad)
 
 
 def rand(
@@ -93,7 +110,8 @@ def rand(
     if not d.is_floating_point:
         raise RuntimeError(f"\"check_uniform_bounds\" not implemented for '{d.name.capitalize()}'")
     gen = generator or current_generator()
-    return _finish(gen.uniform(_size(size), d.np), device, requires_grad)
+    arr, dev = _draw(device, gen, "uniform", "random_sample", _size(size), d.np)
+    return _finish(arr, dev, requires_grad)
 
 
 def randint(
@@ -108,15 +126,24 @@ def randint(
     if high is None:
         low, high = 0, low
     gen = generator or current_generator()
-    arr = gen.randint(int(low), int(high), _size((size,)))
+    shape = _size((size,))
+    if get_device(device) is CPU:
+        arr, dev = gen.randint(int(low), int(high), shape), CPU
+    else:
+        if not int(low) < int(high):
+            raise ValueError(f"randint needs low < high, got [{low}, {high})")
+        arr, dev = _draw(device, gen, "randint", "randint", int(low), int(high), shape, np.int64)
     d = dt.int64 if dtype is None else dt.as_dtype(dtype)
-    return _finish(arr.astype(d.np), device, False)
+    return _finish(arr.astype(d.np, copy=False), dev, False)
 
 
 def randperm(n: int, generator: Any = None, device: Any = None) -> Tensor:
     """A random permutation of 0..n-1."""
     gen = generator or current_generator()
-    return _finish(gen.randperm(int(n)), device, False)
+    if int(n) < 0:
+        raise ValueError(f"randperm needs n >= 0, got {n}")
+    arr, dev = _draw(device, gen, "randperm", "permutation", int(n))
+    return _finish(arr.astype(np.int64, copy=False), dev, False)
 
 
 def arange(
@@ -137,7 +164,11 @@ def arange(
         d = dt.int64 if ints else dt.default_float
     else:
         d = dt.as_dtype(dtype)
-    return _finish(np.arange(start, end, step).astype(d.np), device, requires_grad)
+    dev = get_device(device)
+    if dev is CPU:
+        return _finish(np.arange(start, end, step).astype(d.np), dev, requires_grad)
+    with dev.scope():  # as NumPy: the values in the arguments' type, then cast
+        return _finish(dev.xp.arange(start, end, step).astype(d.np), dev, requires_grad)
 
 
 def linspace(
@@ -150,4 +181,8 @@ def linspace(
 ) -> Tensor:
     """``steps`` evenly spaced values from start to end inclusive."""
     d = _float(dtype)
-    return _finish(np.linspace(start, end, int(steps)).astype(d.np), device, requires_grad)
+    dev = get_device(device)
+    if dev is CPU:
+        return _finish(np.linspace(start, end, int(steps)).astype(d.np), dev, requires_grad)
+    with dev.scope():
+        return _finish(dev.xp.linspace(start, end, int(steps)).astype(d.np), dev, requires_grad)

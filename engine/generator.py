@@ -12,7 +12,9 @@ Not followed: ``ATEN_CPU_CAPABILITY=default`` and non-x86 torch (libm instead of
 no fused multiply-add: float32 randn within 2.2e-6 of ours; uniform(low, high) and
 normal(mean, std) one rounding apart), and Intel CPUs, whose MKL draws ``bernoulli_(p)``.
 
-Draws happen on the CPU: a CuPy caller copies the NumPy result to the device.
+These streams are for the CPU. A GPU draws with its own generator (``device_stream``:
+``cupy.random.RandomState`` seeded with this generator's seed), so no random value crosses
+from host to device; its numbers differ from the CPU's, as PyTorch's CUDA numbers do.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import math
 import os
 import struct
 import threading
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -124,9 +127,10 @@ class Generator:
     """A reproducible random stream with torch.Generator's CPU numbers and state format."""
 
     def __init__(self, device: str = "cpu") -> None:
-        self.device = device  # informational: draws happen on the CPU (see module docstring)
+        self.device = device  # informational: every device draws from it (module docstring)
         self._bits = np.random.MT19937(0)  # key replaced by manual_seed
         self._lock = threading.RLock()  # one draw (data, tail, cache) must not interleave
+        self._gpu_streams: dict = {}  # (array module, GPU ordinal) -> its RandomState
         self.manual_seed(DEFAULT_SEED)
 
     def manual_seed(self, seed: int) -> Generator:
@@ -140,6 +144,7 @@ class Generator:
             self._bits.state = {"bit_generator": "MT19937", "state": {"key": key, "pos": 624}}
             self._fresh = True  # torch's `next` field reads 0 until the first draw
             self._next_normal: float | None = None  # Box-Muller partner of the serial path
+            self._gpu_streams = {}  # as torch.manual_seed, reseeds the GPUs' streams too
         return self
 
     def initial_seed(self) -> int:
@@ -171,6 +176,16 @@ class Generator:
             self._bits.state = {"bit_generator": "MT19937", "state": {"key": key, "pos": pos}}
             self._fresh = left == 1 and nxt == 0
             self._next_normal = f[629] if valid else None
+
+    def device_stream(self, xp: Any) -> Any:
+        """The current GPU's stream for this generator: ``xp.random.RandomState`` seeded with
+        this generator's seed, made on first use (call inside the device's scope)."""
+        key = (xp, xp.cuda.Device().id)
+        with self._lock:
+            stream = self._gpu_streams.get(key)
+            if stream is None:
+                stream = self._gpu_streams[key] = xp.random.RandomState(self._seed)
+            return stream
 
     # -- raw stream ------------------------------------------------------------------------
     def _u32(self, n: int) -> np.ndarray:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import arg_kinds as arg
+from . import device as _devices
 from . import dtypes as dt
 from .arg_check import check_args, checked, guard_source, kinds_of, signature_of
 from .arg_kinds import TENSOR_TYPES
@@ -271,6 +272,10 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
     first = args[0]
     if type(first) is Tensor:
         dev = first._dev
+        if len(args) > 1 and _devices._cuda:  # until a GPU is used, every tensor is on the CPU
+            for a in args:
+                if type(a) is Tensor and a._dev is not dev:
+                    raise _mixed_devices(dev, a._dev)
     else:
         for a in args:  # ``2 - t``: the first tensor decides
             if type(a) is Tensor:
@@ -290,7 +295,11 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
             for a, x in zip(args, datas)
         ]
     try:
-        out = opdef.forward(dev.xp, *datas, **attrs)
+        if dev is CPU:
+            out = opdef.forward(np, *datas, **attrs)
+        else:
+            with dev.scope():  # the op's arrays are made on, and run on, its GPU
+                out = opdef.forward(dev.xp, *datas, **attrs)
     except (ValueError, OverflowError) as exc:  # NumPy's words (an int64 tensor + 2**63 is an
         # OverflowError); PyTorch users expect its RuntimeError and message
         raise _explain(opdef, args, attrs, exc) from None
@@ -412,14 +421,25 @@ def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
             with _NoGrad():
                 res = record(opdef, args, attrs)._data
         else:
+            dev = self._dev
+            if _devices._cuda:
+                for a in args:
+                    if type(a) is Tensor and a._dev is not dev:
+                        raise _mixed_devices(dev, a._dev)
             try:
-                res = opdef.forward(self._dev.xp, *datas, **attrs)
+                if dev is CPU:
+                    res = opdef.forward(np, *datas, **attrs)
+                else:
+                    res = _on(dev, opdef.forward, dev.xp, *datas, **attrs)
             except (ValueError, OverflowError) as exc:
                 raise _explain(opdef, args, attrs, exc) from None
         dst = self._data
         if _CATEGORY[res.dtype.kind] > _CATEGORY[dst.dtype.kind]:
             _check_cast(dt.from_numpy(res.dtype), dt.from_numpy(dst.dtype), opdef.name)
-        self._dev.xp.copyto(dst, res, casting="unsafe")
+        if self._dev is CPU:
+            np.copyto(dst, res, casting="unsafe")
+        else:
+            _on(self._dev, self._dev.xp.copyto, dst, res, casting="unsafe")
         self._vc[0] += 1
         return self
     check_not_view(opdef.name, self._base)
@@ -433,7 +453,7 @@ def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
     old._acc = self._acc
     res = record(opdef, tuple(old if a is self else a for a in args), attrs)
     _check_cast(res.dtype, self.dtype, opdef.name)
-    self._dev.xp.copyto(self._data, res._data, casting="unsafe")
+    _on(self._dev, self._dev.xp.copyto, self._data, res._data, casting="unsafe")
     self.grad_fn = res.grad_fn
     self.requires_grad = True
     self._vc[0] += 1
@@ -441,6 +461,12 @@ def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
         res.grad_fn._out_vc = self._vc
         res.grad_fn._out_version = self._vc[0]
     return self
+
+
+def _on(dev: Any, fn: Callable, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` with ``dev``'s GPU current."""
+    with dev.scope():
+        return fn(*args, **kwargs)
 
 
 def _check_cast(src: dt.DType, dst: dt.DType, name: str) -> None:
@@ -467,14 +493,25 @@ class _NoGrad:
 
 
 def _device_of(args: tuple) -> Any:
+    """The device of the first tensor in ``args`` (or in a list there, as cat's); every other
+    tensor must be on it too."""
+    dev = None
     for a in args:
-        if type(a) is Tensor:
-            return a._dev
-        if isinstance(a, (list, tuple)):
-            for x in a:
-                if type(x) is Tensor:
-                    return x._dev
-    return CPU
+        for x in a if isinstance(a, (list, tuple)) else (a,):
+            if type(x) is Tensor:
+                if dev is None:
+                    dev = x._dev
+                elif x._dev is not dev:
+                    raise _mixed_devices(dev, x._dev)
+    return CPU if dev is None else dev
+
+
+def _mixed_devices(dev: Any, other: Any) -> RuntimeError:
+    """PyTorch's error for an op on tensors of two devices (its TensorIterator's words)."""
+    return RuntimeError(
+        "Expected all tensors to be on the same device, but found at least two devices, "
+        f"{dev} and {other}!"
+    )
 
 
 def set_requires_grad(t: Any, flag: bool) -> Any:

@@ -332,22 +332,22 @@ def tensor(
     """
     dev = get_device(device)
     if isinstance(data, Tensor):
-        arr = to_host(data._data)
-    elif isinstance(data, np.ndarray):
+        data = data._data
+    if isinstance(data, np.ndarray):
         arr = data
     elif hasattr(data, "__cuda_array_interface__"):
-        arr = to_host(data)
+        # A GPU array: copied on the GPU when it stays there, else brought to the host.
+        arr = data if dev is not CPU else to_host(data)
     else:
         arr = _from_python(data)
-    if dtype is not None:
-        want = dt.as_dtype(dtype)
-    else:
-        want = dt.from_numpy(arr.dtype)
-    arr = np.array(arr, dtype=want.np, copy=True)
-    if dev is not CPU:
-        arr = dev.xp.asarray(arr)
+    want = dt.from_numpy(arr.dtype) if dtype is None else dt.as_dtype(dtype)
     if requires_grad and not want.is_floating_point:
         raise RuntimeError(NOT_FLOAT_GRAD)
+    if dev is CPU:
+        arr = np.array(arr, dtype=want.np, copy=True)
+    else:
+        with dev.scope():  # one copy, straight into device memory
+            arr = dev.xp.array(arr, dtype=want.np)
     return wrap(arr, dev, bool(requires_grad))
 
 

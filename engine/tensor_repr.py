@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from . import device
 from .device import to_host
 
 
@@ -14,13 +15,14 @@ def _format_floats(a: np.ndarray) -> Any:
     if finite.size == 0:
         return lambda x: _special(x) or f"{x:.4f}"
     absf = np.abs(finite)
-    if np.all(finite == np.round(finite)) and absf.max() < 1e8:
-        return lambda x: _special(x) or f"{x:.0f}."
     nz = absf[absf > 0]
-    sci = nz.size and (nz.max() / nz.min() > 1000.0 or nz.max() > 1e8 or nz.min() < 1e-4)
-    if sci:
-        return lambda x: _special(x) or f"{x:.4e}"
-    return lambda x: _special(x) or f"{x:.4f}"
+    spread = nz.size and (nz.max() / nz.min() > 1000.0 or nz.max() > 1e8)
+    if np.all(finite == np.round(finite)):  # PyTorch's int mode: "2." unless widely spread
+        if not spread:
+            return lambda x: _special(x) or f"{x:.0f}."
+    elif not (spread or (nz.size and nz.min() < 1e-4)):
+        return lambda x: _special(x) or f"{x:.4f}"
+    return lambda x: _special(x) or f"{x:.4e}"
 
 
 def _special(x: float) -> str | None:
@@ -31,8 +33,12 @@ def _special(x: float) -> str | None:
     return None
 
 
-def format_values(a: np.ndarray) -> str:
-    """The bracketed body PyTorch prints for an array, aligned the same way."""
+THRESHOLD, EDGE, LINEWIDTH = 1000, 3, 80  # PyTorch's print options
+
+
+def format_values(a: np.ndarray, cut: tuple[bool, ...] | None = None) -> str:
+    """The bracketed body PyTorch prints for an array, aligned the same way; ``cut`` marks the
+    dimensions that ``corners`` summarized (printed with ``...`` between their edges)."""
     if a.dtype.kind == "f":
         fmt = _format_floats(a)
     elif a.dtype.kind == "b":
@@ -43,25 +49,49 @@ def format_values(a: np.ndarray) -> str:
         return fmt(a.item())
     strs = np.vectorize(fmt, otypes=[object])(a) if a.size else np.empty(a.shape, dtype=object)
     width = max((len(s) for s in strs.flat), default=0)
-    return _nest(strs, width, 1 + len("tensor("))
+    return _nest(strs, width, 1 + len("tensor("), cut or (False,) * a.ndim)
 
 
-def _nest(strs: np.ndarray, width: int, indent: int) -> str:
+def _nest(strs: np.ndarray, width: int, indent: int, cut: tuple[bool, ...]) -> str:
     if strs.ndim == 1:
-        return "[" + ", ".join(s.rjust(width) for s in strs) + "]"
+        items = [s.rjust(width) for s in strs]
+        if cut[0]:
+            items[EDGE:EDGE] = [" ..."]
+        per_line = max(1, (LINEWIDTH - indent + 1) // (width + 2))
+        lines = [", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)]
+        return "[" + (",\n" + " " * indent).join(lines) + "]"
+    rows = [_nest(s, width, indent + 1, cut[1:]) for s in strs]
+    if cut[0]:
+        rows[EDGE:EDGE] = ["..."]
     sep = "," + "\n" * (strs.ndim - 1) + " " * indent
-    return "[" + sep.join(_nest(s, width, indent + 1) for s in strs) + "]"
+    return "[" + sep.join(rows) + "]"
+
+
+def corners(data: Any) -> tuple[Any, tuple[bool, ...]]:
+    """What PyTorch prints of a large tensor: the first and last EDGE entries of every longer
+    dimension, gathered where the data lives (so only they are copied to the host)."""
+    if data.size <= THRESHOLD:
+        return data, (False,) * data.ndim
+    xp = np if isinstance(data, np.ndarray) else device._cuda_module
+    cut = tuple(n > 2 * EDGE for n in data.shape)
+    for dim, long in enumerate(cut):
+        if long:
+            head = data[(slice(None),) * dim + (slice(0, EDGE),)]
+            tail = data[(slice(None),) * dim + (slice(-EDGE, None),)]
+            data = xp.concatenate([head, tail], axis=dim)
+    return data, cut
 
 
 def tensor_repr(t: Any) -> str:
     """Render ``t`` the way ``repr(torch_tensor)`` does."""
-    a = to_host(t._data)
-    body = format_values(a)
+    shown, cut = corners(t._data)
+    a = to_host(shown)
+    body = format_values(a, cut)
     extras = []
     if t._dev.type != "cpu":
-        extras.append(f"device='{t._dev.type}:0'")
-    if a.size == 0 and a.ndim > 1:
-        extras.append(f"size={tuple(a.shape)}")
+        extras.append(f"device='{t._dev}'")
+    if t._data.size == 0 and t._data.ndim > 1:
+        extras.append(f"size={tuple(t._data.shape)}")
     if a.dtype not in (np.float32, np.int64, np.bool_):
         extras.append(f"dtype=gradd.{t.dtype.name}")
     if t.grad_fn is not None:

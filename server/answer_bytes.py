@@ -43,7 +43,7 @@ def tensor_value(
         )
         return [value.SerializeToString()]
     array = tensor.detach().numpy()  # the tensor's own host memory on cpu: no copy
-    head = wire.tensor_value(handle, tensor, metadata_only=True)
+    head = wire.tensor_value(handle, tensor, metadata_only=True, host=array)
     head.data.dtype = head.info.dtype
     head.data.shape.extend(array.shape)
     array = np.ascontiguousarray(array, dtype=wire.NP_DTYPES[head.data.dtype])

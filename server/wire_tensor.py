@@ -125,17 +125,20 @@ def tensor_value(
     metadata_only: bool = False,
     typed_values: bool = False,
     into: tpb.TensorValue | None = None,
+    host: np.ndarray | None = None,
 ) -> tpb.TensorValue:
     """A TensorValue answer for a tensor (filled into `into` if given): metadata, `item` for
-    one element, and the elements."""
+    one element, and the elements. `host`: its elements already copied to the host (a GPU
+    tensor is then not read twice)."""
     value = tpb.TensorValue() if into is None else into
     value.handle = handle
     fill_info(value.info, tensor)
     if metadata_only:
         if tensor.numel() == 1:
-            value.item = float(tensor.item())
+            value.item = float(tensor.item() if host is None else host.reshape(()))
         return value
-    array = tensor.detach().numpy()  # tobytes() and ravel() give row-major order anyway
+    # tobytes() and ravel() give row-major order anyway
+    array = tensor.detach().numpy() if host is None else host
     if array.size == 1:
         value.item = float(array.reshape(()))
     data = value.data

@@ -88,3 +88,19 @@ def copy_(xp: Any, self: arg.Tensor, src: arg.TensorOrNumber) -> Any:
 @copy_.derivative
 def _(ctx: Any, g: Any) -> tuple:
     return g * 0, g
+
+
+_record_copy = copy_.call
+
+
+def _copy_call(self: Any, src: Any) -> Any:
+    """copy_ crosses devices, as PyTorch's: ``src`` is moved to self's device first (a
+    ToCopyBackward0 node carries its gradient back)."""
+    dev = getattr(self, "_dev", None)
+    src_dev = getattr(src, "_dev", None)
+    if dev is not None and src_dev is not None and src_dev is not dev:
+        src = src.to(dev)
+    return _record_copy(self, src)
+
+
+copy_.call = _copy_call

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .. import arg_kinds as arg
 from .. import shapes
 from ..op_examples import C, Ex, S
@@ -137,24 +139,27 @@ def _nll_norm(
     }
 
 
-def _nll_weights(
+def _nll_picks(
     xp: Any, input: Any, target: Any, weight: Any, ignore_index: int, reduction: str
-) -> Any:
-    """d(loss)/d(input): constant in input, so the backward is one multiply by it."""
-    x2 = input.reshape(-1, input.shape[-1])
+) -> tuple[Any, Any]:
+    """Each row's target class and its coefficient in the loss (-weight, over the total weight
+    for "mean"): the loss is sum(coef * input[row, class]), its gradient coef at those places."""
     t = target.reshape(-1)
     keep = t != ignore_index
     safe = xp.where(keep, t, 0)
-    c = x2.shape[-1]
-    if ((safe < 0) | (safe >= c)).any():
-        raise IndexError(f"Target {int(safe[(safe < 0) | (safe >= c)][0])} is out of bounds.")
-    w = xp.zeros_like(x2)
-    rows = xp.arange(x2.shape[0])
-    wt = keep.astype(x2.dtype) if weight is None else weight._data[safe] * keep
-    w[rows, safe] = -wt
-    if reduction == "mean":
-        w = w / wt.sum()
-    return w.reshape(input.shape) if reduction != "none" else w
+    c = input.shape[-1]
+    bad = (safe < 0) | (safe >= c)
+    if xp is np:
+        if bad.any():
+            raise IndexError(f"Target {int(safe[bad][0])} is out of bounds.")
+    else:
+        # Checking on a GPU would wait for it every step; as PyTorch's CUDA kernel (which
+        # asserts asynchronously), a bad target spoils the result instead: its row is NaN.
+        safe = xp.where(bad, 0, safe)
+    wt = keep.astype(input.dtype) if weight is None else weight._data[safe] * keep
+    if xp is not np:
+        wt = xp.where(bad, xp.nan, wt).astype(input.dtype, copy=False)
+    return safe, (-wt / wt.sum() if reduction == "mean" else -wt)
 
 
 @op(
@@ -164,6 +169,7 @@ def _nll_weights(
     saves=(1,),
     normalize=_nll_norm,
     method=False,
+    extras=True,
     shape=lambda a, t, weight=None, ignore_index=-100, reduction="mean": (
         t if reduction == "none" else ()
     ),
@@ -183,32 +189,30 @@ def nll_loss(
     reduction: str = "mean",
 ) -> Any:
     """Negative log-likelihood of ``target`` classes under log-probabilities ``input``."""
-    w = _nll_weights(xp, input, target, weight, ignore_index, reduction)
+    picks, coef = _nll_picks(xp, input, target, weight, ignore_index, reduction)
+    picked = coef * input.reshape(-1, input.shape[-1])[xp.arange(picks.shape[0]), picks]
+    # Kept for the backward (two values a row), so it never re-reads the targets.
+    kept = {"picks": picks, "coef": coef}
     if reduction == "none":
-        return (w * input.reshape(w.shape)).sum(axis=-1).reshape(target.shape)
-    return (w * input).sum()
+        return picked.reshape(target.shape), kept
+    return picked.sum(), kept
 
 
 @nll_loss.derivative
 def _(ctx: Any, g: Any) -> tuple:
     from ..tensor import wrap
 
-    (target,) = ctx.saved
     shape, dtype = ctx.meta[0]
-    xp = g._dev.xp
     a = ctx.attrs
-    w = _nll_weights(
-        xp,
-        xp.zeros(shape, dtype=dtype),
-        target._data,
-        a["weight"],
-        a["ignore_index"],
-        a["reduction"],
-    )
+    picks = a["picks"]
+    xp = g._dev.xp
+    with g._dev.scope():  # d(loss)/d(input): coef at each row's target, zero elsewhere
+        w = xp.zeros((picks.shape[0], shape[-1]), dtype=dtype)
+        w[xp.arange(picks.shape[0]), picks] = a["coef"]
     w = wrap(w, g._dev)
     if a["reduction"] == "none":
         return ((w * g.reshape(-1, 1)).reshape(*shape), None)
-    return (g * w, None)
+    return (g * w.reshape(*shape), None)
 
 
 @composite(
@@ -282,9 +286,13 @@ def dropout(xp: Any, input: Any, p: float = 0.5, training: bool = True) -> Any: 
         return input.copy(), {"mask": None}
     from ..random_state import current_generator
 
-    keep = current_generator().bernoulli(input.shape, 1.0 - p)
+    gen = current_generator()
     scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
-    mask = xp.asarray(keep.astype(input.dtype) * scale)
+    if xp is np:  # PyTorch's CPU mask, bit for bit
+        mask = gen.bernoulli(input.shape, 1.0 - p).astype(input.dtype) * scale
+    else:  # drawn on the GPU: no mask crosses from the host
+        keep = gen.device_stream(xp).random_sample(input.shape, dtype=input.dtype) < 1.0 - p
+        mask = keep.astype(input.dtype) * scale
     return input * mask, {"mask": mask}
 
 

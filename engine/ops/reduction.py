@@ -201,7 +201,8 @@ def _extreme(kind: str) -> tuple:
     def _(ctx: Any, g: Any) -> tuple:
         (a,) = ctx.saved
         (d,) = ctx.attrs["dim"]
-        idx = getattr(a._dev.xp, arg_name)(a._data, axis=d, keepdims=True)
+        with a._dev.scope():
+            idx = getattr(a._dev.xp, arg_name)(a._data, axis=d, keepdims=True)
         return (_scatter_along(g, idx, d, ctx.meta[0][0], ctx.attrs["keepdim"]),)
 
     @op(
@@ -251,8 +252,9 @@ def _scatter_along(g: Any, indices: Any, dim: int, shape: tuple, keepdim: bool) 
     xp = g._dev.xp
     if not keepdim:
         g = g.unsqueeze(dim)
-    pos = xp.arange(shape[dim]).reshape((-1,) + (1,) * (len(shape) - dim - 1))
-    mask = wrap(pos == indices, g._dev)
+    with g._dev.scope():
+        pos = xp.arange(shape[dim]).reshape((-1,) + (1,) * (len(shape) - dim - 1))
+        mask = wrap(pos == indices, g._dev)
     return g * mask
 
 

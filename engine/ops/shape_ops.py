@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .. import arg_kinds as arg
 from .. import dtypes as dt
 from .. import shapes
@@ -309,7 +311,11 @@ def _to_device_call(self: arg.Tensor, device: arg.Device) -> Any:
     from ..tensor import wrap
 
     target = get_device(device)
-    data = to_host(self._data) if target.type == "cpu" else target.xp.asarray(self._data)
+    if target.type == "cpu":
+        data = to_host(self._data)
+    else:
+        with target.scope():  # an upload, or a copy between GPUs
+            data = target.xp.asarray(self._data)
     if _mode.enabled and self.requires_grad:
         node = make_node(to_device, (self,), {"device": str(self._dev)}, data, target)
         return wrap(data, target, True, node)
@@ -343,8 +349,6 @@ _index_name.common = "IndexBackward0"  # type: ignore[attr-defined]
 
 
 def _index_shape(a: tuple, key: Any, kind: str = "index") -> tuple:
-    import numpy as np
-
     return np.empty(a, dtype=np.bool_)[key].shape  # zero-byte probe: NumPy's own index rules
 
 
@@ -368,7 +372,7 @@ def index(xp: Any, self: Any, key: Any, kind: str = "index") -> Any:
     try:
         # A trailing ``...`` keeps a basic index a view even when it selects one element
         # (NumPy would return a copied scalar), so in-place ops on ``t[0]`` reach ``t``.
-        out = self[key] if kind == "index" else self[(*key, Ellipsis)]
+        out = self[_device_key(xp, key)] if kind == "index" else self[(*key, Ellipsis)]
     except IndexError as e:
         raise IndexError(str(e).replace("axis", "dimension")) from None
     return xp.asarray(out) if not hasattr(out, "shape") or out.ndim == 0 else out
@@ -412,7 +416,9 @@ def index_backward(xp: Any, self: Any, shape: tuple, key: Any) -> Any:
     """The adjoint of indexing: scatter-add ``self`` into zeros of ``shape`` at ``key``."""
     out = xp.zeros(shape, dtype=self.dtype)
     if any(_is_advanced(k) for k in key):
-        xp.add.at(out, key, self)  # repeated indices accumulate, as PyTorch's index_put
+        # Repeated indices accumulate, as PyTorch's index_put: NumPy's add.at, or CuPy's (an
+        # atomicAdd scatter: gradients are floating point, which it takes).
+        xp.add.at(out, _device_key(xp, key), self)
     else:
         out[key] = self
     return out
@@ -422,6 +428,13 @@ def index_backward(xp: Any, self: Any, shape: tuple, key: Any) -> Any:
 def _(ctx: Any, g: Any) -> tuple:
     key = ctx.attrs["key"]
     return (index.call(g, key, _key_kind(key)),)
+
+
+def _device_key(xp: Any, key: tuple) -> tuple:
+    """The key with its host index arrays (from lists) moved to the device, once, explicitly."""
+    if xp is np:
+        return key
+    return tuple(xp.asarray(k) if isinstance(k, np.ndarray) else k for k in key)
 
 
 def _key_tuple(key: Any) -> tuple:
@@ -436,8 +449,6 @@ def _to_numpy_index(k: Any) -> Any:
             raise IndexError("tensors used as indices must be long, int, byte or bool tensors")
         return k._data
     if isinstance(k, list):
-        import numpy as np
-
         return np.asarray(k)
     if isinstance(k, bool) or k is None or k is Ellipsis or isinstance(k, (int, slice)):
         return k

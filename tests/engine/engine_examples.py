@@ -81,7 +81,7 @@ def instantiate(
     case: Case,
     arrays: list[np.ndarray] | None = None,
     force_grad: bool = False,
-    device: str = "cpu",
+    device: str | None = None,
 ) -> tuple[tuple, dict, list[ge.Tensor]]:
     """Fresh arguments for one call, and the leaves that require grad (in slot order)."""
     arrays = case.arrays if arrays is None else arrays
@@ -93,7 +93,9 @@ def instantiate(
     return args, kwargs, leaves
 
 
-def _make(v: Any, case: Case, arrays: list, force_grad: bool, made: dict, device: str) -> Any:
+def _make(
+    v: Any, case: Case, arrays: list, force_grad: bool, made: dict, device: str | None
+) -> Any:
     if isinstance(v, _Slot):
         spec = case.specs[v.index]
         grad = spec.grad or force_grad

@@ -67,6 +67,7 @@ def params(m: Any) -> tuple[Any, Any, Any, Any]:
 # -- the training loop ------------------------------------------------------------------------
 
 
+@pytest.mark.cpu_only("PyTorch's CPU random numbers, bit for bit: a GPU draws its own")
 def test_initial_parameters_are_the_articles() -> None:
     b, w, x, y = params(ge)
     assert (b.item(), w.item()) == (TORCH_B0, TORCH_W0)
@@ -93,6 +94,7 @@ def test_the_tensors_backward_handles() -> None:
     assert not x.requires_grad and not y.requires_grad
 
 
+@pytest.mark.cpu_only("PyTorch's CPU random numbers, bit for bit: a GPU draws its own")
 def test_200_epochs_give_pytorchs_numbers() -> None:
     b, w, loss = train(ge)[-1]
     # Bit for bit: the same float32 operations in the same order as PyTorch's CPU kernels.
@@ -100,6 +102,7 @@ def test_200_epochs_give_pytorchs_numbers() -> None:
     assert abs(b - 1) < 0.1 and abs(w - 2) < 0.1  # it did learn y = 1 + 2x
 
 
+@pytest.mark.cpu_only("PyTorch's CPU random numbers, bit for bit: a GPU draws its own")
 def test_200_epochs_match_live_torch_every_epoch() -> None:
     torch = pytest.importorskip("torch")
     ours, theirs = np.array(train(ge)), np.array(train(torch))

@@ -23,6 +23,9 @@ needs_gpu = pytest.mark.skipif(
 )
 
 
+RANDOM_OPS = {"dropout"}
+
+
 def _run(name: str, i: int, device: str) -> tuple[list[np.ndarray], list[np.ndarray | None]]:
     """One example on ``device``: its outputs and its leaves' gradients, as NumPy arrays."""
     d = ge.OP_TABLE[name]
@@ -46,13 +49,14 @@ def test_every_example_on_cuda_matches_cpu() -> None:
         try:
             cpu_outs, cpu_grads = _run(name, i, "cpu")
             gpu_outs, gpu_grads = _run(name, i, "cuda")
-            for a, b in zip(gpu_outs, cpu_outs):
-                assert a.dtype == b.dtype and a.shape == b.shape
-                np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
-            for a, b in zip(gpu_grads, cpu_grads):
+            for a, b in zip(gpu_outs + gpu_grads, cpu_outs + cpu_grads):
                 assert (a is None) == (b is None)
-                if a is not None:
-                    np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+                if a is None:
+                    continue
+                assert a.dtype == b.dtype and a.shape == b.shape
+                if name in RANDOM_OPS:  # each device draws its own mask: where both keep
+                    a, b = a[(a != 0) & (b != 0)], b[(a != 0) & (b != 0)]  # an element, equal
+                np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
         except Exception as e:  # noqa: BLE001 - collect every op that fails, then report
             failures.append(f"{name}-{i}: {type(e).__name__}: {str(e)[:200]}")
     assert not failures, "\n".join(failures)
@@ -91,7 +95,7 @@ def test_the_article_loop_on_cuda() -> None:
 
 @needs_gpu
 def test_moving_between_devices_is_differentiable() -> None:
-    x = ge.tensor([1.0, 2.0], requires_grad=True)
+    x = ge.tensor([1.0, 2.0], device="cpu", requires_grad=True)
     y = x.cuda() * 3
     z = y.cpu().sum()
     assert y.grad_fn.next_functions[0][0].name() == "ToCopyBackward0"
@@ -106,8 +110,10 @@ def test_moving_between_devices_is_differentiable() -> None:
 @pytest.fixture
 def no_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
     """As on a machine without CuPy (also where a GPU is present)."""
-    monkeypatch.setattr(device_module, "_cuda", None)
+    monkeypatch.setattr(device_module, "_cuda_module", None)
+    monkeypatch.setattr(device_module, "_cuda", {})
     monkeypatch.setattr(device_module, "_cuda_error", "ImportError: No module named 'cupy'")
+    monkeypatch.setattr(device_module, "_default", device_module.CPU)
 
 
 @pytest.mark.parametrize(

@@ -41,6 +41,7 @@ def line_of(exc: BaseException) -> int:
     return frames[-1].lineno
 
 
+@pytest.mark.cpu_only("the article's numbers: PyTorch's CPU random numbers")
 def test_requires_grad(session: gradd.Session) -> None:
     b, w = params(session)
     assert isinstance(b, gradd.Tensor)
@@ -50,6 +51,7 @@ def test_requires_grad(session: gradd.Session) -> None:
     assert repr(b) == "tensor([0.3367], requires_grad=True)"
 
 
+@pytest.mark.cpu_only("the article's numbers: PyTorch's CPU random numbers")
 def test_backward_grad_accumulation_and_zero(session: gradd.Session, article_data: tuple) -> None:
     b, w = params(session)
     x_train_tensor, y_train_tensor = data(session, article_data)
@@ -81,6 +83,7 @@ def test_backward_grad_accumulation_and_zero(session: gradd.Session, article_dat
     assert b.grad.tolist() == [0.0] and w.grad.tolist() == [0.0]
 
 
+@pytest.mark.cpu_only("the article's numbers: PyTorch's CPU random numbers")
 def test_update_without_no_grad_raises_on_that_line(
     session: gradd.Session, article_data: tuple
 ) -> None:
@@ -128,6 +131,7 @@ def train(s: gradd.Session, article_data: tuple, epochs: int = 200) -> tuple:
     return b, w
 
 
+@pytest.mark.cpu_only("the article's numbers: PyTorch's CPU random numbers")
 def test_training_loop_gives_pytorchs_numbers(session: gradd.Session, article_data: tuple) -> None:
     b, w = train(session, article_data)
     assert b.item() == pytest.approx(B200, rel=1e-6)
@@ -136,6 +140,7 @@ def test_training_loop_gives_pytorchs_numbers(session: gradd.Session, article_da
     assert repr(w) == "tensor([1.9127], requires_grad=True)"
 
 
+@pytest.mark.cpu_only("the article's numbers: PyTorch's CPU random numbers")
 def test_article_vs_torch(session: gradd.Session, article_data: tuple) -> None:
     torch = pytest.importorskip("torch")
     tb, tw = train(torch, article_data)
@@ -195,6 +200,7 @@ def test_make_dot_without_b(session: gradd.Session, article_data: tuple) -> None
     assert edges == [(LEAF, "MulBackward0"), ("MulBackward0", "AddBackward0")]
 
 
+@pytest.mark.cpu_only("the article's numbers: PyTorch's CPU random numbers")
 def test_control_flow(session: gradd.Session, article_data: tuple) -> None:
     x_train_tensor, y_train_tensor = data(session, article_data)
     session.manual_seed(42)

@@ -27,6 +27,10 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 BIG = 1 << 30
 ADMIN_TOKEN = "admin-secret-for-tests"  # the shared test server's (see conftest.py)
+# The device of the test servers' sessions (GRADD_DEVICE, as the server reads it; `make
+# test-cuda-standin` sets cuda), and how their tensors name it, as PyTorch: cpu or cuda:0.
+DEVICE = os.environ.get("GRADD_DEVICE", "cpu")
+TENSOR_DEVICE = "cpu" if DEVICE == "cpu" else "cuda:0"
 CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", BIG),
     ("grpc.max_receive_message_length", BIG),

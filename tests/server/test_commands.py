@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from gradd.v1 import command_pb2 as cpb
 from gradd.v1 import tensor_pb2 as tpb
-from server_harness import ADMIN_TOKEN, Tensor, op, status, tensor
+from server_harness import ADMIN_TOKEN, TENSOR_DEVICE, Tensor, op, status, tensor
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
@@ -348,7 +348,7 @@ def test_fetch_reports_metadata(session):
     assert not leaf.HasField("data") and leaf.item == 2.0
     info = leaf.info
     assert (info.requires_grad, info.is_leaf, info.grad_fn, info.has_grad) == (True, True, "", True)
-    assert info.device == "cpu" and info.nbytes == 4 and info.version == 0
+    assert info.device == TENSOR_DEVICE and info.nbytes == 4 and info.version == 0
     made = session.fetch("y", metadata_only=True).info
     assert (made.requires_grad, made.is_leaf, made.grad_fn) == (True, False, "MulBackward0")
     session.execute(op("add_", y, 1.0))

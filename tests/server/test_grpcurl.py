@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 
+import pytest
 from server_harness import BIN, ROOT
 
 DOC = ROOT / "README.md"
@@ -46,6 +47,7 @@ def test_describe_shows_the_proto_comments(server):
     assert "Exactly one field must be set" in value
 
 
+@pytest.mark.cpu_only("the documented transcript is a CPU session's")
 def test_the_documented_grpcurl_session_runs_as_written(server):
     script = "\n".join(_blocks("grpcurl"))
     assert "CreateSession" in script and "backward" in script and "Fetch" in script

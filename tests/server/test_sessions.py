@@ -7,7 +7,7 @@ import grpc
 import numpy as np
 from gradd.v1 import command_pb2 as cpb
 from gradd.v1 import service_pb2 as spb
-from server_harness import ADMIN_TOKEN, Client, Tensor, op, status, tensor
+from server_harness import ADMIN_TOKEN, DEVICE, Client, Tensor, op, status, tensor
 
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
@@ -15,7 +15,7 @@ UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
 
 def test_server_info_lists_devices_limits_and_ops(client):
     info = client.stub.ServerInfo(spb.ServerInfoRequest(), timeout=30)
-    assert "cpu" in info.devices and info.default_device == "cpu"
+    assert "cpu" in info.devices and info.default_device == DEVICE
     assert list(info.ops) == sorted(ge.OPS) and "add" in info.ops
     assert set(info.factories) == {"randn", "rand", "zeros", "ones", "full", "arange"}
     assert info.limits.watch_queue_size == 4096 and info.limits.max_message_bytes >= 64 << 20
@@ -24,7 +24,7 @@ def test_server_info_lists_devices_limits_and_ops(client):
 
 def test_create_use_close(client):
     s = client.session(label="lifecycle")
-    assert s.created.token and s.created.device == "cpu"
+    assert s.created.token and s.created.device == DEVICE
     s.execute(tensor("a", [1.0, 2.0]))
     assert s.array("a").tolist() == [1.0, 2.0]
     s.close()
