@@ -93,7 +93,7 @@ def _(ctx: Any, g: Any) -> tuple:
 _record_copy = copy_.call
 
 
-def _copy_call(self: Any, src: Any) -> Any:
+def _copy_call(self: arg.Tensor, src: arg.TensorOrNumber) -> Any:
     """copy_ crosses devices, as PyTorch's: ``src`` is moved to self's device first (a
     ToCopyBackward0 node carries its gradient back)."""
     dev = getattr(self, "_dev", None)
