@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -9,11 +10,14 @@ import numpy as np
 from . import dtypes as dt
 from .device import get_device
 from .errors import NOT_FLOAT_GRAD
+from .memory_meter import check_active
 from .random_state import current_generator
 from .tensor import Tensor, wrap
 
 
-def _size(size: tuple) -> tuple[int, ...]:
+def _size(size: tuple, itemsize: int = 0) -> tuple[int, ...]:
+    """The shape asked for; with `itemsize`, checked against the active meter (before
+    anything is allocated or drawn)."""
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
     out = tuple(int(s) for s in size)
@@ -21,6 +25,8 @@ def _size(size: tuple) -> tuple[int, ...]:
         raise RuntimeError(
             f"Trying to create tensor with negative dimension {min(out)}: {list(out)}"
         )
+    if itemsize:
+        check_active(math.prod(out) * itemsize)
     return out
 
 
@@ -40,12 +46,14 @@ def _float(dtype: Any) -> dt.DType:
 
 def zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros (float32 unless ``dtype`` says otherwise)."""
-    return _finish(np.zeros(_size(size), _float(dtype).np), device, requires_grad)
+    d = _float(dtype)
+    return _finish(np.zeros(_size(size, d.itemsize), d.np), device, requires_grad)
 
 
 def ones(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     """A tensor of ones."""
-    return _finish(np.ones(_size(size), _float(dtype).np), device, requires_grad)
+    d = _float(dtype)
+    return _finish(np.ones(_size(size, d.itemsize), d.np), device, requires_grad)
 
 
 def full(
@@ -53,7 +61,7 @@ def full(
 ) -> Tensor:
     """A tensor filled with ``fill_value`` (its dtype inferred from the value, as PyTorch)."""
     d = dt.scalar_dtype(fill_value) if dtype is None else dt.as_dtype(dtype)
-    return _finish(np.full(_size((size,)), fill_value, d.np), device, requires_grad)
+    return _finish(np.full(_size((size,), d.itemsize), fill_value, d.np), device, requires_grad)
 
 
 def zeros_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
@@ -78,7 +86,7 @@ def randn(
     if not d.is_floating_point:
         raise RuntimeError(f"\"normal_kernel_cpu\" not implemented for '{d.name.capitalize()}'")
     gen = generator or current_generator()
-    return _finish(gen.normal(_size(size), d.np), device, requires_grad)
+    return _finish(gen.normal(_size(size, d.itemsize), d.np), device, requires_grad)
 
 
 def rand(
@@ -93,7 +101,7 @@ def rand(
     if not d.is_floating_point:
         raise RuntimeError(f"\"check_uniform_bounds\" not implemented for '{d.name.capitalize()}'")
     gen = generator or current_generator()
-    return _finish(gen.uniform(_size(size), d.np), device, requires_grad)
+    return _finish(gen.uniform(_size(size, d.itemsize), d.np), device, requires_grad)
 
 
 def randint(
@@ -108,14 +116,15 @@ def randint(
     if high is None:
         low, high = 0, low
     gen = generator or current_generator()
-    arr = gen.randint(int(low), int(high), _size((size,)))
     d = dt.int64 if dtype is None else dt.as_dtype(dtype)
+    arr = gen.randint(int(low), int(high), _size((size,), 8 + d.itemsize))
     return _finish(arr.astype(d.np), device, False)
 
 
 def randperm(n: int, generator: Any = None, device: Any = None) -> Tensor:
     """A random permutation of 0..n-1."""
     gen = generator or current_generator()
+    check_active(int(n) * 8)
     return _finish(gen.randperm(int(n)), device, False)
 
 
@@ -137,6 +146,9 @@ def arange(
         d = dt.int64 if ints else dt.default_float
     else:
         d = dt.as_dtype(dtype)
+    if all(isinstance(v, (int, float)) for v in (start, end, step)):
+        # np.arange makes 8-byte values, then the cast: both live for a moment
+        check_active(max(0, math.ceil((end - start) / step)) * (8 + d.itemsize))
     return _finish(np.arange(start, end, step).astype(d.np), device, requires_grad)
 
 
@@ -150,4 +162,5 @@ def linspace(
 ) -> Tensor:
     """``steps`` evenly spaced values from start to end inclusive."""
     d = _float(dtype)
+    check_active(max(0, int(steps)) * (8 + d.itemsize))
     return _finish(np.linspace(start, end, int(steps)).astype(d.np), device, requires_grad)

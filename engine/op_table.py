@@ -11,6 +11,7 @@ suite).
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,7 +21,10 @@ from . import dtypes as dt
 from .device import CPU
 from .errors import NON_LEAF_REQUIRES_GRAD, AutogradError, check_inplace_allowed
 from .grad_mode import _mode
+from .memory_meter import _active
 from .node import Node, accumulator
+from .shapes import elementwise as _elementwise
+from .shapes import same as _same
 
 Shape = tuple[int, ...]
 
@@ -245,8 +249,13 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
         dev = _device_of(args)
     datas = [a._data if type(a) is Tensor else a for a in args]
     out_dt = None
-    if opdef.promotes and _needs_promotion(datas):
+    promote = opdef.promotes and _needs_promotion(datas)
+    if promote:
         out_dt = result_dtype(opdef, args, attrs)
+    meter = _active.meter
+    if meter is not None:  # a session's op: its result must fit before it is computed
+        meter.check(predicted_nbytes(opdef, args, attrs, out_dt), f"op {opdef.name!r}")
+    if promote:
         # Comparisons compute in the promoted dtype; only their result is bool.
         cdt = (dt.result_type(*args) if opdef.dtype == "bool" else out_dt).np
         datas = [
@@ -260,6 +269,10 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
     if opdef.extras:
         out, extra = out
         attrs = {**attrs, **extra}
+        if meter is not None:  # kept by the node for backward: counted while it lives
+            for v in extra.values():
+                if hasattr(v, "base"):
+                    meter.charge(v)
     if isinstance(out, np.generic):
         out = np.asarray(out)
     if out_dt is not None and out.dtype != out_dt.np:
@@ -277,6 +290,56 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
         base = first._base
         t._base = first if base is None else base
     return t
+
+
+def predicted_nbytes(
+    opdef: OpDef, args: tuple, attrs: Mapping, out_dt: dt.DType | None = None
+) -> int:
+    """Bytes ``opdef`` will allocate for its result at these arguments, from its shape and dtype
+    rules, before its forward runs (``out_dt``: the result dtype, when already known).
+
+    A view allocates nothing; a composite op's own ops predict theirs; an op with ``extras``
+    keeps an array of its result's size for backward (dropout's mask), so it counts twice.
+    """
+    rule = opdef.shape
+    if rule is None or (opdef.view and is_view(opdef, attrs)):
+        return 0
+    shape = None
+    if rule is _same or rule is _elementwise:  # the hot case: operands of one shape
+        for a in args:
+            if type(a) is Tensor:
+                s = a._data.shape
+                if shape is None:
+                    shape = s
+                elif s != shape:
+                    shape = None
+                    break
+    if shape is None:
+        try:
+            shape = rule(*[getattr(a, "shape", None) for a in args], **attrs)
+        except Exception:  # bad arguments: the forward reports them in PyTorch's words
+            return 0
+    numel = math.prod(shape)
+    if numel <= 0:
+        return 0
+    if out_dt is None:
+        out_dt = _result_dtype_or_none(opdef, args, attrs)
+    nbytes = numel * (out_dt.itemsize if out_dt is not None else 8)
+    return 2 * nbytes if opdef.extras else nbytes
+
+
+def _result_dtype_or_none(opdef: OpDef, args: tuple, attrs: Mapping) -> dt.DType | None:
+    # Called when no promotion is needed: every tensor shares one float dtype.
+    if opdef.dtype == "bool":
+        return dt.bool_
+    if opdef.promotes:
+        for a in args:
+            if type(a) is Tensor:
+                return a.dtype
+    try:
+        return result_dtype(opdef, args, attrs)
+    except Exception:  # bad arguments: the forward reports them
+        return None
 
 
 def is_view(opdef: OpDef, attrs: dict) -> bool:
@@ -362,6 +425,12 @@ def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
     grad_on = _mode.enabled
     if grad_on and self.requires_grad and self.grad_fn is None:
         check_inplace_allowed(True, True, True)  # raises PyTorch's leaf in-place error
+    meter = _active.meter
+    if meter is not None:
+        # Before self changes: the result must fit self (else the forward would compute a
+        # larger broadcast first), and its one self-sized temporary (or saved copy) must fit.
+        opdef.shape(*[getattr(a, "shape", None) for a in args], **attrs)
+        meter.check(self._data.nbytes, f"op {opdef.name!r}")
     wants_graph = (
         grad_on
         and opdef.backward is not None

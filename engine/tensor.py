@@ -12,6 +12,7 @@ from . import dtypes as dt
 from .device import CPU, Device, get_device, to_host
 from .errors import NOT_FLOAT_GRAD
 from .grad_mode import _mode
+from .memory_meter import _active, check_active
 from .tensor_conversions import TensorConversions
 
 
@@ -305,7 +306,13 @@ _new = object.__new__
 
 
 def wrap(data: Any, dev: Device = CPU, requires_grad: bool = False, grad_fn: Any = None) -> Tensor:
-    """Make a Tensor around an existing array (no copy): the engine's hot constructor."""
+    """Make a Tensor around an existing array (no copy): the engine's hot constructor.
+
+    Every array that becomes a tensor passes here, so here it is charged to the active meter.
+    """
+    meter = _active.meter
+    if meter is not None:
+        meter.charge(data)
     t = _new(Tensor)
     t._data = data
     t._dev = dev
@@ -343,6 +350,7 @@ def tensor(
         want = dt.as_dtype(dtype)
     else:
         want = dt.from_numpy(arr.dtype)
+    check_active(arr.size * want.itemsize)
     arr = np.array(arr, dtype=want.np, copy=True)
     if dev is not CPU:
         arr = dev.xp.asarray(arr)

@@ -7,6 +7,7 @@ from typing import Any
 from .. import shapes
 from ..op_examples import C, Ex, S
 from ..op_table import composite, op
+from ..random_state import DRAWING_OPS
 
 
 def _softmax_norm(self: Any, dim: int) -> dict:
@@ -277,6 +278,9 @@ def dropout(xp: Any, input: Any, p: float = 0.5, training: bool = True) -> Any: 
     scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
     mask = xp.asarray(keep.astype(input.dtype) * scale)
     return input * mask, {"mask": mask}
+
+
+DRAWING_OPS.add(dropout.name)
 
 
 @dropout.derivative
