@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import grpc
 from gradd.engine import AutogradError
+from gradd.engine.memory_meter import SessionMemoryError
 
 
 class ServiceError(Exception):
@@ -49,6 +50,8 @@ def status_of(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.FAILED_PRECONDITION, message
     if isinstance(exc, NotImplementedError):  # before RuntimeError: it is one
         return grpc.StatusCode.UNIMPLEMENTED, message
+    if isinstance(exc, SessionMemoryError):  # a session's byte limit, with the numbers
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, message
     if isinstance(exc, MemoryError):  # numpy's and CuPy's out-of-memory errors are MemoryErrors
         return grpc.StatusCode.RESOURCE_EXHAUSTED, f"out of memory: {message}"
     if isinstance(exc, (RuntimeError, TypeError, ValueError, LookupError, ArithmeticError)):
