@@ -125,7 +125,7 @@ def _run(
         # way (its working gradients are counted, not refused: they go when it ends).
         grown = _new_grad_bytes(order, accumulate_all, targets if only is not None else None)
         meter.check(grown, "backward's new .grad buffers")
-        meter._lenient += 1
+        meter.lenient += 1
     prev_mode = _mode.enabled
     _mode.enabled = create_graph
     try:
@@ -179,7 +179,7 @@ def _run(
     finally:
         _mode.enabled = prev_mode
         if meter is not None:
-            meter._lenient -= 1
+            meter.lenient -= 1
 
 
 def _new_grad_bytes(order: list, accumulate_all: bool, targets: dict | None) -> int:

@@ -11,11 +11,10 @@ that runs the session's commands. While it is active:
   whole base counted) and credited when that buffer is freed, whoever freed it: a released
   handle, a graph that let go of its saved tensors, a dropped ``.grad``.
 
-So saved tensors, saved outputs and the intermediates a live graph keeps are counted exactly as
-long as they live. Buffers under ``SMALL_BYTES`` are not tracked (a weak reference per array
-costs more than a small op): what they and the graph's Python objects hold is the slack, about
-a kilobyte per recorded op kept alive. Without an active meter (embedded sessions) nothing is
-checked or counted.
+So saved tensors, saved outputs and the intermediates a live graph keeps are counted as long as
+they live. Buffers under ``SMALL_BYTES`` (16 float32s) are not metered: they and the graph's
+Python objects (a few hundred bytes per recorded op kept alive) are the slack. Without an
+active meter (embedded sessions) nothing is checked or counted.
 """
 
 from __future__ import annotations
@@ -27,7 +26,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-SMALL_BYTES = 64
+SMALL_BYTES = 64  # smaller buffers are not metered: their Python objects outweigh them
+BULK_BELOW = 64 << 10  # smaller buffers are counted in bulk, larger ones one by one
+_SWEEP_EVERY = 4096  # bulk references added between sweeps of the dead ones (at least)
 
 
 class SessionMemoryError(MemoryError):
@@ -43,42 +44,54 @@ class _Tracked(weakref.ref):
 class MemoryMeter:
     """Bytes held by one session's arrays against its limit.
 
+    Large buffers are tracked one by one and credited the moment they are freed. Buffers under
+    ``BULK_BELOW`` cost too much to track so (a weak reference with a callback costs about as
+    much as a small op): each is added to a running total with a plain weak reference, and
+    the dead ones are swept out when the total would refuse something, or every few thousand.
+
     Charges and checks happen on the thread running the session's commands (under its lock);
     credits may come from any thread (the last reference to a buffer can go anywhere), so they
     are queued and settled by the owner.
     """
 
-    __slots__ = ("limit", "_used", "reserved", "_live", "_credits", "_lenient")
+    __slots__ = (
+        "limit",
+        "reserved",
+        "_used",
+        "_live",
+        "_credits",
+        "_small",
+        "_smalls",
+        "_swept",
+        "lenient",
+    )
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._used = 0
         self.reserved = 0  # bytes promised to an answer being built (see the server's fetch)
+        self._used = 0  # large buffers charged, less the credits settled
         self._live: dict[int, _Tracked] = {}  # id(root buffer) -> its reference
         self._credits: deque[int] = deque()
-        self._lenient = 0  # > 0 while an operation that must not fail half-way runs
+        self._small = 0  # bulk buffers charged since the last sweep, plus the live ones then
+        self._smalls: list[weakref.ref] = []
+        self._swept = 0  # bulk buffers alive at the last sweep
+        self.lenient = 0  # > 0: count but never refuse (work that must not stop half-way)
 
     @property
     def used(self) -> int:
-        """Bytes of the tracked buffers alive now."""
-        credits = self._credits
-        while credits:
-            self._used -= credits.popleft()
-        return self._used
+        """Bytes of the metered buffers alive now."""
+        self._settle()
+        return self._used + self._small
 
-    def room(self) -> int:
-        """Bytes that may still be allocated."""
-        return self.limit - self.used - self.reserved
-
-    def check(self, nbytes: int, what: str = "a new tensor") -> None:
-        """Raise SessionMemoryError unless `nbytes` more fit (`what` needs them)."""
-        if self._lenient or nbytes <= 0:
-            return
+    def check(self, nbytes: int, what: str = "a new tensor", op: str = "") -> None:
+        """Raise SessionMemoryError unless `nbytes` more fit (`what`, or `op`, needs them)."""
+        if self._used + self._small + self.reserved + nbytes <= self.limit or self.lenient:
+            return  # the totals only overestimate: when they fit, it fits
         held = self.used + self.reserved
         if held + nbytes > self.limit:
             raise SessionMemoryError(
-                f"session memory limit: holding {held} bytes; {what} needs {nbytes} more, past "
-                f"the limit of {self.limit} bytes; release some tensors"
+                f"session memory limit: holding {held} bytes; {f'op {op!r}' if op else what} "
+                f"needs {nbytes} more, past the limit of {self.limit} bytes; release some tensors"
             )
 
     def reserve(self, nbytes: int, what: str) -> None:
@@ -93,37 +106,60 @@ class MemoryMeter:
         base = root.base
         while base is not None and type(base) is kind:
             root, base = base, base.base
+        nbytes = root.nbytes
+        if nbytes < BULK_BELOW:
+            if nbytes >= SMALL_BYTES:
+                smalls = self._smalls
+                smalls.append(weakref.ref(root))
+                self._small += nbytes
+                if len(smalls) > 2 * self._swept + _SWEEP_EVERY:
+                    self._sweep()
+            return
         key = id(root)
         if key in self._live:
-            return
-        nbytes = root.nbytes
-        if nbytes < SMALL_BYTES:
             return
         ref = _Tracked(root, self._freed)
         ref.key, ref.nbytes = key, nbytes
         self._live[key] = ref
         self._used += nbytes
+        if self._credits:
+            self._settle_credits()
 
     def _freed(self, ref: _Tracked) -> None:
         # Runs when a root buffer is deallocated, on whichever thread dropped it.
         self._live.pop(ref.key, None)
         self._credits.append(ref.nbytes)
 
-    @contextmanager
-    def lenient(self) -> Iterator[None]:
-        """Count but never refuse inside the block: for work that must not stop half-way
-        (backward, once its new buffers were checked)."""
-        self._lenient += 1
-        try:
-            yield
-        finally:
-            self._lenient -= 1
+    def _settle_credits(self) -> None:
+        credits = self._credits
+        while credits:
+            self._used -= credits.popleft()
+
+    def _sweep(self) -> None:
+        # The bulk total, recounted from the live buffers (each once).
+        seen: set[int] = set()
+        alive = []
+        total = 0
+        for ref in self._smalls:
+            root = ref()
+            if root is not None and id(root) not in seen:
+                seen.add(id(root))
+                alive.append(ref)
+                total += root.nbytes
+        self._smalls = alive
+        self._small = total
+        self._swept = len(alive)
+
+    def _settle(self) -> None:
+        self._settle_credits()
+        self._sweep()
 
     def clear(self) -> None:
         """Forget every buffer (the session closed)."""
         self._live.clear()
         self._credits.clear()
-        self._used = self.reserved = 0
+        self._smalls.clear()
+        self._used = self._small = self._swept = self.reserved = 0
 
 
 class _Active(threading.local):

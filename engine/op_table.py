@@ -21,7 +21,7 @@ from . import dtypes as dt
 from .device import CPU
 from .errors import NON_LEAF_REQUIRES_GRAD, AutogradError, check_inplace_allowed
 from .grad_mode import _mode
-from .memory_meter import _active
+from .memory_meter import SMALL_BYTES, _active
 from .node import Node, accumulator
 from .shapes import elementwise as _elementwise
 from .shapes import same as _same
@@ -187,18 +187,19 @@ _new = object.__new__
 
 
 def _wrap_factory() -> Callable:
-    from .tensor import Tensor, wrap
+    from .tensor import Tensor, wrap, wrap_charged
 
-    return Tensor, wrap
+    return Tensor, wrap, wrap_charged
 
 
 Tensor: Any = None
 wrap: Any = None
+_wrap_charged: Any = None
 
 
 def _bind_tensor() -> None:
-    global Tensor, wrap
-    Tensor, wrap = _wrap_factory()
+    global Tensor, wrap, _wrap_charged
+    Tensor, wrap, _wrap_charged = _wrap_factory()
 
 
 def result_dtype(opdef: OpDef, args: tuple, attrs: Mapping) -> dt.DType:
@@ -254,7 +255,11 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
         out_dt = result_dtype(opdef, args, attrs)
     meter = _active.meter
     if meter is not None:  # a session's op: its result must fit before it is computed
-        meter.check(predicted_nbytes(opdef, args, attrs, out_dt), f"op {opdef.name!r}")
+        nbytes = _elementwise_nbytes(opdef, datas) if out_dt is None else -1
+        if nbytes < 0:
+            nbytes = predicted_nbytes(opdef, args, attrs, out_dt)
+        if nbytes >= SMALL_BYTES:
+            meter.check(nbytes, op=opdef.name)
     if promote:
         # Comparisons compute in the promoted dtype; only their result is bool.
         cdt = (dt.result_type(*args) if opdef.dtype == "bool" else out_dt).np
@@ -277,19 +282,38 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
         out = np.asarray(out)
     if out_dt is not None and out.dtype != out_dt.np:
         out = out.astype(out_dt.np)
+    if meter is not None:
+        meter.charge(out)
     if not _mode.enabled or opdef.backward is None or out.dtype.kind != "f":
-        t = wrap(out, dev)
+        t = _wrap_charged(out, dev)
     else:
         for a in args:
             if type(a) is Tensor and a.requires_grad:
-                t = wrap(out, dev, True, make_node(opdef, args, attrs, out, dev))
+                t = _wrap_charged(out, dev, True, make_node(opdef, args, attrs, out, dev))
                 break
         else:
-            t = wrap(out, dev)
+            t = _wrap_charged(out, dev)
     if opdef.view and is_view(opdef, attrs):
         base = first._base
         t._base = first if base is None else base
     return t
+
+
+def _elementwise_nbytes(opdef: OpDef, datas: list) -> int:
+    """``predicted_nbytes`` of the hot case, cheaply (-1 when it is not that case): an
+    elementwise op whose operands share one shape and, needing no promotion, one dtype."""
+    rule = opdef.shape
+    if (rule is not _elementwise and rule is not _same) or not opdef.promotes or opdef.extras:
+        return -1
+    first = datas[0]
+    shape = getattr(first, "shape", None)
+    if shape is None:
+        return -1
+    for x in datas:
+        t = type(x)
+        if t is not float and t is not int and t is not bool and x.shape != shape:
+            return -1
+    return first.size if opdef.dtype == "bool" else first.nbytes
 
 
 def predicted_nbytes(
@@ -304,42 +328,41 @@ def predicted_nbytes(
     rule = opdef.shape
     if rule is None or (opdef.view and is_view(opdef, attrs)):
         return 0
-    shape = None
+    numel = -1
     if rule is _same or rule is _elementwise:  # the hot case: operands of one shape
+        shape = None
         for a in args:
             if type(a) is Tensor:
-                s = a._data.shape
+                d = a._data
                 if shape is None:
-                    shape = s
-                elif s != shape:
-                    shape = None
+                    shape, numel = d.shape, d.size
+                elif d.shape != shape:
+                    numel = -1
                     break
-    if shape is None:
+    if numel < 0:
         try:
-            shape = rule(*[getattr(a, "shape", None) for a in args], **attrs)
+            numel = math.prod(rule(*[getattr(a, "shape", None) for a in args], **attrs))
         except Exception:  # bad arguments: the forward reports them in PyTorch's words
             return 0
-    numel = math.prod(shape)
     if numel <= 0:
         return 0
-    if out_dt is None:
-        out_dt = _result_dtype_or_none(opdef, args, attrs)
-    nbytes = numel * (out_dt.itemsize if out_dt is not None else 8)
+    itemsize = _result_itemsize(opdef, args, attrs) if out_dt is None else out_dt.itemsize
+    nbytes = numel * itemsize
     return 2 * nbytes if opdef.extras else nbytes
 
 
-def _result_dtype_or_none(opdef: OpDef, args: tuple, attrs: Mapping) -> dt.DType | None:
+def _result_itemsize(opdef: OpDef, args: tuple, attrs: Mapping) -> int:
     # Called when no promotion is needed: every tensor shares one float dtype.
     if opdef.dtype == "bool":
-        return dt.bool_
+        return 1
     if opdef.promotes:
         for a in args:
             if type(a) is Tensor:
-                return a.dtype
+                return a._data.itemsize
     try:
-        return result_dtype(opdef, args, attrs)
-    except Exception:  # bad arguments: the forward reports them
-        return None
+        return result_dtype(opdef, args, attrs).itemsize
+    except Exception:  # bad arguments: the forward reports them; count the widest dtype
+        return 8
 
 
 def is_view(opdef: OpDef, attrs: dict) -> bool:
@@ -430,7 +453,7 @@ def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
         # Before self changes: the result must fit self (else the forward would compute a
         # larger broadcast first), and its one self-sized temporary (or saved copy) must fit.
         opdef.shape(*[getattr(a, "shape", None) for a in args], **attrs)
-        meter.check(self._data.nbytes, f"op {opdef.name!r}")
+        meter.check(self._data.nbytes, op=opdef.name)
     wants_graph = (
         grad_on
         and opdef.backward is not None

@@ -308,11 +308,19 @@ _new = object.__new__
 def wrap(data: Any, dev: Device = CPU, requires_grad: bool = False, grad_fn: Any = None) -> Tensor:
     """Make a Tensor around an existing array (no copy): the engine's hot constructor.
 
-    Every array that becomes a tensor passes here, so here it is charged to the active meter.
+    Every array that becomes a tensor passes here (or through ``record``, which charges it
+    itself), so here it is charged to the active memory meter.
     """
     meter = _active.meter
     if meter is not None:
         meter.charge(data)
+    return wrap_charged(data, dev, requires_grad, grad_fn)
+
+
+def wrap_charged(
+    data: Any, dev: Device = CPU, requires_grad: bool = False, grad_fn: Any = None
+) -> Tensor:
+    """``wrap`` for an array its caller already charged to the active meter (if any)."""
     t = _new(Tensor)
     t._data = data
     t._dev = dev

@@ -120,3 +120,15 @@ def test_factories_check_before_they_draw() -> None:
     with metering(MemoryMeter(MB)), pytest.raises(SessionMemoryError, match="4194304 more"):
         ge.randn(1 << 20, generator=gen)
     assert gen.get_state() == state
+
+
+def test_small_buffers_are_counted_in_bulk_once_each(no_gc: None) -> None:
+    meter = MemoryMeter(64 * MB)
+    with metering(meter):
+        kept = [ge.ones(1000) for _ in range(10_000)]  # 4000 bytes each: counted in bulk
+        also = [t.detach() for t in kept]  # the same buffers again: still counted once
+        assert meter.used == 10_000 * 4000
+        del kept[5000:], also
+        assert meter.used == 5000 * 4000
+        tiny = [ge.ones(4) for _ in range(1000)]  # under SMALL_BYTES: not metered
+        assert meter.used == 5000 * 4000 and len(tiny) == 1000
