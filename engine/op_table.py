@@ -282,7 +282,7 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
         out = np.asarray(out)
     if out_dt is not None and out.dtype != out_dt.np:
         out = out.astype(out_dt.np)
-    if meter is not None:
+    if meter is not None and (out.base is not None or out.nbytes >= SMALL_BYTES):
         meter.charge(out)
     if not _mode.enabled or opdef.backward is None or out.dtype.kind != "f":
         t = _wrap_charged(out, dev)
