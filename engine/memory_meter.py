@@ -79,9 +79,20 @@ class MemoryMeter:
 
     @property
     def used(self) -> int:
-        """Bytes of the metered buffers alive now."""
-        self._settle()
+        """Bytes of the metered buffers alive now (exact: call it on the owner's thread)."""
+        self._settle_credits()
+        self._sweep()
         return self._used + self._small
+
+    def estimate(self) -> int:
+        """`used` for any thread, changing nothing: it may still count buffers freed since the
+        owner last settled (at the end of each batch) or swept its bulk total."""
+        return self._used + self._small
+
+    def end_batch(self) -> None:
+        """On the owner's thread after its commands: the answer left, settle the credits."""
+        self.reserved = 0
+        self._settle_credits()
 
     def check(self, nbytes: int, what: str = "a new tensor", op: str = "") -> None:
         """Raise SessionMemoryError unless `nbytes` more fit (`what`, or `op`, needs them)."""
@@ -149,10 +160,6 @@ class MemoryMeter:
         self._smalls = alive
         self._small = total
         self._swept = len(alive)
-
-    def _settle(self) -> None:
-        self._settle_credits()
-        self._sweep()
 
     def clear(self) -> None:
         """Forget every buffer (the session closed)."""

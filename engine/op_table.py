@@ -301,7 +301,8 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
 
 def _elementwise_nbytes(opdef: OpDef, datas: list) -> int:
     """``predicted_nbytes`` of the hot case, cheaply (-1 when it is not that case): an
-    elementwise op whose operands share one shape and, needing no promotion, one dtype."""
+    elementwise op whose operands share one shape. Call it only when no promotion is needed
+    (every tensor has one float dtype), as ``record`` knows."""
     rule = opdef.shape
     if (rule is not _elementwise and rule is not _same) or not opdef.promotes or opdef.extras:
         return -1
@@ -328,22 +329,16 @@ def predicted_nbytes(
     rule = opdef.shape
     if rule is None or (opdef.view and is_view(opdef, attrs)):
         return 0
-    numel = -1
-    if rule is _same or rule is _elementwise:  # the hot case: operands of one shape
-        shape = None
-        for a in args:
-            if type(a) is Tensor:
-                d = a._data
-                if shape is None:
-                    shape, numel = d.shape, d.size
-                elif d.shape != shape:
-                    numel = -1
-                    break
-    if numel < 0:
-        try:
-            numel = math.prod(rule(*[getattr(a, "shape", None) for a in args], **attrs))
-        except Exception:  # bad arguments: the forward reports them in PyTorch's words
-            return 0
+    if out_dt is None:
+        datas = [a._data if type(a) is Tensor else a for a in args]
+        if not _needs_promotion(datas):
+            nbytes = _elementwise_nbytes(opdef, datas)
+            if nbytes >= 0:
+                return nbytes
+    try:
+        numel = math.prod(rule(*[getattr(a, "shape", None) for a in args], **attrs))
+    except Exception:  # bad arguments: the forward reports them in PyTorch's words
+        return 0
     if numel <= 0:
         return 0
     itemsize = _result_itemsize(opdef, args, attrs) if out_dt is None else out_dt.itemsize
@@ -352,13 +347,6 @@ def predicted_nbytes(
 
 
 def _result_itemsize(opdef: OpDef, args: tuple, attrs: Mapping) -> int:
-    # Called when no promotion is needed: every tensor shares one float dtype.
-    if opdef.dtype == "bool":
-        return 1
-    if opdef.promotes:
-        for a in args:
-            if type(a) is Tensor:
-                return a._data.itemsize
     try:
         return result_dtype(opdef, args, attrs).itemsize
     except Exception:  # bad arguments: the forward reports them; count the widest dtype

@@ -124,9 +124,15 @@ def run_op(s: Session, c: cpb.Op) -> None:
     kwargs = {k: to_python(v, lookup) for k, v in c.kwargs.items()} if c.kwargs else {}
     if name in DRAWING_OPS:
         with _gives_back_draws(s):
-            _bound(s, c, _call(c, name, args, kwargs))
-    else:
-        _bound(s, c, _call(c, name, args, kwargs))
+            _bind_results(s, c, _call(c, name, args, kwargs))
+        return
+    result = _call(c, name, args, kwargs)
+    if not outs:
+        return
+    if len(outs) == 1 and type(result) is _Tensor:  # the common case, kept short
+        table.bind_one(outs[0], result)
+        return
+    _bind_results(s, c, result)
 
 
 def _call(c: cpb.Op, name: str, args: list, kwargs: dict) -> Any:
@@ -136,22 +142,20 @@ def _call(c: cpb.Op, name: str, args: list, kwargs: dict) -> Any:
     return _call_op(name, *args, **kwargs)  # grad mode is on between ops (execute() says so)
 
 
-def _bound(s: Session, c: cpb.Op, result: Any) -> Any:
-    """Bind an op's results to its outs (checked before the op ran)."""
-    outs = c.outs
+def _bind_results(s: Session, c: cpb.Op, result: Any) -> None:
+    """Bind an op's results to its outs (their handles were checked before the op ran)."""
+    outs, name = c.outs, c.op
     if not outs:
-        return result
-    if len(outs) == 1 and type(result) is _Tensor:  # the common case, kept short
+        return
+    if len(outs) == 1 and type(result) is _Tensor:
         s.table.bind_one(outs[0], result)
-        return result
-    name = c.op
+        return
     results = result if isinstance(result, tuple) else (result,)
     if len(results) != len(outs):
         raise invalid(f"op {name!r} gives {len(results)} results, {len(outs)} outs named")
     if not all(isinstance(r, ge.Tensor) for r in results):
         raise invalid(f"op {name!r} gives {type(result).__name__}, not tensors, to bind")
     s.table.bind(list(zip(outs, results)))
-    return result
 
 
 def backward(s: Session, c: cpb.Backward) -> None:
@@ -308,7 +312,7 @@ def execute(
         with ge.use_generator(s.generator), metering(s.meter):
             return _apply_all(s, commands, response, results, raw_views or {})
     finally:
-        s.meter.reserved = 0  # the answer leaves with the batch
+        s.meter.end_batch()  # the answer leaves with the batch
 
 
 def _apply_all(

@@ -46,7 +46,9 @@ class Session:
         self.lock = threading.Lock()
         self.table = TensorTable(max_bytes, max_tensors)
         self.meter = self.table.meter  # every byte the session's commands allocate
-        self.max_answer_bytes = max_answer_bytes  # the largest answer a batch may build
+        # The largest answer a batch may build: the server's --max-message-bytes once
+        # SessionStore.create passes it; until then ServerConfig's default (256 MiB).
+        self.max_answer_bytes = max_answer_bytes
         self.generator = ge.Generator(device=device).manual_seed(seed)
         self.created = self.last_used = time.monotonic()
         self.steps = 0

@@ -35,8 +35,9 @@ class TensorTable:
 
     @property
     def nbytes(self) -> int:
-        """Bytes the session holds now (every live buffer its commands allocated)."""
-        return self.meter.used
+        """Bytes the session holds (every live buffer its commands allocated), as of its last
+        batch; safe to read from any thread (ListSessions, metrics)."""
+        return self.meter.estimate()
 
     @property
     def max_bytes(self) -> int:
