@@ -14,6 +14,7 @@ from typing import Any
 from .errors import NO_GRAD_FN, AutogradError, check_backward_root
 from .grad_mode import _mode
 from .memory_meter import _active
+from .memory_meter import used as _metered
 from .node import AccumulateGrad
 from .tensor import Tensor, wrap
 
@@ -119,7 +120,7 @@ def _run(
 
     order, deps = _topo(root_nodes)
     accumulate_all = captured is None and only is None
-    meter = _active.meter
+    meter = _active.meter if _metered.ever else None
     if meter is not None:
         # The new .grad buffers must fit before anything runs; the pass then never stops half
         # way (its working gradients are counted, not refused: they go when it ends).

@@ -173,17 +173,29 @@ class _Active(threading.local):
     meter: MemoryMeter | None = None
 
 
+class _Used:
+    """Whether this process ever metered: until it does (embedded sessions never do), the hot
+    paths skip the thread-local lookup of the active meter (one plain attribute read instead)."""
+
+    __slots__ = ("ever",)
+
+    def __init__(self) -> None:
+        self.ever = False
+
+
 _active = _Active()
+used = _Used()
 
 
 def active_meter() -> MemoryMeter | None:
     """The meter charging this thread's allocations, if any."""
-    return _active.meter
+    return _active.meter if used.ever else None
 
 
 @contextmanager
 def metering(meter: MemoryMeter | None) -> Iterator[MemoryMeter | None]:
     """Charge this thread's allocations to `meter` inside the block."""
+    used.ever = True
     prev = _active.meter
     _active.meter = meter
     try:
@@ -194,6 +206,6 @@ def metering(meter: MemoryMeter | None) -> Iterator[MemoryMeter | None]:
 
 def check_active(nbytes: int, what: str = "a new tensor") -> None:
     """Before allocating `nbytes`: raise if the active meter (if any) has no room."""
-    meter = _active.meter
+    meter = _active.meter if used.ever else None
     if meter is not None:
         meter.check(nbytes, what)

@@ -22,6 +22,7 @@ from .device import CPU
 from .errors import NON_LEAF_REQUIRES_GRAD, AutogradError, check_inplace_allowed
 from .grad_mode import _mode
 from .memory_meter import SMALL_BYTES, _active
+from .memory_meter import used as _metered
 from .node import Node, accumulator
 from .shapes import elementwise as _elementwise
 from .shapes import same as _same
@@ -253,7 +254,7 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
     promote = opdef.promotes and _needs_promotion(datas)
     if promote:
         out_dt = result_dtype(opdef, args, attrs)
-    meter = _active.meter
+    meter = _active.meter if _metered.ever else None
     if meter is not None:  # a session's op: its result must fit before it is computed
         nbytes = _elementwise_nbytes(opdef, datas) if out_dt is None else -1
         if nbytes < 0:
@@ -436,7 +437,7 @@ def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
     grad_on = _mode.enabled
     if grad_on and self.requires_grad and self.grad_fn is None:
         check_inplace_allowed(True, True, True)  # raises PyTorch's leaf in-place error
-    meter = _active.meter
+    meter = _active.meter if _metered.ever else None
     if meter is not None:
         # Before self changes: the result must fit self (else the forward would compute a
         # larger broadcast first), and its one self-sized temporary (or saved copy) must fit.

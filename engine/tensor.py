@@ -13,6 +13,7 @@ from .device import CPU, Device, get_device, to_host
 from .errors import NOT_FLOAT_GRAD
 from .grad_mode import _mode
 from .memory_meter import _active, check_active
+from .memory_meter import used as _metered
 from .tensor_conversions import TensorConversions
 
 
@@ -311,10 +312,21 @@ def wrap(data: Any, dev: Device = CPU, requires_grad: bool = False, grad_fn: Any
     Every array that becomes a tensor passes here (or through ``record``, which charges it
     itself), so here it is charged to the active memory meter.
     """
-    meter = _active.meter
+    meter = _active.meter if _metered.ever else None
     if meter is not None:
         meter.charge(data)
-    return wrap_charged(data, dev, requires_grad, grad_fn)
+    t = _new(Tensor)  # wrap_charged's body, inlined: this is the hot constructor
+    t._data = data
+    t._dev = dev
+    t.requires_grad = requires_grad
+    t.grad_fn = grad_fn
+    t._grad = None
+    t._vc = [0]
+    t._retains_grad = False
+    t._hooks = None
+    t._base = None
+    t._acc = None
+    return t
 
 
 def wrap_charged(
