@@ -12,7 +12,7 @@ that runs the session's commands. While it is active:
   handle, a graph that let go of its saved tensors, a dropped ``.grad``.
 
 So saved tensors, saved outputs and the intermediates a live graph keeps are counted as long as
-they live. Buffers under ``SMALL_BYTES`` (16 float32s) are not metered: they and the graph's
+they live. One-element buffers (``SCALAR_BYTES``) are not metered: they and the graph's
 Python objects (a few hundred bytes per recorded op kept alive) are the slack. Without an
 active meter (embedded sessions) nothing is checked or counted.
 """
@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-SMALL_BYTES = 64  # smaller buffers are not metered: their Python objects outweigh them
+SCALAR_BYTES = 8  # buffers this small (one element) are not metered: a loss, a learning rate
 BULK_BELOW = 64 << 10  # smaller buffers are counted in bulk, larger ones one by one
 _SWEEP_EVERY = 4096  # bulk references added between sweeps of the dead ones (at least)
 
@@ -119,7 +119,7 @@ class MemoryMeter:
             root, base = base, base.base
         nbytes = root.nbytes
         if nbytes < BULK_BELOW:
-            if nbytes >= SMALL_BYTES:
+            if nbytes > SCALAR_BYTES:
                 smalls = self._smalls
                 smalls.append(weakref.ref(root))
                 self._small += nbytes

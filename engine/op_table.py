@@ -21,7 +21,7 @@ from . import dtypes as dt
 from .device import CPU
 from .errors import NON_LEAF_REQUIRES_GRAD, AutogradError, check_inplace_allowed
 from .grad_mode import _mode
-from .memory_meter import SMALL_BYTES, _active
+from .memory_meter import SCALAR_BYTES, _active
 from .memory_meter import used as _metered
 from .node import Node, accumulator
 from .shapes import elementwise as _elementwise
@@ -259,7 +259,7 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
         nbytes = _elementwise_nbytes(opdef, datas) if out_dt is None else -1
         if nbytes < 0:
             nbytes = predicted_nbytes(opdef, args, attrs, out_dt)
-        if nbytes >= SMALL_BYTES:
+        if nbytes > SCALAR_BYTES:
             meter.check(nbytes, op=opdef.name)
     if promote:
         # Comparisons compute in the promoted dtype; only their result is bool.
@@ -283,7 +283,7 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
         out = np.asarray(out)
     if out_dt is not None and out.dtype != out_dt.np:
         out = out.astype(out_dt.np)
-    if meter is not None and (out.base is not None or out.nbytes >= SMALL_BYTES):
+    if meter is not None and (out.base is not None or out.nbytes > SCALAR_BYTES):
         meter.charge(out)
     if not _mode.enabled or opdef.backward is None or out.dtype.kind != "f":
         t = _wrap_charged(out, dev)

@@ -130,5 +130,5 @@ def test_small_buffers_are_counted_in_bulk_once_each(no_gc: None) -> None:
         assert meter.used == 10_000 * 4000
         del kept[5000:], also
         assert meter.used == 5000 * 4000
-        tiny = [ge.ones(4) for _ in range(1000)]  # under SMALL_BYTES: not metered
-        assert meter.used == 5000 * 4000 and len(tiny) == 1000
+        scalars = [ge.ones(1) for _ in range(1000)]  # one element each: not metered
+        assert meter.used == 5000 * 4000 and len(scalars) == 1000
