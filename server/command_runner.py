@@ -126,7 +126,11 @@ def run_op(s: Session, c: cpb.Op) -> None:
         with _gives_back_draws(s):
             _bind_results(s, c, _call(c, name, args, kwargs))
         return
-    result = _call(c, name, args, kwargs)
+    if c.no_grad:  # _call's body, inlined on the hot path
+        with ge.no_grad():
+            result = _call_op(name, *args, **kwargs)
+    else:
+        result = _call_op(name, *args, **kwargs)
     if not outs:
         return
     if len(outs) == 1 and type(result) is _Tensor:  # the common case, kept short
