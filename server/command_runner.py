@@ -112,17 +112,18 @@ def run_op(s: Session, c: cpb.Op) -> None:
         raise invalid(f"unknown op {name!r}; allowed: {', '.join(sorted(_OPS))}")
     outs = c.outs
     table = s.table
-    if outs:  # before the op runs: an in-place op changes its tensor as it runs
+    draws = name in DRAWING_OPS
+    if outs:
         if len(outs) > 1 and opdef.inplace:
             raise invalid(f"in-place op {name!r} gives 1 result, {len(outs)} outs named")
         for handle in outs:
             _out(handle)
-        if len(table) + len(outs) > table.max_tensors:
-            table.check_handles(outs)
+        if opdef.inplace or draws:  # they change a tensor or the random stream as they run
+            table.check_handles(outs)  # (other ops' results are checked when bound)
     lookup = table.get
     args = [to_python(v, lookup) for v in c.args]
     kwargs = {k: to_python(v, lookup) for k, v in c.kwargs.items()} if c.kwargs else {}
-    if name in DRAWING_OPS:
+    if draws:
         with _gives_back_draws(s):
             _bind_results(s, c, _call(c, name, args, kwargs))
         return
