@@ -1,11 +1,12 @@
 """Commands applied to a session: one function per gradd.v1 Command kind, and the batch loop.
 
 A batch stops at its first failing command; the commands before it stay applied. Each command
-checks everything before it changes anything, so a failing command changes nothing: handles
-for `outs` are checked before the op runs (an in-place op mutates), every allocation is checked
-by the session's memory meter before it happens (the batch runs with the meter active), a fetch
-is checked against the answer limits before its answer is built, and a random op that fails
-gives back what it drew.
+checks everything before it changes anything, so a failing command changes nothing: the
+handles of an in-place or random op's `outs` are checked before it runs (it changes a tensor or
+the random stream as it runs; other ops' results are checked when bound), every allocation is
+checked by the session's memory meter before it happens (the batch runs with the meter
+active), a fetch is checked against the answer limits before its answer is built, and a random
+op that fails gives back what it drew.
 """
 
 from __future__ import annotations
