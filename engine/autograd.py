@@ -13,6 +13,8 @@ from typing import Any
 
 from .errors import NO_GRAD_FN, AutogradError, check_backward_root
 from .grad_mode import _mode
+from .memory_meter import _active
+from .memory_meter import used as _metered
 from .node import AccumulateGrad
 from .tensor import Tensor, wrap
 
@@ -118,9 +120,16 @@ def _run(
     captured = capture[1] if capture else None
 
     order, deps = _topo(root_nodes)
+    accumulate_all = captured is None and only is None
+    meter = _active.meter if _metered.ever else None
+    if meter is not None:
+        # The new .grad buffers must fit before anything runs; the pass then never stops half
+        # way (its working gradients are counted, not refused: they go when it ends).
+        grown = _new_grad_bytes(order, accumulate_all, targets if only is not None else None)
+        meter.check(grown, "backward's new .grad buffers")
+        meter.lenient += 1
     prev_mode = _mode.enabled
     _mode.enabled = create_graph
-    accumulate_all = captured is None and only is None
     try:
         for node in order:
             g = pending.pop(node, None)
@@ -171,6 +180,29 @@ def _run(
                 node.release()
     finally:
         _mode.enabled = prev_mode
+        if meter is not None:
+            meter.lenient -= 1
+
+
+def _new_grad_bytes(order: list, accumulate_all: bool, targets: dict | None) -> int:
+    """Bytes of the .grad buffers a pass over ``order`` will allocate (one per leaf or retained
+    tensor without a grad yet, or whose grad is replaced rather than added to in place)."""
+    total = 0
+    for node in order:
+        if type(node) is AccumulateGrad:
+            if accumulate_all or (targets is not None and node in targets):
+                leaf = node.variable
+                old = leaf._grad
+                if old is None or old.requires_grad:
+                    total += leaf._data.nbytes
+            continue
+        holders = [node.retained() if node.retained is not None else None]
+        if targets is not None and node in targets:
+            holders.append(targets[node])
+        for t in holders:
+            if t is not None and t._grad is None:
+                total += t._data.nbytes
+    return total
 
 
 def _sum_to(g: Tensor, shape: tuple) -> Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -9,11 +10,14 @@ import numpy as np
 from . import dtypes as dt
 from .device import CPU, Device, get_device
 from .errors import NOT_FLOAT_GRAD
+from .memory_meter import check_active
 from .random_state import current_generator
 from .tensor import Tensor, wrap
 
 
-def _size(size: tuple) -> tuple[int, ...]:
+def _size(size: tuple, itemsize: int = 0) -> tuple[int, ...]:
+    """The shape asked for; with `itemsize`, checked against the active meter (before
+    anything is allocated or drawn)."""
     if len(size) == 1 and isinstance(size[0], (tuple, list)):
         size = tuple(size[0])
     out = tuple(int(s) for s in size)
@@ -21,6 +25,8 @@ def _size(size: tuple) -> tuple[int, ...]:
         raise RuntimeError(
             f"Trying to create tensor with negative dimension {min(out)}: {list(out)}"
         )
+    if itemsize:
+        check_active(math.prod(out) * itemsize)
     return out
 
 
@@ -56,12 +62,14 @@ def _float(dtype: Any) -> dt.DType:
 
 def zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros (float32 unless ``dtype`` says otherwise)."""
-    return _build(device, requires_grad, "zeros", _size(size), _float(dtype).np)
+    d = _float(dtype)
+    return _build(device, requires_grad, "zeros", _size(size, d.itemsize), d.np)
 
 
 def ones(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     """A tensor of ones."""
-    return _build(device, requires_grad, "ones", _size(size), _float(dtype).np)
+    d = _float(dtype)
+    return _build(device, requires_grad, "ones", _size(size, d.itemsize), d.np)
 
 
 def full(
@@ -69,7 +77,7 @@ def full(
 ) -> Tensor:
     """A tensor filled with ``fill_value`` (its dtype inferred from the value, as PyTorch)."""
     d = dt.scalar_dtype(fill_value) if dtype is None else dt.as_dtype(dtype)
-    return _build(device, requires_grad, "full", _size((size,)), fill_value, d.np)
+    return _build(device, requires_grad, "full", _size((size,), d.itemsize), fill_value, d.np)
 
 
 def zeros_like(t: Tensor, dtype: Any = None, requires_grad: bool = False) -> Tensor:
@@ -94,7 +102,7 @@ def randn(
     if not d.is_floating_point:
         raise RuntimeError(f"\"normal_kernel_cpu\" not implemented for '{d.name.capitalize()}'")
     gen = generator or current_generator()
-    arr, dev = _draw(device, gen, "normal", "standard_normal", _size(size), d.np)
+    arr, dev = _draw(device, gen, "normal", "standard_normal", _size(size, d.itemsize), d.np)
     return _finish(arr, dev, requires_grad)
 
 
@@ -110,7 +118,7 @@ def rand(
     if not d.is_floating_point:
         raise RuntimeError(f"\"check_uniform_bounds\" not implemented for '{d.name.capitalize()}'")
     gen = generator or current_generator()
-    arr, dev = _draw(device, gen, "uniform", "random_sample", _size(size), d.np)
+    arr, dev = _draw(device, gen, "uniform", "random_sample", _size(size, d.itemsize), d.np)
     return _finish(arr, dev, requires_grad)
 
 
@@ -126,14 +134,14 @@ def randint(
     if high is None:
         low, high = 0, low
     gen = generator or current_generator()
-    shape = _size((size,))
+    d = dt.int64 if dtype is None else dt.as_dtype(dtype)
+    shape = _size((size,), 8 + d.itemsize)  # int64 values, then the cast: both live a moment
     if get_device(device) is CPU:
         arr, dev = gen.randint(int(low), int(high), shape), CPU
     else:
         if not int(low) < int(high):
             raise ValueError(f"randint needs low < high, got [{low}, {high})")
         arr, dev = _draw(device, gen, "randint", "randint", int(low), int(high), shape, np.int64)
-    d = dt.int64 if dtype is None else dt.as_dtype(dtype)
     return _finish(arr.astype(d.np, copy=False), dev, False)
 
 
@@ -142,6 +150,7 @@ def randperm(n: int, generator: Any = None, device: Any = None) -> Tensor:
     gen = generator or current_generator()
     if int(n) < 0:
         raise ValueError(f"randperm needs n >= 0, got {n}")
+    check_active(int(n) * 8)
     arr, dev = _draw(device, gen, "randperm", "permutation", int(n))
     return _finish(arr.astype(np.int64, copy=False), dev, False)
 
@@ -164,6 +173,9 @@ def arange(
         d = dt.int64 if ints else dt.default_float
     else:
         d = dt.as_dtype(dtype)
+    if all(isinstance(v, (int, float)) for v in (start, end, step)):
+        # arange makes 8-byte values, then the cast: both live for a moment
+        check_active(max(0, math.ceil((end - start) / step)) * (8 + d.itemsize))
     dev = get_device(device)
     if dev is CPU:
         return _finish(np.arange(start, end, step).astype(d.np), dev, requires_grad)
@@ -181,6 +193,7 @@ def linspace(
 ) -> Tensor:
     """``steps`` evenly spaced values from start to end inclusive."""
     d = _float(dtype)
+    check_active(max(0, int(steps)) * (8 + d.itemsize))
     dev = get_device(device)
     if dev is CPU:
         return _finish(np.linspace(start, end, int(steps)).astype(d.np), dev, requires_grad)

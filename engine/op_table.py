@@ -12,6 +12,7 @@ suite). The annotations of an op's public signature declare what each parameter 
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -25,7 +26,11 @@ from .arg_kinds import TENSOR_TYPES
 from .device import CPU
 from .errors import NON_LEAF_REQUIRES_GRAD, AutogradError, check_inplace_allowed
 from .grad_mode import _mode
+from .memory_meter import SCALAR_BYTES, _active
+from .memory_meter import used as _metered
 from .node import Node, accumulator
+from .shapes import elementwise as _elementwise
+from .shapes import same as _same
 
 Shape = tuple[int, ...]
 
@@ -216,18 +221,19 @@ _new = object.__new__
 
 
 def _wrap_factory() -> Callable:
-    from .tensor import Tensor, wrap
+    from .tensor import Tensor, wrap, wrap_charged
 
-    return Tensor, wrap
+    return Tensor, wrap, wrap_charged
 
 
 Tensor: Any = None
 wrap: Any = None
+_wrap_charged: Any = None
 
 
 def _bind_tensor() -> None:
-    global Tensor, wrap
-    Tensor, wrap = _wrap_factory()
+    global Tensor, wrap, _wrap_charged
+    Tensor, wrap, _wrap_charged = _wrap_factory()
     TENSOR_TYPES.add(Tensor)
 
 
@@ -286,8 +292,17 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
         dev = _device_of(args)
     datas = [a._data if type(a) is Tensor else a for a in args]
     out_dt = None
-    if opdef.promotes and _needs_promotion(datas):
+    promote = opdef.promotes and _needs_promotion(datas)
+    if promote:
         out_dt = result_dtype(opdef, args, attrs)
+    meter = _active.meter if _metered.ever else None
+    if meter is not None:  # a session's op: its result must fit before it is computed
+        nbytes = _elementwise_nbytes(opdef, datas) if out_dt is None else -1
+        if nbytes < 0:
+            nbytes = predicted_nbytes(opdef, args, attrs, out_dt)
+        if nbytes > SCALAR_BYTES:
+            meter.check(nbytes, op=opdef.name)
+    if promote:
         # Comparisons compute in the promoted dtype; only their result is bool.
         cdt = (dt.result_type(*args) if opdef.dtype == "bool" else out_dt).np
         datas = [
@@ -306,23 +321,83 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
     if opdef.extras:
         out, extra = out
         attrs = {**attrs, **extra}
+        if meter is not None:  # kept by the node for backward: counted while it lives
+            for v in extra.values():
+                if hasattr(v, "base"):
+                    meter.charge(v)
     if isinstance(out, np.generic):
         out = np.asarray(out)
     if out_dt is not None and out.dtype != out_dt.np:
         out = out.astype(out_dt.np)
+    if meter is not None and (out.base is not None or out.nbytes > SCALAR_BYTES):
+        meter.charge(out)
     if not _mode.enabled or opdef.backward is None or out.dtype.kind != "f":
-        t = wrap(out, dev)
+        t = _wrap_charged(out, dev)
     else:
         for a in args:
             if type(a) is Tensor and a.requires_grad:
-                t = wrap(out, dev, True, make_node(opdef, args, attrs, out, dev))
+                t = _wrap_charged(out, dev, True, make_node(opdef, args, attrs, out, dev))
                 break
         else:
-            t = wrap(out, dev)
+            t = _wrap_charged(out, dev)
     if opdef.view and is_view(opdef, attrs):
         base = first._base
         t._base = first if base is None else base
     return t
+
+
+def _elementwise_nbytes(opdef: OpDef, datas: list) -> int:
+    """``predicted_nbytes`` of the hot case, cheaply (-1 when it is not that case): an
+    elementwise op whose operands share one shape. Call it only when no promotion is needed
+    (every tensor has one float dtype), as ``record`` knows."""
+    rule = opdef.shape
+    if (rule is not _elementwise and rule is not _same) or not opdef.promotes or opdef.extras:
+        return -1
+    first = datas[0]
+    shape = getattr(first, "shape", None)
+    if shape is None:
+        return -1
+    for x in datas:
+        t = type(x)
+        if t is not float and t is not int and t is not bool and x.shape != shape:
+            return -1
+    return first.size if opdef.dtype == "bool" else first.nbytes
+
+
+def predicted_nbytes(
+    opdef: OpDef, args: tuple, attrs: Mapping, out_dt: dt.DType | None = None
+) -> int:
+    """Bytes ``opdef`` will allocate for its result at these arguments, from its shape and dtype
+    rules, before its forward runs (``out_dt``: the result dtype, when already known).
+
+    A view allocates nothing; a composite op's own ops predict theirs; an op with ``extras``
+    keeps an array of its result's size for backward (dropout's mask), so it counts twice.
+    """
+    rule = opdef.shape
+    if rule is None or (opdef.view and is_view(opdef, attrs)):
+        return 0
+    if out_dt is None:
+        datas = [a._data if type(a) is Tensor else a for a in args]
+        if not _needs_promotion(datas):
+            nbytes = _elementwise_nbytes(opdef, datas)
+            if nbytes >= 0:
+                return nbytes
+    try:
+        numel = math.prod(rule(*[getattr(a, "shape", None) for a in args], **attrs))
+    except Exception:  # bad arguments: the forward reports them in PyTorch's words
+        return 0
+    if numel <= 0:
+        return 0
+    itemsize = _result_itemsize(opdef, args, attrs) if out_dt is None else out_dt.itemsize
+    nbytes = numel * itemsize
+    return 2 * nbytes if opdef.extras else nbytes
+
+
+def _result_itemsize(opdef: OpDef, args: tuple, attrs: Mapping) -> int:
+    try:
+        return result_dtype(opdef, args, attrs).itemsize
+    except Exception:  # bad arguments: the forward reports them; count the widest dtype
+        return 8
 
 
 def is_view(opdef: OpDef, attrs: dict) -> bool:
@@ -408,6 +483,12 @@ def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
     grad_on = _mode.enabled
     if grad_on and self.requires_grad and self.grad_fn is None:
         check_inplace_allowed(True, True, True)  # raises PyTorch's leaf in-place error
+    meter = _active.meter if _metered.ever else None
+    if meter is not None:
+        # Before self changes: the result must fit self (else the forward would compute a
+        # larger broadcast first), and its one self-sized temporary (or saved copy) must fit.
+        opdef.shape(*[getattr(a, "shape", None) for a in args], **attrs)
+        meter.check(self._data.nbytes, op=opdef.name)
     wants_graph = (
         grad_on
         and opdef.backward is not None

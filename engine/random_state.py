@@ -9,6 +9,9 @@ from contextlib import contextmanager
 from .generator import Generator
 
 default_generator = Generator()
+# Ops whose forward draws from the current generator (a server restores the stream when such
+# an op fails after drawing).
+DRAWING_OPS: set[str] = set()
 
 
 class _Current(threading.local):

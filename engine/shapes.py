@@ -33,6 +33,11 @@ def same(a: Shape, *rest: object, **attrs: object) -> Shape:
     return a
 
 
+def elementwise(*shapes: Shape | None, **attrs: object) -> Shape:
+    """The rule of elementwise ops: their operands broadcast (attributes change no shape)."""
+    return broadcast(*shapes)
+
+
 def wrap_dim(dim: int, ndim: int) -> int:
     """Normalise a possibly negative dim, with PyTorch's IndexError."""
     n = max(ndim, 1)

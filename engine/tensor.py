@@ -12,6 +12,8 @@ from . import dtypes as dt
 from .device import CPU, Device, get_device, to_host
 from .errors import NOT_FLOAT_GRAD
 from .grad_mode import _mode
+from .memory_meter import _active, check_active
+from .memory_meter import used as _metered
 from .tensor_conversions import TensorConversions
 
 
@@ -305,7 +307,32 @@ _new = object.__new__
 
 
 def wrap(data: Any, dev: Device = CPU, requires_grad: bool = False, grad_fn: Any = None) -> Tensor:
-    """Make a Tensor around an existing array (no copy): the engine's hot constructor."""
+    """Make a Tensor around an existing array (no copy): the engine's hot constructor.
+
+    Every array that becomes a tensor passes here (or through ``record``, which charges it
+    itself), so here it is charged to the active memory meter.
+    """
+    meter = _active.meter if _metered.ever else None
+    if meter is not None:
+        meter.charge(data)
+    t = _new(Tensor)  # wrap_charged's body, inlined: this is the hot constructor
+    t._data = data
+    t._dev = dev
+    t.requires_grad = requires_grad
+    t.grad_fn = grad_fn
+    t._grad = None
+    t._vc = [0]
+    t._retains_grad = False
+    t._hooks = None
+    t._base = None
+    t._acc = None
+    return t
+
+
+def wrap_charged(
+    data: Any, dev: Device = CPU, requires_grad: bool = False, grad_fn: Any = None
+) -> Tensor:
+    """``wrap`` for an array its caller already charged to the active meter (if any)."""
     t = _new(Tensor)
     t._data = data
     t._dev = dev
@@ -341,6 +368,7 @@ def tensor(
     else:
         arr = _from_python(data)
     want = dt.from_numpy(arr.dtype) if dtype is None else dt.as_dtype(dtype)
+    check_active(arr.size * want.itemsize)
     if requires_grad and not want.is_floating_point:
         raise RuntimeError(NOT_FLOAT_GRAD)
     if dev is CPU:

@@ -33,6 +33,30 @@ RESPONSE_RESULTS = _key(cpb.ExecuteResponse, "results")
 RESULT_INDEX = varint(cpb.CommandResult.DESCRIPTOR.fields_by_name["index"].number << 3)
 
 
+HEAD_BYTES = 256  # a TensorValue without its elements: info, item, framing (at most)
+TYPED_WIRE_BYTES = {"f": 8, "i": 10, "u": 10, "b": 1}  # double, varint int64, bool per value
+TYPED_MEMORY_BYTES = 48  # per value: the Python object tolist() makes, its list slot, the field
+
+
+def answer_size(
+    handle: str, tensor: Any, *, metadata_only: bool = False, typed_values: bool = False
+) -> tuple[int, int]:
+    """(bytes on the wire, bytes of memory for its elements) of `tensor_value`'s answer,
+    known before it is built: the elements joined into the message, plus a contiguous or host
+    copy of them when the tensor is a strided view or on a GPU, or the Python values that
+    typed values go through."""
+    head = HEAD_BYTES + 2 * len(handle) + 11 * tensor.ndim
+    if metadata_only:
+        return head, 0
+    data = tensor._data
+    numel = data.size
+    if typed_values:
+        wire = numel * TYPED_WIRE_BYTES[data.dtype.kind]
+        return head + wire, wire + numel * TYPED_MEMORY_BYTES
+    copied = not (type(data) is np.ndarray and data.flags.c_contiguous)
+    return head + data.nbytes, data.nbytes * (2 if copied else 1)
+
+
 def tensor_value(
     handle: str, tensor: Any, *, metadata_only: bool = False, typed_values: bool = False
 ) -> list[Any]:

@@ -1,26 +1,30 @@
 """Commands applied to a session: one function per gradd.v1 Command kind, and the batch loop.
 
 A batch stops at its first failing command; the commands before it stay applied. Each command
-checks what it can before it changes anything, so a failing command changes nothing (an op's
-results are bound only after it succeeded and fitted the session's limits).
+checks everything before it changes anything, so a failing command changes nothing: the
+handles of an in-place or random op's `outs` are checked before it runs (it changes a tensor or
+the random stream as it runs; other ops' results are checked when bound), every allocation is
+checked by the session's memory meter before it happens (the batch runs with the meter
+active), a fetch is checked against the answer limits before its answer is built, and a random
+op that fails gives back what it drew.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import gradd.engine as ge
 import grpc
+from gradd.engine.memory_meter import metering
+from gradd.engine.random_state import DRAWING_OPS
 from gradd.v1 import command_pb2 as cpb
 from gradd.v1 import graph_pb2 as gpb
-from gradd.v1 import tensor_pb2 as tpb
 
 from . import answer_bytes as answer
 from . import wire_tensor as wire
-from .errors import SHOWN_CHARACTERS, ServiceError, invalid, precondition, shown, status_of
+from .errors import SHOWN_CHARACTERS, ServiceError, exhausted, invalid, precondition, shown, status_of
 from .graph_snapshot import snapshot
 from .op_args import ValueBudget, engine_dtype, short_string, to_python
 from .session import Session
@@ -55,18 +59,6 @@ def create_tensor(s: Session, c: cpb.CreateTensor, raw: memoryview | None = None
     s.table.bind_one(c.out, tensor)
 
 
-def _estimated_nbytes(c: cpb.Factory, args: list[Any]) -> int:
-    # Known before anything is allocated, so that a huge request fails on the limit, not on OOM.
-    default = tpb.FLOAT64 if c.kind == "arange" else tpb.FLOAT32  # arange may give int64
-    itemsize = wire.NP_DTYPES[c.dtype or default].itemsize
-    if c.kind != "arange":
-        return wire.element_count(c.shape) * itemsize
-    start, end, step = (0, *args, 1)[-3:] if len(args) == 1 else (*args, 1)[:3]
-    if not all(isinstance(x, int | float) for x in (start, end, step)) or not step:
-        return 0  # the engine reports the bad arguments
-    return max(0, math.ceil((end - start) / step)) * itemsize
-
-
 def factory(s: Session, c: cpb.Factory, budget: ValueBudget | None = None) -> None:
     """`out = randn/rand/zeros/ones/full/arange(...)` with the session's generator; `budget`
     counts the Values of the whole request (a fresh one: this command alone)."""
@@ -78,12 +70,13 @@ def factory(s: Session, c: cpb.Factory, budget: ValueBudget | None = None) -> No
     wanted = {"full": (1,), "arange": (1, 2, 3)}.get(c.kind, (0,))
     if len(args) not in wanted:
         raise invalid(f"{c.kind} takes {' or '.join(map(str, wanted))} args, got {len(args)}")
-    s.table.check_new(_out(c.out), _estimated_nbytes(c, args))
+    s.table.check_handles((_out(c.out),))  # the engine checks the bytes before allocating
     kwargs = {"dtype": engine_dtype(c.dtype) if c.dtype else None, "device": s.device}
     kwargs["requires_grad"] = c.requires_grad
     shape = tuple(c.shape)
     if c.kind in ("randn", "rand"):
-        tensor = getattr(ge, c.kind)(*shape, generator=s.generator, **kwargs)
+        with _gives_back_draws(s):
+            tensor = getattr(ge, c.kind)(*shape, generator=s.generator, **kwargs)
     elif c.kind == "full":
         tensor = ge.full(shape, args[0], **kwargs)
     elif c.kind == "arange":
@@ -91,6 +84,22 @@ def factory(s: Session, c: cpb.Factory, budget: ValueBudget | None = None) -> No
     else:
         tensor = getattr(ge, c.kind)(*shape, **kwargs)
     s.table.bind_one(c.out, tensor)
+
+
+class _gives_back_draws:
+    """Restore the session's random stream if the block fails (it may have drawn first)."""
+
+    __slots__ = ("session", "state")
+
+    def __init__(self, s: Session) -> None:
+        self.session = s
+
+    def __enter__(self) -> None:
+        self.state = self.session.generator.get_state()
+
+    def __exit__(self, kind: type | None, *exc: object) -> None:
+        if kind is not None:
+            self.session.generator.set_state(self.state)
 
 
 def manual_seed(s: Session, c: cpb.ManualSeed) -> None:
@@ -107,9 +116,16 @@ def run_op(s: Session, c: cpb.Op, budget: ValueBudget | None = None) -> None:
     if opdef is None:
         raise invalid(f"unknown op {shown(name)}; allowed: {', '.join(sorted(_OPS))}")
     outs = c.outs
-    if len(outs) > 1 and opdef.inplace:
-        raise invalid(f"in-place op {shown(name)} gives 1 result, {len(outs)} outs named")
-    lookup = s.table.get
+    table = s.table
+    draws = name in DRAWING_OPS
+    if outs:
+        if len(outs) > 1 and opdef.inplace:
+            raise invalid(f"in-place op {shown(name)} gives 1 result, {len(outs)} outs named")
+        for handle in outs:
+            _out(handle)
+        if opdef.inplace or draws:  # they change a tensor or the random stream as they run
+            table.check_handles(outs)  # (other ops' results are checked when bound)
+    lookup = table.get
     budget = budget or ValueBudget()
     budget.take(len(c.args) + len(c.kwargs))
     args = [to_python(v, lookup, budget) for v in c.args]
@@ -117,22 +133,44 @@ def run_op(s: Session, c: cpb.Op, budget: ValueBudget | None = None) -> None:
     if c.kwargs:
         for k, v in c.kwargs.items():
             kwargs[short_string(k, "a kwarg name")] = to_python(v, lookup, budget)
-    if c.no_grad:
+    if draws:
+        with _gives_back_draws(s):
+            _bind_results(s, c, _call(c, name, args, kwargs))
+        return
+    if c.no_grad:  # _call's body, inlined on the hot path
         with ge.no_grad():
             result = _call_op(name, *args, **kwargs)
-    else:  # grad mode is on between ops (execute() makes sure), as PyTorch's default
+    else:
         result = _call_op(name, *args, **kwargs)
     if not outs:
         return
     if len(outs) == 1 and type(result) is _Tensor:  # the common case, kept short
-        s.table.bind_one(_out(outs[0]), result)
+        table.bind_one(outs[0], result)
+        return
+    _bind_results(s, c, result)
+
+
+def _call(c: cpb.Op, name: str, args: list, kwargs: dict) -> Any:
+    if c.no_grad:
+        with ge.no_grad():
+            return _call_op(name, *args, **kwargs)
+    return _call_op(name, *args, **kwargs)  # grad mode is on between ops (execute() says so)
+
+
+def _bind_results(s: Session, c: cpb.Op, result: Any) -> None:
+    """Bind an op's results to its outs (their handles were checked before the op ran)."""
+    outs, name = c.outs, c.op
+    if not outs:
+        return
+    if len(outs) == 1 and type(result) is _Tensor:
+        s.table.bind_one(outs[0], result)
         return
     results = result if isinstance(result, tuple) else (result,)
     if len(results) != len(outs):
         raise invalid(f"op {shown(name)} gives {len(results)} results, {len(outs)} outs named")
     if not all(isinstance(r, ge.Tensor) for r in results):
         raise invalid(f"op {shown(name)} gives {type(result).__name__}, not tensors, to bind")
-    s.table.bind([(_out(h), r) for h, r in zip(outs, results)])
+    s.table.bind(list(zip(outs, results)))
 
 
 def backward(s: Session, c: cpb.Backward) -> None:
@@ -196,23 +234,51 @@ def release(s: Session, c: cpb.Release) -> None:
     s.table.release(c.handles)
 
 
-def fetch(s: Session, c: cpb.Fetch) -> list[Any]:
-    """A TensorValue of `handle` or of its `.grad`, as wire-byte chunks."""
+def fetch(s: Session, c: cpb.Fetch, answered: int | None = None) -> list[Any]:
+    """A TensorValue of `handle` or of its `.grad`, as wire-byte chunks.
+
+    Its size is checked before it is built: with the `answered` bytes of the batch's answer
+    so far (None: an answer of its own) it must fit the message limit, and its memory the
+    session's byte limit (in a batch, reserved on the meter until the batch ends).
+    """
     tensor = s.table.get(c.handle)
     if c.grad:
         tensor = grad_or_none(tensor)
         if tensor is None:
             return answer.none_value(c.handle)
+    wire_bytes, memory = answer.answer_size(
+        c.handle, tensor, metadata_only=c.metadata_only, typed_values=c.typed_values
+    )
+    _answer_fits(s, answered, wire_bytes, memory, f"fetch {c.handle!r}")
     return answer.tensor_value(
         c.handle, tensor, metadata_only=c.metadata_only, typed_values=c.typed_values
     )
 
 
-def graph(s: Session, c: cpb.Graph) -> gpb.GraphSnapshot:
-    """make_dot(handle, params) as a GraphSnapshot; remembered labels serve Watch snapshots."""
+def _answer_fits(s: Session, answered: int | None, wire_bytes: int, memory: int, what: str) -> None:
+    # Raise unless an answer part fits the message limit and the session's bytes.
+    so_far = answered or 0
+    if so_far + wire_bytes > s.max_answer_bytes:
+        raise exhausted(
+            f"answer limit: the batch's answer holds {so_far} bytes, {what} adds {wire_bytes}, "
+            f"past the message limit of {s.max_answer_bytes} bytes; ask for it in a batch of "
+            "its own, or in parts"
+        )
+    if answered is None:
+        s.meter.check(memory, f"the answer of {what}")
+    else:
+        s.meter.reserve(memory, f"the answer of {what}")
+
+
+def graph(s: Session, c: cpb.Graph, answered: int | None = None) -> gpb.GraphSnapshot:
+    """make_dot(handle, params) as a GraphSnapshot; remembered labels serve Watch snapshots.
+
+    Checked as a fetch is (see `fetch`), once built and before anything else changes."""
     root = s.table.get(c.handle)
     params = {short_string(label, "a graph label"): s.table.get(h) for label, h in c.params.items()}
     picture = snapshot(root, params)
+    size = picture.ByteSize()
+    _answer_fits(s, answered, size, size, f"graph {c.handle!r}")
     if c.params:
         s.graph_params = dict(c.params)
     if c.publish:
@@ -255,8 +321,12 @@ def execute(
     """
     if not ge.is_grad_enabled():  # never expected: ops switch it off only inside `with`
         ge.set_grad_enabled(True)
-    with ge.use_generator(s.generator):  # random ops (dropout) draw from this session's stream
-        return _apply_all(s, commands, response, results, raw_views or {})
+    # Random ops (dropout) draw from this session's stream; every allocation is metered.
+    try:
+        with ge.use_generator(s.generator), metering(s.meter):
+            return _apply_all(s, commands, response, results, raw_views or {})
+    finally:
+        s.meter.end_batch()  # the answer leaves with the batch
 
 
 def _apply_all(
@@ -280,10 +350,11 @@ def _apply_all(
             elif kind == "tensor":
                 create_tensor(s, command.tensor, raw_views.get(index))
             elif kind == "fetch":
-                chunks = fetch(s, command.fetch)
+                chunks = fetch(s, command.fetch, sum(len(c) for c in results))
                 results += answer.command_result(index, answer.RESULT_TENSOR, chunks)
             elif kind == "graph":
-                chunks = [graph(s, command.graph).SerializeToString()]
+                picture = graph(s, command.graph, sum(len(c) for c in results))
+                chunks = [picture.SerializeToString()]
                 results += answer.command_result(index, answer.RESULT_GRAPH, chunks)
             elif kind == "factory":
                 factory(s, command.factory, budget)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import grpc
 from gradd.engine import AutogradError
+from gradd.engine.memory_meter import SessionMemoryError
 
 SHOWN_CHARACTERS = 100  # a client's string is cut to this many characters in messages and logs
 
@@ -82,6 +83,8 @@ def _status(exc: BaseException) -> tuple[grpc.StatusCode, str]:
         return grpc.StatusCode.FAILED_PRECONDITION, message
     if isinstance(exc, NotImplementedError):  # before RuntimeError: it is one
         return grpc.StatusCode.UNIMPLEMENTED, message
+    if isinstance(exc, SessionMemoryError):  # a session's byte limit, with the numbers
+        return grpc.StatusCode.RESOURCE_EXHAUSTED, message
     if isinstance(exc, MemoryError):  # numpy's and CuPy's out-of-memory errors are MemoryErrors
         return grpc.StatusCode.RESOURCE_EXHAUSTED, f"out of memory: {message}"
     if isinstance(exc, (RuntimeError, TypeError, ValueError, LookupError, ArithmeticError)):

@@ -149,7 +149,7 @@ class AutogradService(spb_grpc.AutogradServiceServicer):
             failure = runner.execute(locked, request.commands, response, results, views)
             session.touch()
             # Joined under the lock: the chunks may be views of the session's tensors.
-            answer = response.SerializeToString() + b"".join(results)
+            answer = b"".join([response.SerializeToString(), *results])  # one copy
         return request, response, failure, answer
 
     @rpc

@@ -14,6 +14,7 @@ import gradd.engine as ge
 from gradd.v1 import graph_pb2 as gpb
 from gradd.v1 import watch_pb2 as wpb
 
+from .config import ServerConfig
 from .graph_snapshot import snapshot
 from .tensor_table import TensorTable
 from .watch_hub import Watcher, WatchHub
@@ -35,6 +36,7 @@ class Session:
         label: str,
         max_watchers: int,
         interrupt: threading.Event | None = None,
+        max_answer_bytes: int = ServerConfig.max_message_bytes,
     ) -> None:
         self.id = session_id
         self.token_digest = token_digest
@@ -45,6 +47,8 @@ class Session:
         self.label = label
         self.lock = threading.Lock()
         self.table = TensorTable(max_bytes, max_tensors)
+        self.meter = self.table.meter  # every byte the session's commands allocate
+        self.max_answer_bytes = max_answer_bytes  # the largest answer a batch may build
         self.generator = ge.Generator(device=device).manual_seed(seed)
         self.created = self.last_used = time.monotonic()
         self.orphaned_since = 0.0  # when its last ExecuteStream ended without a close (0: not)

@@ -106,6 +106,7 @@ class SessionStore:
             label=request.label,
             max_watchers=cfg.max_watchers,
             interrupt=self.interrupt,
+            max_answer_bytes=cfg.max_message_bytes,
         )
         with self._lock:
             if len(self._sessions) >= cfg.max_sessions:

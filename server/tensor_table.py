@@ -1,7 +1,10 @@
-"""A session's handles: handle -> tensor, with the counts its limits are checked against.
+"""A session's handles: handle -> tensor, with the handle limit, and the session's memory meter.
 
-Bytes are counted once per distinct tensor (two handles bound to one tensor hold it once), as
-numel x itemsize. A bind that would pass a limit raises RESOURCE_EXHAUSTED and changes nothing.
+Bytes are not counted per handle: the session's ``MemoryMeter`` (gradd.engine) charges every
+buffer the session's commands allocate, bound or not (graph intermediates, saved tensors,
+``.grad`` buffers, the bases that views keep alive), before it is allocated, and credits it
+when it is freed. ``nbytes`` is what the meter holds now. A bind that would pass the handle
+limit raises RESOURCE_EXHAUSTED and changes nothing.
 """
 
 from __future__ import annotations
@@ -9,19 +12,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from gradd.engine.memory_meter import MemoryMeter
+
 from .errors import exhausted, not_found, shown
 
 
 class TensorTable:
-    """Handles bound to tensors, and the limits on how many and how large."""
+    """Handles bound to tensors, the limit on how many, and the meter of the session's bytes."""
 
-    __slots__ = ("_tensors", "_refs", "nbytes", "max_bytes", "max_tensors")
+    __slots__ = ("_tensors", "meter", "max_tensors")
 
     def __init__(self, max_bytes: int, max_tensors: int) -> None:
         self._tensors: dict[str, Any] = {}
-        self._refs: dict[int, int] = {}  # id(tensor) -> how many handles hold it
-        self.nbytes = 0
-        self.max_bytes = max_bytes
+        self.meter = MemoryMeter(max_bytes)
         self.max_tensors = max_tensors
 
     def __len__(self) -> int:
@@ -30,6 +33,16 @@ class TensorTable:
     def __contains__(self, handle: str) -> bool:
         return handle in self._tensors
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes the session holds (every live buffer its commands allocated), as of its last
+        batch; safe to read from any thread (ListSessions, metrics)."""
+        return self.meter.estimate()
+
+    @property
+    def max_bytes(self) -> int:
+        return self.meter.limit
+
     def get(self, handle: str) -> Any:
         """The tensor bound to a handle; NOT_FOUND if none is."""
         try:
@@ -37,99 +50,40 @@ class TensorTable:
         except KeyError:
             raise not_found(f"unknown tensor handle {shown(handle)}") from None
 
-    def check_room(self, new_handles: int, new_bytes: int) -> None:
-        """Raise RESOURCE_EXHAUSTED unless this many more handles and bytes fit."""
-        if len(self._tensors) + new_handles > self.max_tensors:
+    def check_handles(self, handles: Iterable[str]) -> None:
+        """Before making tensors for `handles`: raise unless the new ones fit the limit."""
+        tensors = self._tensors
+        new = len({h for h in handles if h not in tensors})
+        if new and len(tensors) + new > self.max_tensors:
             raise exhausted(
-                f"session tensor limit: {len(self._tensors)} handles bound, "
-                f"{new_handles} more would pass the limit of {self.max_tensors}; release some"
-            )
-        if self.nbytes + new_bytes > self.max_bytes:
-            raise exhausted(
-                f"session memory limit: holding {self.nbytes} bytes, {new_bytes} more would "
-                f"pass the limit of {self.max_bytes} bytes; release some tensors"
+                f"session tensor limit: {len(tensors)} handles bound, "
+                f"{new} more would pass the limit of {self.max_tensors}; release some"
             )
 
     def check_new(self, handle: str, nbytes: int) -> None:
         """Before making a tensor of `nbytes` for `handle`: raise unless it will fit."""
-        old = self._tensors.get(handle)
-        if old is None:
-            self.check_room(1, nbytes)
-        else:  # rebinding frees the old tensor if this handle was its last
-            freed = old.nbytes if self._refs[id(old)] == 1 else 0
-            self.check_room(0, max(nbytes - freed, 0))
+        self.check_handles((handle,))
+        self.meter.check(nbytes)
 
     def bind_one(self, handle: str, tensor: Any) -> None:
         """Bind one handle (the hot path of ops); same rules as `bind`."""
-        old = self._tensors.get(handle)
-        if old is tensor:
-            return
-        refs = self._refs
-        key = id(tensor)
-        grow = 0 if key in refs else tensor.nbytes
-        if old is None:
-            if len(self._tensors) >= self.max_tensors or self.nbytes + grow > self.max_bytes:
-                self.check_room(1, grow)
-        elif grow:
-            freed = old.nbytes if refs[id(old)] == 1 else 0
-            if self.nbytes + grow - freed > self.max_bytes:
-                self.check_room(0, grow - freed)
-        if old is not None:
-            self._unref(old)
-        self._tensors[handle] = tensor
-        refs[key] = refs.get(key, 0) + 1
-        self.nbytes += grow
+        tensors = self._tensors
+        if handle not in tensors and len(tensors) >= self.max_tensors:
+            self.check_handles((handle,))
+        tensors[handle] = tensor  # the old tensor goes when nothing else holds it
 
     def bind(self, pairs: Sequence[tuple[str, Any]]) -> None:
         """Bind each handle to its tensor (rebinding replaces), all or nothing."""
-        new_handles, delta = 0, 0
-        refs: dict[int, int] = {}  # simulated refcount changes, so rebinding frees exactly
+        self.check_handles(h for h, _ in pairs)
         for handle, tensor in pairs:
-            old = self._tensors.get(handle)
-            if old is None:
-                new_handles += 1
-            else:
-                delta -= self._change(refs, old, -1)
-            delta += self._change(refs, tensor, +1)
-        if new_handles or delta > 0:
-            self.check_room(new_handles, max(delta, 0))
-        for handle, tensor in pairs:
-            old = self._tensors.get(handle)
-            if old is not None:
-                self._unref(old)
             self._tensors[handle] = tensor
-            key = id(tensor)
-            count = self._refs.get(key, 0)
-            if not count:
-                self.nbytes += tensor.nbytes
-            self._refs[key] = count + 1
 
     def release(self, handles: Iterable[str]) -> None:
         """Unbind handles; unknown ones are ignored (idempotent)."""
         for handle in handles:
-            tensor = self._tensors.pop(handle, None)
-            if tensor is not None:
-                self._unref(tensor)
+            self._tensors.pop(handle, None)
 
     def clear(self) -> None:
         """Unbind everything, so the tensors and their graphs can be freed."""
         self._tensors.clear()
-        self._refs.clear()
-        self.nbytes = 0
-
-    def _change(self, refs: dict[int, int], tensor: Any, step: int) -> int:
-        # Bytes that appear (step +1 on a tensor not held) or go (step -1 on its last handle).
-        key = id(tensor)
-        before = self._refs.get(key, 0) + refs.get(key, 0)
-        refs[key] = refs.get(key, 0) + step
-        after = before + step
-        return tensor.nbytes if (before == 0) != (after == 0) else 0
-
-    def _unref(self, tensor: Any) -> None:
-        key = id(tensor)
-        count = self._refs[key] - 1
-        if count:
-            self._refs[key] = count
-        else:
-            del self._refs[key]
-            self.nbytes -= tensor.nbytes
+        self.meter.clear()

@@ -1,7 +1,9 @@
 """Watch streams: a session's watchers, each with a bounded queue that drops its oldest events.
 
-Publishing is O(1) per watcher under a short lock and never waits, so a slow watcher never
-slows training; it is told how many events it missed instead.
+A queue is bounded by its number of events and by their bytes (`WATCH_QUEUE_BYTES`, the newest
+event is always kept), so a watcher that never reads holds at most that much. Publishing is
+O(1) per watcher under a short lock and never waits, so a slow watcher never slows training; it
+is told how many events it missed instead.
 """
 
 from __future__ import annotations
@@ -15,15 +17,25 @@ from gradd.v1 import watch_pb2 as wpb
 
 from .errors import exhausted
 
+WATCH_QUEUE_BYTES = 8 << 20  # per watcher; events are shared, so this bounds a session's too
+
 
 class Watcher:
-    """One Watch stream: its options and its queue of (seq, time, field, message)."""
+    """One Watch stream: its options and its queue of (seq, time, field, message, bytes)."""
 
-    def __init__(self, queue_size: int, graph_every: int, steps_only: bool) -> None:
+    def __init__(
+        self,
+        queue_size: int,
+        graph_every: int,
+        steps_only: bool,
+        max_bytes: int = WATCH_QUEUE_BYTES,
+    ) -> None:
         self.queue_size = queue_size
+        self.max_bytes = max_bytes
+        self.queued_bytes = 0
         self.graph_every = graph_every
         self.steps_only = steps_only
-        self._queue: deque[tuple[int, float, str, Any]] = deque()
+        self._queue: deque[tuple[int, float, str, Any, int]] = deque()
         self._ready = threading.Condition(threading.Lock())
         self._seq = 0
         self._missed = 0
@@ -31,16 +43,22 @@ class Watcher:
         self._ended = False
 
     def offer(self, field: str, message: Any, *, final: bool = False) -> None:
-        """Queue an event; when full, drop the oldest. A final event ends the stream."""
+        """Queue an event; past the count or byte bound, drop the oldest. A final event ends
+        the stream."""
+        size = message.ByteSize()
         with self._ready:
             if self._ended:
                 return
             self._seq += 1
-            if len(self._queue) >= self.queue_size:
-                self._queue.popleft()
+            queue = self._queue
+            while queue and (
+                len(queue) >= self.queue_size or self.queued_bytes + size > self.max_bytes
+            ):
+                self.queued_bytes -= queue.popleft()[4]
                 self._missed += 1
                 self._missed_total += 1
-            self._queue.append((self._seq, time.time(), field, message))
+            queue.append((self._seq, time.time(), field, message, size))
+            self.queued_bytes += size
             self._ended = final
             self._ready.notify()
 
@@ -49,7 +67,8 @@ class Watcher:
         with self._ready:
             if not self._queue and not self._ready.wait_for(lambda: self._queue, timeout):
                 return None
-            seq, stamp, field, message = self._queue.popleft()
+            seq, stamp, field, message, size = self._queue.popleft()
+            self.queued_bytes -= size
             event = wpb.WatchEvent(seq=seq, timestamp=stamp, missed_total=self._missed_total)
             event.missed, self._missed = self._missed, 0
             getattr(event, field).CopyFrom(message)

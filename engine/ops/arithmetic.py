@@ -12,8 +12,7 @@ from ..op_table import composite, op
 B = shapes.broadcast
 
 
-def _binary(a: Any, b: Any, **_: Any) -> tuple[int, ...]:
-    return B(a, b)
+_binary = shapes.elementwise
 
 
 @op(

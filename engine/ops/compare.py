@@ -22,7 +22,7 @@ def _cmp(name: str, fn: Any, doc: str) -> OpDef:
             grad_fn=None,
             arity=2,
             dtype="bool",
-            shape=lambda a, b: shapes.broadcast(a, b),
+            shape=shapes.elementwise,
             examples=(Ex(S(3, grad=False), 0.0),),
         )
     )
@@ -48,7 +48,7 @@ def _logical(name: str, fn: Any, doc: str) -> OpDef:
             grad_fn=None,
             arity=2,
             dtype="bool",
-            shape=lambda a, b: shapes.broadcast(a, b),
+            shape=shapes.elementwise,
             examples=(Ex(C([True, False]), C([True, True])),),
         )
     )

@@ -10,13 +10,22 @@ from ..op_examples import Ex, S
 from ..op_table import OPS, OpDef, op, register
 
 
+def _written_into(a: tuple, result: tuple) -> tuple:
+    """The shape rule of in-place ops: the result must have self's shape (PyTorch's error)."""
+    if tuple(result) != tuple(a):
+        raise RuntimeError(
+            f"output with shape {list(a)} doesn't match the broadcast shape {list(result)}"
+        )
+    return a
+
+
 def _inplace_of(name: str) -> OpDef:
     base = OPS[name]
     d = OpDef(
         name + "_",
         base.forward,
         grad_fn=base.grad_fn,
-        shape=lambda a, *r, **k: a,
+        shape=lambda a, *r, **k: _written_into(a, base.shape(a, *r, **k)),
         backward=base.backward,
         dtype=base.dtype,
         arity=base.arity,

@@ -10,6 +10,7 @@ from .. import arg_kinds as arg
 from .. import shapes
 from ..op_examples import C, Ex, S
 from ..op_table import composite, op
+from ..random_state import DRAWING_OPS
 
 
 def _softmax_norm(self: arg.Tensor, dim: arg.Int) -> dict:
@@ -294,6 +295,9 @@ def dropout(xp: Any, input: Any, p: float = 0.5, training: bool = True) -> Any: 
         keep = gen.device_stream(xp).random_sample(input.shape, dtype=input.dtype) < 1.0 - p
         mask = keep.astype(input.dtype) * scale
     return input * mask, {"mask": mask}
+
+
+DRAWING_OPS.add(dropout.name)
 
 
 @dropout.derivative
