@@ -24,7 +24,15 @@ from gradd.v1 import graph_pb2 as gpb
 
 from . import answer_bytes as answer
 from . import wire_tensor as wire
-from .errors import SHOWN_CHARACTERS, ServiceError, exhausted, invalid, precondition, shown, status_of
+from .errors import (
+    SHOWN_CHARACTERS,
+    ServiceError,
+    exhausted,
+    invalid,
+    precondition,
+    shown,
+    status_of,
+)
 from .graph_snapshot import snapshot
 from .op_args import ValueBudget, engine_dtype, short_string, to_python
 from .session import Session

@@ -28,12 +28,14 @@ def no_gc() -> Iterator[None]:
 
 
 # Composite ops are predicted by the ops they call; in-place ops write into their tensor.
-PREDICTED = [(n, i) for n, i in example_cases() if ge.OPS[n].shape and not ge.OPS[n].inplace]
+PREDICTED = [
+    (n, i) for n, i in example_cases() if ge.OP_TABLE[n].shape and not ge.OP_TABLE[n].inplace
+]
 
 
 @pytest.mark.parametrize("name,i", PREDICTED)
 def test_the_prediction_covers_every_example_result(name: str, i: int) -> None:
-    opdef = ge.OPS[name]
+    opdef = ge.OP_TABLE[name]
     case = materialise(opdef, opdef.examples[i], rng_for(name, i))
     args, kwargs, _ = instantiate(case)
     inputs, attrs = canonical(opdef, args, kwargs)

@@ -190,17 +190,28 @@ def test_a_watcher_that_never_reads_holds_a_bounded_queue(limited):
     request = spb.WatchRequest(session_id=s.id, graph_every=1)
     watch = spb_grpc.AutogradServiceStub(channel).Watch(request, metadata=s.md, timeout=120)
     assert next(watch).HasField("started")
-    # Labels come from the client: a 2 MB one makes every step's graph snapshot 4 MB.
-    label = "L" * 2_000_000
+    # Labels come from the client (256 characters at most): 8,000 labelled leaves make every
+    # step's graph snapshot several MB.
+    n = 8000
+    leaves = [Tensor(f"w{i}") for i in range(n)]
+    s.execute(*(factory(f"w{i}", "full", [1], 1.0) for i in range(n)))
     s.execute(
-        factory("w", "full", [1], 1.0),
-        cpb.Command(requires_grad=cpb.SetRequiresGrad(handle="w", requires_grad=True)),
-        op("mul", Tensor("w"), 2.0, outs=["y"]),
-        cpb.Command(graph=cpb.Graph(handle="y", params={label: "w"})),
+        *(
+            cpb.Command(requires_grad=cpb.SetRequiresGrad(handle=h, requires_grad=True))
+            for h in leaves
+        )
+    )
+    labels = {f"{'L' * 240}{i}": f"w{i}" for i in range(n)}
+    s.execute(
+        op("stack", leaves, outs=["y"]), cpb.Command(graph=cpb.Graph(handle="y", params=labels))
     )
     memory.start()
-    step = [op("mul", Tensor("w"), 2.0, outs=["y"]), cpb.Command(backward=cpb.Backward(handle="y"))]
-    for _ in range(60):  # 60 snapshots of 4 MB: 240 MB if queued by count alone
+    step = [
+        op("stack", leaves, outs=["t"]),
+        op("sum", Tensor("t"), outs=["y"]),
+        cpb.Command(backward=cpb.Backward(handle="y")),
+    ]
+    for _ in range(60):  # 60 snapshots of several MB: hundreds of MB if queued by count alone
         s.execute(*step)
     assert memory.growth() < LIMIT + SLACK  # its queue holds 8 MiB, not 60 snapshots
     watch.cancel()
