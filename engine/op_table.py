@@ -337,6 +337,8 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
         for a in args:
             if type(a) is Tensor and a.requires_grad:
                 t = _wrap_charged(out, dev, True, make_node(opdef, args, attrs, out, dev))
+                if meter is not None:
+                    meter.charge_node(t.grad_fn, opdef.name)
                 break
         else:
             t = _wrap_charged(out, dev)

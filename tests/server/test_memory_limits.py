@@ -241,3 +241,27 @@ def test_a_refused_random_op_leaves_the_random_stream_untouched(client):
     np.testing.assert_array_equal(refused.array("x"), fresh.array("x"))
     refused.close()
     fresh.close()
+
+
+def test_a_long_chain_of_scalar_ops_is_counted_by_its_graph_nodes(limited):
+    server, s, memory = limited
+    s.execute(
+        factory("x", "full", [1], 1.0),
+        cpb.Command(requires_grad=cpb.SetRequiresGrad(handle="x", requires_grad=True)),
+    )
+    memory.start()
+    step = [op("mul", Tensor("x"), 1.0001, outs=["x"])] * 16_000
+    batches, code, message = 0, None, ""
+    while batches < 40:  # 640,000 ops (about 700 MB of graph) if nothing counted them
+        try:
+            s.execute(*step)
+        except grpc.RpcError as err:
+            code, message = err.code(), err.details()
+            break
+        batches += 1
+    assert code == EXHAUSTED and "op 'mul'" in message and "limit of 67108864" in message
+    assert batches <= 5  # 64 MiB is about 65,000 nodes
+    assert memory.growth() < LIMIT + SLACK
+    s.execute(release("x"))  # the graph goes with its last tensor: the session goes on
+    s.execute(factory("x", "full", [1], 1.0), op("mul", Tensor("x"), 2.0, outs=["y"]))
+    assert s.array("y").tolist() == [2.0]
