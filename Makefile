@@ -29,8 +29,10 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Every test, then the engine, server and SDK suites again on the CuPy stand-in (device cuda).
 test: $(STAMP) lint
 	$(PY) -m pytest -q
+	$(MAKE) --no-print-directory test-cuda-standin
 
 # The fuzz suite with many examples, new ones each run (`make test` runs it with a few, fixed).
 FUZZ_EXAMPLES ?= 1000

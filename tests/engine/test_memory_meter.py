@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import gradd.engine as ge
 import numpy as np
 import pytest
-from gradd.engine.memory_meter import MemoryMeter, SessionMemoryError, metering
+from gradd.engine.memory_meter import NODE_BYTES, MemoryMeter, SessionMemoryError, metering
 from gradd.engine.op_table import predicted_nbytes
 
 from .engine_examples import call, canonical, example_cases, instantiate, materialise, rng_for
@@ -80,11 +80,14 @@ def test_saved_buffers_are_counted_while_the_graph_lives(no_gc: None) -> None:
         a = x * 2
         loss = (a * a).sum()  # MulBackward0 saves a
         del a
-        assert meter.used == 8 * MB  # x, and a held by the graph only
+        nodes = 3 * NODE_BYTES  # two MulBackward0 and a SumBackward0, alive while loss is
+        assert meter.used == 8 * MB + nodes  # x, and a held by the graph only
         loss.backward()
-        assert meter.used == 8 * MB  # a released by backward; x.grad is new
+        assert meter.used == 8 * MB + nodes  # a released by backward; x.grad is new
         x.grad = None
-    assert meter.used == 4 * MB
+    assert meter.used == 4 * MB + nodes
+    del loss
+    assert meter.used == 4 * MB  # the nodes went with the graph
 
 
 def test_backward_is_refused_before_it_starts_when_the_grads_do_not_fit() -> None:
@@ -94,7 +97,7 @@ def test_backward_is_refused_before_it_starts_when_the_grads_do_not_fit() -> Non
         loss = y.sum() * 3.0  # a 4 MiB .grad for y would pass 6 MiB
         with pytest.raises(SessionMemoryError, match=r"new \.grad buffers needs 4194304 more"):
             loss.backward()
-    assert y.grad is None and meter.used == 4 * MB
+    assert y.grad is None and meter.used == 4 * MB + 2 * NODE_BYTES  # y; SumBackward0, MulBackward0
     loss.backward()  # the refused pass freed nothing: the graph still runs (unmetered here)
     np.testing.assert_array_equal(y.grad.numpy(), np.full(1 << 20, 3.0, np.float32))
 

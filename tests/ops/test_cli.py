@@ -150,7 +150,8 @@ def test_graph_renders_one_tensor(ops_server, client, tmp_path):
 @pytest.mark.parametrize(
     "args, token, code",
     [
-        (["watch", "{addr}", "no-such-session"], "{token}", "NOT_FOUND"),
+        # Another session's token learns nothing about an id: UNAUTHENTICATED, not NOT_FOUND.
+        (["watch", "{addr}", "no-such-session"], "{token}", "UNAUTHENTICATED"),
         (["watch", "{addr}", "{sid}"], "wrong-token", "UNAUTHENTICATED"),
         (["graph", "{addr}", "{sid}", "no-such-handle"], "{token}", "NOT_FOUND"),
         (["graph", "127.0.0.1:1", "{sid}", "loss"], "{token}", "UNAVAILABLE"),

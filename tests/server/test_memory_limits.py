@@ -143,6 +143,7 @@ def test_saved_buffers_of_a_graph_are_counted(limited):
     s.execute(factory("big", "full", [15_000_000], 1.0))  # 60 MB fits again
 
 
+@pytest.mark.cpu_only("the sizes are a CPU tensor's: a GPU tensor's answer needs a host copy too")
 def test_fetches_are_sized_before_their_answer_is_built(limited):
     _, s, memory = limited
     s.execute(factory("big", "full", [6_000_000], 3.0))  # 24 MB

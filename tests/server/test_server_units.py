@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import gradd.engine as ge
 import numpy as np
 import pytest
+from gradd.engine.memory_meter import NODE_BYTES
 from gradd.server import answer_bytes, request_views
 from gradd.server.command_runner import execute
 from gradd.server.config import ServerConfig, parse_config, parse_size
@@ -101,8 +102,8 @@ def test_released_handles_and_closed_sessions_free_their_tensors():
     y = weakref.ref(session.table.get("y"))
     _run(session, cpb.Command(release=cpb.Release(handles=["y"])))
     gc.collect()
-    # w and its .grad; the 4-byte loss is one element: not metered
-    assert y() is None and session.meter.used == 4000 + 4000
+    # w and its .grad, and loss's graph (two nodes); the 4-byte loss is one element: not metered
+    assert y() is None and session.meter.used == 4000 + 4000 + 2 * NODE_BYTES
     w = weakref.ref(session.table.get("w"))
     loss = weakref.ref(session.table.get("loss"))
     assert store.close(session, "closed")
