@@ -6,9 +6,7 @@ survives ``del``, a reference cycle (or a leak) keeps it, which is what PyTorch 
 
 from __future__ import annotations
 
-import gc
 import weakref
-from collections.abc import Iterator
 from typing import Any
 
 import gradd.engine as ge
@@ -24,16 +22,6 @@ from .engine_examples import (
     rng_for,
     tensor_outputs,
 )
-
-
-@pytest.fixture
-def no_gc() -> Iterator[None]:
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 def leaf(*shape: int) -> ge.Tensor:

@@ -3,9 +3,6 @@ root while they live (views, saved tensors, .grad), refusals that change nothing
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-
 import gradd.engine as ge
 import numpy as np
 import pytest
@@ -15,16 +12,6 @@ from gradd.engine.op_table import predicted_nbytes
 from .engine_examples import call, canonical, example_cases, instantiate, materialise, rng_for
 
 MB = 1 << 20
-
-
-@pytest.fixture
-def no_gc() -> Iterator[None]:
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        gc.enable()
 
 
 # Composite ops are predicted by the ops they call; in-place ops write into their tensor.
