@@ -40,6 +40,7 @@ from .config import (
     ServerConfig,
     session_threads,
 )
+from .deadlines import Deadlines
 from .errors import ServiceError, invalid
 from .session import Session
 from .session_store import ADMIN, WRONG_TOKEN, SessionStore
@@ -123,6 +124,7 @@ class Admission(grpc.ServerInterceptor):
         }
         self._owner_caps = per_session
         self._admin_caps = {k: v * ADMIN_SHARE for k, v in per_session.items()}
+        self.deadlines = Deadlines()  # read limits and open streams' lifetimes
         self._lock = threading.Lock()
         # Calls running, by ("class", class), ("session", id, kind), ("admin", kind), ("peer", p).
         self._running: Counter[tuple] = Counter()
@@ -245,8 +247,7 @@ class Admission(grpc.ServerInterceptor):
             if read_limit is None:
                 wire = next(requests, None)
             else:  # a call without a token may not hold a thread by sending slowly
-                timer = threading.Timer(read_limit, context.cancel)
-                timer.start()
+                timer = self.deadlines.after(read_limit, context.cancel)
                 try:
                     wire = next(requests, None)
                 finally:
@@ -290,9 +291,7 @@ class Admission(grpc.ServerInterceptor):
         with self._lock:
             running[peer] += 1
             crowded = running[peer] > OPEN_STREAMS_PER_PEER
-        timer = threading.Timer(OPEN_STREAM_SECONDS, context.cancel)
-        timer.daemon = True
-        timer.start()
+        timer = self.deadlines.after(OPEN_STREAM_SECONDS, context.cancel)
 
         def forget_peer() -> None:
             timer.cancel()
