@@ -165,7 +165,7 @@ def _attack(kind: str, addr: str, seconds: float, out: mp.Queue) -> None:
             call(lambda: session.execute(op("add", Tensor("c"), Tensor("r"), outs=["big"])))
             call(lambda: session.execute(op("add", Tensor("c"), Tensor("r"))))
             big = np.ones(12 << 20, np.float32)  # 48 MiB: a view of it outlives its handle
-            narrow = op("narrow", Tensor("b"), 0, 0, 1, outs=["view"])
+            narrow = op("getitem", Tensor("b"), slice(0, 1), outs=["view"])  # b[0:1]
             call(lambda b=big, n=narrow: session.execute(tensor("b", b), n))
             fetches = [cpb.Command(fetch=cpb.Fetch(handle="b")) for _ in range(5)]
             call(lambda fetches=fetches: session.execute(*fetches))
