@@ -12,6 +12,8 @@ from .autograd import backward, grad
 from .device import (
     Device,
     available_devices,
+    cuda_device_count,
+    cuda_free_bytes,
     cuda_is_available,
     get_default_device,
     get_device,
@@ -70,6 +72,8 @@ __all__ = [
     "backward",
     "bool_",
     "call_op",
+    "cuda_device_count",
+    "cuda_free_bytes",
     "cuda_is_available",
     "current_generator",
     "dtype_from_name",

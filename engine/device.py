@@ -126,9 +126,27 @@ def get_default_device() -> Device:
     return _default
 
 
+def cuda_device_count() -> int:
+    """How many GPUs this process can use (0 without CuPy or a GPU)."""
+    return _cuda_module.cuda.runtime.getDeviceCount() if cuda_is_available() else 0
+
+
+def cuda_free_bytes(index: int) -> int:
+    """Free memory of GPU ``index``: the driver's free bytes, plus what CuPy's memory pool holds
+    unused (freed tensors stay in the pool, ready for the next ones)."""
+    _load_cuda(index)
+    free = int(_cuda_module.cuda.Device(index).mem_info[0])
+    pool = getattr(_cuda_module, "get_default_memory_pool", None)
+    if pool is not None:
+        with _cuda[index].scope():
+            free += int(pool().free_bytes())
+    return free
+
+
 def available_devices() -> list[str]:
-    """The device names usable in this process."""
-    return ["cpu", "cuda"] if cuda_is_available() else ["cpu"]
+    """The device names usable in this process: cpu, and cuda with each GPU's ordinal."""
+    count = cuda_device_count()
+    return ["cpu", *(["cuda", *(f"cuda:{i}" for i in range(count))] if count else [])]
 
 
 def to_host(array: Any) -> np.ndarray:

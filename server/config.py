@@ -56,7 +56,12 @@ class ServerConfig:
 _FLAGS: list[tuple[str, object, str]] = [
     ("host", str, "address to listen on (0.0.0.0 or [::] for every interface)"),
     ("port", int, "port to listen on (0 picks a free one; the log says which)"),
-    ("device", str, "default device of new sessions: cpu or cuda"),
+    (
+        "device",
+        str,
+        "default device of new sessions: cpu, cuda:N, or cuda (each new session on the GPU with "
+        "the most free memory)",
+    ),
     ("max_sessions", int, "sessions held at once"),
     ("max_session_bytes", parse_size, "bytes of tensors one session may hold (e.g. 2G)"),
     ("max_session_tensors", int, "handles one session may hold"),
@@ -108,8 +113,8 @@ def parse_config(argv: Sequence[str] | None = None, env: dict | None = None) -> 
     config = ServerConfig(**vars(parser.parse_args(argv)))
     if config.log_format not in ("text", "json"):
         parser.error(f"--log-format must be text or json, not {config.log_format!r}")
-    if config.device not in ("cpu", "cuda"):
-        parser.error(f"--device must be cpu or cuda, not {config.device!r}")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", config.device):
+        parser.error(f"--device must be cpu, cuda or cuda:N, not {config.device!r}")
     if not 0 < config.max_message_bytes < 1 << 31:
         parser.error("--max-message-bytes must be between 1 and 2G-1 (gRPC's limit)")
     if min(config.max_sessions, config.watch_queue, config.max_watchers) < 1:

@@ -37,9 +37,9 @@ SERVICE = spb.DESCRIPTOR.services_by_name["AutogradService"].full_name
 
 
 def available_devices() -> list[str]:
-    """ "cpu", plus "cuda" when the engine can reach a GPU."""
+    """ "cpu", plus "cuda" and "cuda:0".."cuda:N-1" when the engine can reach GPUs."""
     try:
-        return ["cpu", "cuda"] if ge.cuda_is_available() else ["cpu"]
+        return ge.available_devices()
     except Exception:  # no CuPy, no driver: a CPU server
         return ["cpu"]
 

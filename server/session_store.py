@@ -16,8 +16,9 @@ import re
 import secrets
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 
+import gradd.engine as ge
 import grpc
 from gradd.v1 import service_pb2 as spb
 
@@ -80,6 +81,8 @@ class SessionStore:
             raise invalid(
                 f"device {shown(device)} is not available; this server has {self.devices}"
             )
+        if device == "cuda":
+            device = self._roomiest_gpu()
         limits = request.limits
         max_bytes = _limit(limits.max_bytes, cfg.max_session_bytes, "limits.max_bytes")
         max_tensors = _limit(limits.max_tensors, cfg.max_session_tensors, "limits.max_tensors")
@@ -122,6 +125,13 @@ class SessionStore:
             self._by_token[session.token_digest] = session
         log.info("session %s opened on %s (label %s)", session_id, device, shown(request.label))
         return session, token
+
+    def _roomiest_gpu(self) -> str:
+        """The GPU for a new session asking for "cuda": the most free memory, then the fewest
+        sessions (sessions made back to back have allocated nothing yet)."""
+        gpus = [d for d in self.devices if d.startswith("cuda:")]
+        sessions = Counter(s.device for s in self.sessions())
+        return max(gpus, key=lambda d: (ge.cuda_free_bytes(int(d[5:])), -sessions[d]))
 
     def owner(self, token: str | None) -> Session | ClosedSession | str | None:
         """Whose token this is: an open session, a recently closed one, ADMIN, or None."""

@@ -24,6 +24,7 @@ from __future__ import annotations
 import sys
 import threading
 import types
+import weakref
 from contextlib import contextmanager
 from typing import Any
 
@@ -82,6 +83,26 @@ def _upload(a: np.ndarray) -> None:
 # --- devices -----------------------------------------------------------------------------------
 
 
+MEMORY_BYTES = 16 << 30  # each stand-in GPU's memory, as Device.mem_info reports it
+_live_bytes = [0] * DEVICE_COUNT  # bytes of the arrays alive on each stand-in GPU
+_tracked: set[int] = set()
+
+
+def _allocated(a: np.ndarray, device: int) -> None:
+    # Count an array that owns its memory on its GPU until it is freed (views own nothing).
+    key = id(a)
+    if a.base is not None or key in _tracked:
+        return
+    _tracked.add(key)
+    _live_bytes[device] += a.nbytes
+    weakref.finalize(a, _released, key, device, a.nbytes)
+
+
+def _released(key: int, device: int, nbytes: int) -> None:
+    _tracked.discard(key)
+    _live_bytes[device] -= nbytes
+
+
 class _Current(threading.local):
     id = 0
 
@@ -111,6 +132,11 @@ class Device:
 
     def synchronize(self) -> None:
         """Nothing runs asynchronously here."""
+
+    @property
+    def mem_info(self) -> tuple[int, int]:
+        """(free, total) bytes, as CuPy's: free is what its live arrays leave."""
+        return MEMORY_BYTES - _live_bytes[self.id], MEMORY_BYTES
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Device) and other.id == self.id
@@ -143,6 +169,7 @@ class ndarray(NDArrayOperatorsMixin):  # noqa: N801 - CuPy's name
     def __init__(self, a: np.ndarray, device: int | None = None) -> None:
         self._a = a
         self._device = _current.id if device is None else device
+        _allocated(a, self._device)
 
     # -- CuPy's explicit transfers
     def get(self, stream: Any = None, order: str = "C", out: Any = None) -> np.ndarray:

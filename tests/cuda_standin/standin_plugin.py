@@ -19,7 +19,7 @@ HERE = Path(__file__).resolve().parent
 
 # Set on import, before any conftest reads them (the server harness reads GRADD_DEVICE).
 STANDIN = os.environ.setdefault("GRADD_CUDA_STANDIN", "1") == "1"
-os.environ["GRADD_DEVICE"] = "cuda"
+os.environ["GRADD_DEVICE"] = "cuda:0"  # suites on one GPU; test_cuda_placement spreads
 _paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
 if str(HERE) not in _paths:
     os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE), *filter(None, _paths)])
