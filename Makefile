@@ -53,12 +53,15 @@ test-cuda-standin: $(STAMP)
 # the benchmarks against PyTorch CUDA, writing build/gpu-check/report.md.
 GPU_WHEELS := build/gpu-wheels
 GPU_VENV   := build/gpu-venv
+GPU_PYTHON ?= 3.12  # the GPU machine's Python (its wheels are for it, not for this one)
 GPU_EXTRAS := grpcio-health-checking grpcio-reflection prometheus-client pytest pytest-timeout \
-              pluggy iniconfig packaging
+              pluggy iniconfig packaging hypothesis attrs sortedcontainers
 gpu-wheels: $(STAMP)
 	rm -rf $(GPU_WHEELS) && mkdir -p $(GPU_WHEELS)
 	$(PIP) wheel -q --no-deps --no-build-isolation -w $(GPU_WHEELS) .
-	$(PIP) download -q --no-deps --only-binary=:all: -d $(GPU_WHEELS) $(GPU_EXTRAS)
+	$(PIP) download -q --no-deps --only-binary=:all: --python-version $(GPU_PYTHON) \
+		--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+		-d $(GPU_WHEELS) $(GPU_EXTRAS)
 	@test $$(du -sm $(GPU_WHEELS) | cut -f1) -le 64 && du -sh $(GPU_WHEELS)
 
 gpu-check:
