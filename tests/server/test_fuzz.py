@@ -223,42 +223,31 @@ def seed_requests(method: Method) -> list[bytes]:
     return [request.SerializeToString()]
 
 
-@pytest.mark.parametrize("method", METHODS, ids=lambda m: m.name)
-def test_random_bytes(target: Target, method: Method) -> None:
+def _fuzz(target: Target, method: Method, one: st.SearchStrategy[bytes]) -> None:
+    """Send bodies drawn from `one` to `method`; the server must answer each well, and live."""
     target.new_log()  # each test answers for its own calls' log
 
     @FUZZ
-    @given(bodies=_bodies(method, RANDOM_BYTES), who=WHO)
+    @given(bodies=_bodies(method, one), who=WHO)
     def run(bodies: list[bytes], who: str) -> None:
         target.check(method, bodies, who)
 
     run()
     target.assert_alive()
+
+
+@pytest.mark.parametrize("method", METHODS, ids=lambda m: m.name)
+def test_random_bytes(target: Target, method: Method) -> None:
+    _fuzz(target, method, RANDOM_BYTES)
 
 
 @pytest.mark.parametrize("method", METHODS, ids=lambda m: m.name)
 def test_mutated_requests(target: Target, method: Method) -> None:
-    target.new_log()  # each test answers for its own calls' log
-    one = st.sampled_from(seed_requests(method)).flatmap(mutated)
-
-    @FUZZ
-    @given(bodies=_bodies(method, one), who=WHO)
-    def run(bodies: list[bytes], who: str) -> None:
-        target.check(method, bodies, who)
-
-    run()
-    target.assert_alive()
+    _fuzz(target, method, st.sampled_from(seed_requests(method)).flatmap(mutated))
 
 
 @pytest.mark.parametrize("method", METHODS, ids=lambda m: m.name)
 def test_well_formed_messages(target: Target, method: Method) -> None:
-    target.new_log()  # each test answers for its own calls' log
-    one = messages(method.request, target.known).map(lambda m: m.SerializeToString())
-
-    @FUZZ
-    @given(bodies=_bodies(method, one), who=WHO)
-    def run(bodies: list[bytes], who: str) -> None:
-        target.check(method, bodies, who)
-
-    run()
-    target.assert_alive()
+    _fuzz(
+        target, method, messages(method.request, target.known).map(lambda m: m.SerializeToString())
+    )
