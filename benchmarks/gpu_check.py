@@ -6,13 +6,17 @@
 3. speed against PyTorch CUDA (when torch sees the GPU): the MLP step 784-256-10 batch 256, a
    4096x4096 matmul chain forward + backward, and 1 GiB up and down.
 
-Writes REPORT (markdown) and REPORT.json next to it; exits 1 if a check failed.
-Run: ``python benchmarks/gpu_check.py [--report build/gpu-check/report.md] [--quick]``.
+The server session and the benchmarks run first (a minute), the suites last, in parallel under
+pytest-xdist where it is installed and within --suites-timeout seconds, so that a short lease
+still brings figures back. Writes OUT/report.md and report.json after every stage, the suites'
+log to OUT/suites.log and their results to OUT/junit.xml; exits 1 if a check failed.
+Run: ``python benchmarks/gpu_check.py [--out build/gpu-check] [--quick] [--workers N]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -46,9 +50,10 @@ def gpu_time(fn: Callable[[], object], sync: Callable[[], None], repeat: int) ->
     return float(np.median(times))
 
 
-def run_suites(quick: bool) -> dict:
+def run_suites(quick: bool, out: Path, workers: int, timeout: float) -> dict:
     """The suites with device cuda on the real CuPy (on the stand-in where GRADD_CUDA_STANDIN=1
-    rehearses the check without a GPU); their summary line and exit status."""
+    rehearses the check without a GPU); their summary line and exit status. The log streams to
+    OUT/suites.log, so a run cut short still shows how far it got."""
     standin = os.environ.get("GRADD_CUDA_STANDIN", "0")
     env = {
         **os.environ,
@@ -56,10 +61,30 @@ def run_suites(quick: bool) -> dict:
         "PYTHONPATH": str(ROOT / "tests/cuda_standin"),
     }
     suites = ["tests/engine"] if quick else ["tests/engine", "tests/server", "tests/sdk"]
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "standin_plugin", *suites]
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    lines = done.stdout.strip().splitlines()
-    return {"command": " ".join(cmd[2:]), "rc": done.returncode, "summary": lines[-1:]}
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "standin_plugin", "--timeout", "120"]
+    cmd += ["-rfE", f"--junitxml={out / 'junit.xml'}"]
+    if workers > 1 and importlib.util.find_spec("xdist") is not None:
+        cmd += ["-n", str(workers)]
+    cmd += suites
+    log_path = out / "suites.log"
+    t0 = time.perf_counter()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait()
+            rc = f"timed out after {timeout:.0f} s"
+    lines = log_path.read_text(errors="replace").strip().splitlines()
+    return {
+        "command": " ".join(cmd[2:]),
+        "rc": rc,
+        "seconds": round(time.perf_counter() - t0, 1),
+        "summary": lines[-1:],
+    }
 
 
 def server_session() -> dict:
@@ -71,13 +96,14 @@ def server_session() -> dict:
         text=True,
     )
     try:
-        port = None
+        port, said = None, []
         for line in server.stdout:  # "... listening on HOST:PORT (device cuda, N workers)"
+            said.append(line)
             if "listening on" in line:
                 port = int(line.split("listening on ")[1].split()[0].rsplit(":", 1)[1])
                 break
         if port is None:
-            return {"ok": False, "error": "the server did not start"}
+            return {"ok": False, "error": "the server did not start", "log": said[-20:]}
         session = gradd.connect(f"127.0.0.1:{port}", timeout=120)
         setup = mlp_setup(session)
         loss = mlp_steps(session, session.functional, setup, steps=5).item()
@@ -164,37 +190,56 @@ def benchmarks(quick: bool) -> dict:
 
 def markdown(result: dict) -> str:
     lines = ["# gradd GPU check", "", f"device: {result['device']}", ""]
-    suites = result["suites"]
-    lines += [f"suites on CuPy: rc {suites['rc']} — {' '.join(suites['summary'])}", ""]
-    lines += [f"server session on cuda: {result['server']}", ""]
+    lines += [f"server session on cuda: {result.get('server', 'not run')}", ""]
     lines += ["| workload | gradd ms | torch ms | ratio |", "|---|---|---|---|"]
-    for name, r in result["bench"]["rows"].items():
+    for name, r in result.get("bench", {}).get("rows", {}).items():
         torch_ms = f"{r['torch_ms']:.2f}" if "torch_ms" in r else "n/a"
         ratio = f"{r['ratio']:.2f}x" if "ratio" in r else "n/a"
         lines.append(f"| {name} | {r['gradd_ms']:.2f} | {torch_ms} | {ratio} |")
+    suites = result.get("suites")
+    if suites is not None:
+        summary = " ".join(suites["summary"])
+        lines += ["", f"suites on CuPy ({suites['seconds']} s): rc {suites['rc']} — {summary}"]
     return "\n".join(lines) + "\n"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--report", default=str(ROOT / "build/gpu-check/report.md"))
+    parser.add_argument("--out", default=str(ROOT / "build/gpu-check"))
     parser.add_argument("--quick", action="store_true", help="engine suite only, small sizes")
+    parser.add_argument("--workers", type=int, default=8, help="pytest-xdist workers")
+    parser.add_argument("--suites-timeout", type=float, default=420.0)
     args = parser.parse_args()
     if not ge.cuda_is_available():
         print("no GPU: gradd's cuda device is not available (CuPy and an NVIDIA GPU needed)")
         return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     xp = ge.get_device("cuda").xp
     name = getattr(xp.cuda.runtime, "getDeviceProperties", lambda i: {"name": b"stand-in"})(0)
     result = {"device": name["name"].decode() if isinstance(name["name"], bytes) else name["name"]}
-    result["suites"] = run_suites(args.quick)
-    result["server"] = server_session()
-    result["bench"] = benchmarks(args.quick)
-    report = Path(args.report)
-    report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(markdown(result))
-    report.with_suffix(".json").write_text(json.dumps(result, indent=2))
+
+    def save() -> None:
+        (out / "report.md").write_text(markdown(result))
+        (out / "report.json").write_text(json.dumps(result, indent=2))
+
+    stages = [
+        ("server", server_session),
+        ("bench", lambda: benchmarks(args.quick)),
+        ("suites", lambda: run_suites(args.quick, out, args.workers, args.suites_timeout)),
+    ]
+    for stage, run in stages:
+        try:
+            result[stage] = run()
+        except Exception as exc:  # a stage that breaks must not lose the others' figures
+            result[stage] = {"ok": False, "error": f"{type(exc).__name__}: {exc}", "rc": 1}
+            if stage == "suites":
+                result[stage].update(seconds=0, summary=[])
+        save()
+        print(f"[{stage}] {json.dumps(result[stage])[:2000]}", flush=True)
     print(markdown(result))
-    return 0 if result["suites"]["rc"] == 0 and result["server"]["ok"] else 1
+    passed = result["suites"]["rc"] == 0 and result["server"].get("ok", False)
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":
