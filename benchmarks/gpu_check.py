@@ -119,6 +119,35 @@ def server_session() -> dict:
         server.wait(timeout=60)
 
 
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def graph_node_bytes(n: int = 100_000) -> dict:
+    """What one recorded node of a chain of scalar muls costs, host (RSS) and device (the CuPy
+    pool's used bytes), on cpu and cuda: the memory meter charges NODE_BYTES for it."""
+    import gc
+
+    xp = ge.get_device("cuda").xp
+    pool = xp.get_default_memory_pool()
+    out = {}
+    for device in ("cpu", "cuda"):
+        x = ge.full([1], 1.0, device=device, requires_grad=True)
+        y = x * 1.0001  # the kernel compiled, the allocator warm
+        gc.collect()
+        rss, dev = _rss(), pool.used_bytes()
+        for _ in range(n):
+            y = y * 1.0001
+        out[device] = {
+            "host_bytes_per_node": round((_rss() - rss) / n, 1),
+            "device_bytes_per_node": round((pool.used_bytes() - dev) / n, 1),
+        }
+        del x, y
+        gc.collect()
+    return out
+
+
 def benchmarks(quick: bool) -> dict:
     """gradd on CuPy against PyTorch CUDA, medians in ms."""
     xp = ge.get_device("cuda").xp
@@ -225,6 +254,7 @@ def main() -> int:
 
     stages = [
         ("server", server_session),
+        ("graph_node_bytes", graph_node_bytes),
         ("bench", lambda: benchmarks(args.quick)),
         ("suites", lambda: run_suites(args.quick, out, args.workers, args.suites_timeout)),
     ]

@@ -194,7 +194,9 @@ def generate(seed: int) -> Program:
         k = len(prog.steps)
         prog.leaf_values[k] = nprng.uniform(-1.5, 1.5, shape)
         prog.steps.append((f"leaf{shape}", lambda m: None, ()))
-        env.append(ge.tensor(prog.leaf_values[k].copy(), requires_grad=True))
+        # On the CPU whatever the default device: the choices below read NumPy's layouts, which
+        # follow torch's (CuPy's elementwise results are C-contiguous where torch's are not).
+        env.append(ge.tensor(prog.leaf_values[k].copy(), requires_grad=True, device="cpu"))
         return k
 
     def add(label: str, fn: Callable[..., Any], *ins: int) -> None:

@@ -130,6 +130,12 @@ def tensor(out: str, array: Any, requires_grad: bool = False) -> cpb.Command:
     )
 
 
+def factory(out: str, kind: str, shape: list[int], *args: float) -> cpb.Command:
+    """A Factory command (zeros, full, randn...) with `args` after the shape."""
+    values = [cpb.Value(f=a) for a in args]
+    return cpb.Command(factory=cpb.Factory(out=out, kind=kind, shape=shape, args=values))
+
+
 def op(name: str, *args: Any, outs: Iterable[str] = (), no_grad: bool = False, **kw: Any):
     """An Op command; Tensor("h") arguments are handles."""
     return cpb.Command(

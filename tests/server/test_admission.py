@@ -15,7 +15,7 @@ import numpy as np
 from gradd.v1 import command_pb2 as cpb
 from gradd.v1 import service_pb2 as spb
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from server_harness import ADMIN_TOKEN, BIN, Client, Tensor, op, status, tensor
+from server_harness import ADMIN_TOKEN, BIN, Client, Tensor, factory, op, status, tensor
 
 UNAUTHENTICATED = grpc.StatusCode.UNAUTHENTICATED
 EXHAUSTED = grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -157,8 +157,11 @@ def test_sigterm_stops_a_long_batch_between_commands_within_the_grace(start_serv
     server = start_server("--grace", "1", "--log-level", "debug")
     client = Client(server.addr)
     s = client.session()
-    s.execute(tensor("m", np.random.default_rng(0).standard_normal((300, 300))))
-    n = 10_000  # tens of seconds of matmuls: far longer than the grace period
+    s.execute(factory("m", "randn", [3072, 3072]))
+    # Tens of seconds of matmuls, far longer than the grace period, on any device: about a
+    # second each on a CPU; on a GPU a millisecond each, but the host waits once CUDA's launch
+    # queue is full, so the batch's commands are not all queued at once.
+    n = 16_000
     matmuls = [op("matmul", Tensor("m"), Tensor("m"), outs=["p"]) for _ in range(n)]
     result: dict = {}
 

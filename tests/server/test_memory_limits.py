@@ -16,7 +16,7 @@ import pytest
 from gradd.v1 import command_pb2 as cpb
 from gradd.v1 import service_pb2 as spb
 from gradd.v1 import service_pb2_grpc as spb_grpc
-from server_harness import CHANNEL_OPTIONS, Client, Tensor, op, status, tensor
+from server_harness import CHANNEL_OPTIONS, Client, Tensor, factory, op, status, tensor
 
 MiB = 1 << 20
 LIMIT = 64 * MiB
@@ -59,11 +59,6 @@ def limited(start_server):
     memory = Memory(server.proc.pid)
     yield server, session, memory
     client.close()
-
-
-def factory(out: str, kind: str, shape: list[int], *args: float) -> cpb.Command:
-    values = [cpb.Value(f=a) for a in args]
-    return cpb.Command(factory=cpb.Factory(out=out, kind=kind, shape=shape, args=values))
 
 
 def release(*handles: str) -> cpb.Command:
