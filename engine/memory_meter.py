@@ -11,8 +11,9 @@ that runs the session's commands. While it is active:
   whole base counted) and credited when that buffer is freed, whoever freed it: a released
   handle, a graph that let go of its saved tensors, a dropped ``.grad``.
 
-- every recorded graph node is charged ``NODE_BYTES`` while it lives: the node, its lists and
-  the one-element tensors it saves (a chain of a million scalar ops holds about 1 GB of them).
+- every recorded graph node is charged ``NODE_BYTES`` (``node_bytes(device)``) while it lives:
+  the node, its lists and the one-element tensors it saves (a chain of a million scalar ops
+  holds about 1 GB of them on a CPU, 3 GB on a GPU).
 
 So saved tensors, saved outputs and the intermediates a live graph keeps are counted as long as
 they live. One-element buffers (``SCALAR_BYTES``) are not metered one by one: bound to handles
@@ -32,8 +33,17 @@ from typing import Any
 SCALAR_BYTES = 8  # buffers this small (one element) are not metered: a loss, a learning rate
 NODE_BYTES = 1024  # a graph node held alive, with what it keeps of one-element tensors (measured:
 # 660 bytes an op for a chain of adds, 1,090 for a chain of muls, which save their input)
+# On a GPU a node keeps CuPy arrays, heavier on the host, and each one-element array takes one
+# 512-byte block of CuPy's pool: a chain of muls measured 2,312 host bytes and 512 device
+# bytes a node on an H200 (benchmarks/gpu_check.py, graph_node_bytes).
+CUDA_NODE_BYTES = 3072
 BULK_BELOW = 64 << 10  # smaller buffers are counted in bulk, larger ones one by one
 _SWEEP_EVERY = 4096  # bulk references added between sweeps of the dead ones (at least)
+
+
+def node_bytes(device_type: str) -> int:
+    """What a recorded graph node is charged on a device of this type ("cpu", "cuda")."""
+    return CUDA_NODE_BYTES if device_type == "cuda" else NODE_BYTES
 
 
 class SessionMemoryError(MemoryError):
@@ -71,10 +81,12 @@ class MemoryMeter:
         "_nodes",
         "_nodes_swept",
         "lenient",
+        "node_bytes",
     )
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, node_bytes: int = NODE_BYTES) -> None:
         self.limit = limit
+        self.node_bytes = node_bytes  # what one recorded graph node is charged
         self.reserved = 0  # bytes promised to an answer being built (see the server's fetch)
         self._used = 0  # large buffers charged, less the credits settled
         self._live: dict[int, _Tracked] = {}  # id(root buffer) -> its reference
@@ -146,13 +158,13 @@ class MemoryMeter:
             self._settle_credits()
 
     def charge_node(self, node: Any, op: str) -> None:
-        """Count a recorded graph node as NODE_BYTES until it is freed (in the bulk total);
+        """Count a recorded graph node as `node_bytes` until it is freed (in the bulk total);
         raise first if it does not fit (`op` made it: its result is not bound yet)."""
-        if self._used + self._small + self.reserved + NODE_BYTES > self.limit:
-            self.check(NODE_BYTES, op=op)
+        if self._used + self._small + self.reserved + self.node_bytes > self.limit:
+            self.check(self.node_bytes, op=op)
         nodes = self._nodes
         nodes.append(weakref.ref(node))
-        self._small += NODE_BYTES
+        self._small += self.node_bytes
         if len(nodes) > 2 * self._nodes_swept + _SWEEP_EVERY:
             self._sweep()
 
@@ -181,7 +193,7 @@ class MemoryMeter:
         self._swept = len(alive)
         self._nodes = [ref for ref in self._nodes if ref() is not None]
         self._nodes_swept = len(self._nodes)
-        self._small = total + NODE_BYTES * self._nodes_swept
+        self._small = total + self.node_bytes * self._nodes_swept
 
     def clear(self) -> None:
         """Forget every buffer (the session closed)."""

@@ -46,7 +46,7 @@ class Session:
         self.idle_ttl = idle_ttl
         self.label = label
         self.lock = threading.Lock()
-        self.table = TensorTable(max_bytes, max_tensors)
+        self.table = TensorTable(max_bytes, max_tensors, ge.get_device(device).type)
         self.meter = self.table.meter  # every byte the session's commands allocate
         self.max_answer_bytes = max_answer_bytes  # the largest answer a batch may build
         self.generator = ge.Generator(device=device).manual_seed(seed)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from gradd.engine.memory_meter import MemoryMeter
+from gradd.engine.memory_meter import MemoryMeter, node_bytes
 
 from .errors import exhausted, not_found, shown
 
@@ -22,9 +22,9 @@ class TensorTable:
 
     __slots__ = ("_tensors", "meter", "max_tensors")
 
-    def __init__(self, max_bytes: int, max_tensors: int) -> None:
+    def __init__(self, max_bytes: int, max_tensors: int, device_type: str = "cpu") -> None:
         self._tensors: dict[str, Any] = {}
-        self.meter = MemoryMeter(max_bytes)
+        self.meter = MemoryMeter(max_bytes, node_bytes(device_type))
         self.max_tensors = max_tensors
 
     def __len__(self) -> int:

@@ -332,7 +332,11 @@ def _nn_op(r: random.Random, add: Callable, leaf: Callable, a: int, s: tuple[int
         add("matmul", lambda m, x, y: x @ y, a, other)
     else:
         target = np.random.default_rng(a).integers(0, s[1], s[0])
-        add("cross_entropy", lambda m, x: F(m).cross_entropy(x, m.tensor(target)), a)
+        add(
+            "cross_entropy",
+            lambda m, x: F(m).cross_entropy(x, m.tensor(target, device=x.device)),
+            a,
+        )
 
 
 SEEDS = range(100)

@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 import gradd.engine as ge
 import numpy as np
 import pytest
-from gradd.engine.memory_meter import NODE_BYTES
 from gradd.server import answer_bytes, request_views
 from gradd.server.command_runner import execute
 from gradd.server.config import ServerConfig, parse_config, parse_size
@@ -103,7 +102,7 @@ def test_released_handles_and_closed_sessions_free_their_tensors():
     _run(session, cpb.Command(release=cpb.Release(handles=["y"])))
     gc.collect()
     # w and its .grad, and loss's graph (two nodes); the 4-byte loss is one element: not metered
-    assert y() is None and session.meter.used == 4000 + 4000 + 2 * NODE_BYTES
+    assert y() is None and session.meter.used == 4000 + 4000 + 2 * session.meter.node_bytes
     w = weakref.ref(session.table.get("w"))
     loss = weakref.ref(session.table.get("loss"))
     assert store.close(session, "closed")
