@@ -147,6 +147,7 @@ def test_lost_server_is_unavailable_not_a_hang(start_small_server: ServerProcess
 
 
 def test_server_that_stops_answering_times_out(start_small_server: ServerProcess) -> None:
+    start_small_server.warm_up()
     s = gradd.connect(start_small_server.addr, timeout=1.0)
     x = s.ones(3)
     assert x.sum().item() == 3.0

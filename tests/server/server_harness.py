@@ -67,6 +67,16 @@ class ServerProcess:
             time.sleep(0.02)
         raise AssertionError(f"no log line matching {pattern!r} in {timeout}s:\n{self.log()}")
 
+    def warm_up(self) -> None:
+        """One session's command and answer, then its close: tests of short timeouts call it
+        first, since a GPU server's first command also starts CUDA and compiles kernels."""
+        client = Client(self.addr)
+        s = client.session()
+        s.execute(tensor("x", np.ones(3, np.float32)), op("mul", Tensor("x"), 2.0, outs=["y"]))
+        s.array("y")
+        s.close()
+        client.close()
+
     def terminate(self) -> int:
         """SIGTERM, then the exit status."""
         self.proc.send_signal(signal.SIGTERM)

@@ -115,6 +115,7 @@ def test_list_sessions_needs_the_admin_token(client, session):
 
 def test_max_sessions_and_idle_ttl(start_server):
     server = start_server("--max-sessions", "2", "--idle-ttl", "0.5")
+    server.warm_up()
     client = Client(server.addr)
     first, second = client.session(), client.session()
     code, message = status(lambda: client.session())
