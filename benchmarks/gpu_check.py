@@ -239,6 +239,16 @@ def benchmarks(quick: bool) -> dict:
             lambda: on_device.set(pinned),
             None,
         )
+        from gradd.engine.staged_upload import Stager
+
+        for threads, chunk in ((1, 8), (2, 8), (4, 8), (8, 8), (4, 32), (8, 32)):
+            stager = Stager(xp, threads=threads, chunk=chunk << 20)
+            row(
+                f"upload {size >> 20} MiB staged: {threads} threads, {chunk} MiB chunks",
+                lambda stager=stager: stager.upload(host),
+                None,
+            )
+            del stager
     on_gpu = up()
     t_on_gpu = t_up() if t_up is not None else None
     row(

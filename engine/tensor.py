@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from . import dtypes as dt
+from . import staged_upload
 from .device import CPU, Device, get_device, to_host
 from .errors import NOT_FLOAT_GRAD
 from .grad_mode import _mode
@@ -375,7 +376,10 @@ def tensor(
         arr = np.array(arr, dtype=want.np, copy=True)
     else:
         with dev.scope():  # one copy, straight into device memory
-            arr = dev.xp.array(arr, dtype=want.np)
+            if arr.dtype == want.np and staged_upload.can_stage(dev.xp, arr):
+                arr = staged_upload.upload(dev.xp, dev.index, np.ascontiguousarray(arr))
+            else:
+                arr = dev.xp.array(arr, dtype=want.np)
     return wrap(arr, dev, bool(requires_grad))
 
 

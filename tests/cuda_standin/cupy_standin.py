@@ -154,7 +154,38 @@ class _Runtime:
         return DEVICE_COUNT
 
 
-cuda = types.SimpleNamespace(Device=Device, runtime=_Runtime())
+class Event:
+    """``cupy.cuda.Event``: work here is done when it is queued."""
+
+    def synchronize(self) -> None:
+        pass
+
+
+class Stream:
+    """``cupy.cuda.Stream``: a queue whose work is done at once here."""
+
+    def __init__(self, null: bool = False, non_blocking: bool = False) -> None:
+        self.non_blocking = non_blocking
+
+    def record(self, event: Event | None = None) -> Event:
+        return event or Event()
+
+    def synchronize(self) -> None:
+        pass
+
+
+def alloc_pinned_memory(size: int) -> bytearray:
+    """``cupy.cuda.alloc_pinned_memory``: host memory with the buffer protocol."""
+    return bytearray(size)
+
+
+cuda = types.SimpleNamespace(
+    Device=Device,
+    runtime=_Runtime(),
+    Stream=Stream,
+    Event=Event,
+    alloc_pinned_memory=alloc_pinned_memory,
+)
 
 
 # --- arrays ------------------------------------------------------------------------------------
@@ -184,7 +215,10 @@ class ndarray(NDArrayOperatorsMixin):  # noqa: N801 - CuPy's name
         _download(self._a)
         return self._a.tolist()
 
-    def set(self, arr: np.ndarray) -> None:
+    def set(self, arr: np.ndarray, stream: Stream | None = None) -> None:
+        if not isinstance(arr, np.ndarray) or arr.shape != self._a.shape:
+            shapes = f"Old shape: {self.shape}, new shape: {getattr(arr, 'shape', None)}"
+            raise ValueError(f"Shape mismatch. {shapes}")  # CuPy's words
         _upload(arr)
         self._a[...] = arr
 

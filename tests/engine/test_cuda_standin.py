@@ -164,6 +164,24 @@ def test_an_upload_is_one_copy(cp) -> None:
     assert t.tolist()[0] == 0
 
 
+def test_a_large_upload_is_staged_in_pinned_chunks(cp, monkeypatch) -> None:
+    from gradd.engine import staged_upload
+
+    # A small ring (4 chunks of 1 KiB, 2 threads) over 10.5 chunks: every buffer is reused.
+    monkeypatch.setattr(staged_upload, "STAGED_FROM", 4096)
+    monkeypatch.setattr(staged_upload, "CHUNK", 1024)
+    monkeypatch.setattr(staged_upload, "THREADS", 2)
+    monkeypatch.setattr(staged_upload, "_stagers", {})
+    data = np.random.default_rng(0).standard_normal((21, 256)).astype(np.float32)
+    with cp.counting() as moved:
+        t = ge.tensor(data[:, ::2], device="cuda")  # strided (made contiguous first): 10,752 bytes
+    assert moved.to_device == 11 and moved.to_device_bytes == data.nbytes // 2
+    assert moved.to_host == 0
+    np.testing.assert_array_equal(t.detach().cpu().numpy(), data[:, ::2])
+    small = ge.tensor(np.ones(1000, np.float32), device="cuda")  # under STAGED_FROM: one copy
+    assert small.sum().item() == 1000
+
+
 def test_a_one_element_fetch_syncs_once(cp) -> None:
     t = ge.tensor([2.5], device="cuda")
     with cp.counting() as moved:
