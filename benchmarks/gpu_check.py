@@ -19,6 +19,7 @@ import argparse
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -136,6 +137,21 @@ def server_session() -> dict:
         server.wait(timeout=60)
 
 
+def cuda_image(timeout: float = 600) -> dict:
+    """The CUDA image's test (tests/ops/test_container.py -k cuda_image), where podman and its
+    NVIDIA hook (or CDI spec) are installed; otherwise what is missing."""
+    hooks = [*Path("/usr/share/containers/oci/hooks.d").glob("*nvidia*"), Path("/etc/cdi")]
+    if shutil.which("podman") is None:
+        return {"ran": False, "why": "podman is not installed"}
+    if not any(h.exists() for h in hooks):
+        return {"ran": False, "why": "podman has no NVIDIA hook or CDI spec"}
+    cmd = [sys.executable, "-m", "pytest", "-q", "-rs", "tests/ops/test_container.py"]
+    done = subprocess.run(
+        [*cmd, "-k", "cuda_image"], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+    return {"ran": True, "rc": done.returncode, "summary": done.stdout.strip().splitlines()[-1:]}
+
+
 def _torch_cuda() -> object | None:
     """torch, where it is installed and sees the GPU."""
     try:
@@ -241,7 +257,7 @@ def benchmarks(quick: bool) -> dict:
         )
         from gradd.engine.staged_upload import Stager
 
-        for threads, chunk in ((1, 8), (2, 8), (4, 8), (8, 8), (4, 32), (8, 32)):
+        for threads, chunk in ((4, 8), (8, 8), (8, 4), (12, 8), (16, 4), (16, 8)):
             stager = Stager(xp, threads=threads, chunk=chunk << 20)
             row(
                 f"upload {size >> 20} MiB staged: {threads} threads, {chunk} MiB chunks",
@@ -280,7 +296,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="engine suite only, small sizes")
     parser.add_argument("--workers", type=int, default=8, help="pytest-xdist workers")
     parser.add_argument("--suites-timeout", type=float, default=420.0)
-    parser.add_argument("--stages", default="server,graph_node_bytes,bench,suites")
+    parser.add_argument("--stages", default="server,graph_node_bytes,bench,suites,image")
     args = parser.parse_args()
     if not ge.cuda_is_available():
         print("no GPU: gradd's cuda device is not available (CuPy and an NVIDIA GPU needed)")
@@ -300,6 +316,7 @@ def main() -> int:
         ("graph_node_bytes", graph_node_bytes),
         ("bench", lambda: benchmarks(args.quick)),
         ("suites", lambda: run_suites(args.quick, out, args.workers, args.suites_timeout)),
+        ("image", cuda_image),
     ]
     stages = [(stage, run) for stage, run in stages if stage in args.stages.split(",")]
     for stage, run in stages:
