@@ -1,7 +1,8 @@
 """``gradd.engine.functional``: the functional ops, as ``torch.nn.functional``.
 
-The namespace is derived from the op table: every op declared in ``ops/nn.py`` plus the
-activations PyTorch also offers there.
+The namespace is derived from the op table: every op declared in an ``ops/nn*.py`` module
+(``nn``, ``nn_activations``, ``nn_losses``) plus the activations PyTorch also offers as
+``torch.relu``, ``torch.sigmoid`` and ``torch.tanh`` (declared with the other unary ops).
 """
 
 from __future__ import annotations
@@ -12,9 +13,15 @@ from . import ops as _ops  # noqa: F401  (the table must be filled before it is 
 from .op_table import OPS
 
 _ACTIVATIONS = ("relu", "sigmoid", "tanh")
-NAMES = tuple(
-    sorted(n for n, d in OPS.items() if d.forward.__module__.endswith(".nn") or n in _ACTIVATIONS)
-)
+
+
+def is_functional(name: str) -> bool:
+    """Whether op ``name`` is in ``nn.functional`` (its family module is an ``nn*`` one)."""
+    family = OPS[name].forward.__module__.rsplit(".", 1)[-1]
+    return family.startswith("nn") or name in _ACTIVATIONS
+
+
+NAMES = tuple(sorted(n for n in OPS if is_functional(n)))
 
 
 def __getattr__(name: str) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .functional import is_functional
 from .methods import OPERATORS
 from .op_table import OPS
 
@@ -20,7 +21,7 @@ def ops_markdown() -> str:
         if d.method and not d.method.startswith("__"):
             calls.append(f"`t.{d.method}()`")
         calls += operators.get(name, [])
-        if d.forward.__module__.endswith(".nn") or name in ("relu", "sigmoid", "tanh"):
+        if is_functional(name):
             calls.append(f"`F.{name}()`")
         elif d.function and not d.method:
             calls.append(f"`{name}()`")

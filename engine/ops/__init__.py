@@ -1,3 +1,16 @@
 """The op declarations, one module per family; importing this package fills the op table."""
 
-from . import arithmetic, compare, inplace, nn, reduction, shape_ops, unary  # noqa: F401
+from . import (  # noqa: F401
+    arithmetic,
+    compare,
+    indexing,
+    inplace,
+    linalg,
+    nn,
+    nn_activations,
+    nn_losses,
+    pointwise,
+    reduction,
+    shape_ops,
+    unary,
+)

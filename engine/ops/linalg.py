@@ -1,0 +1,3 @@
+"""Products and matrix reductions: einsum, outer, bmm, baddbmm, dot, mv, trace, diag."""
+
+from __future__ import annotations
