@@ -62,7 +62,7 @@ class MirrorNode:
         return tuple((n, 0) for n in self.next)
 
     def __repr__(self) -> str:
-        return f"<{self.label} object at {hex(id(self))}>"
+        return f"<{self.label.rsplit('::', 1)[-1]} object at {hex(id(self))}>"
 
 
 class OpaqueNode(MirrorNode):

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from gradd.engine import dtypes as dt
+from gradd.engine.autograd import accumulates_in_place
 from gradd.engine.errors import NON_LEAF_REQUIRES_GRAD, NOT_FLOAT_GRAD
 from gradd.engine.op_table import set_requires_grad
 from gradd.engine.tensor import Tensor as EngineTensor
@@ -202,7 +203,7 @@ class RemoteTensor(TensorConversions):
         for t in written:
             old = t._grad_obj
             if old is not None:
-                if create_graph or old._rg or t.grad_fn is not None:
+                if not accumulates_in_place(create_graph, t.grad_fn is not None):
                     t._grad_obj = None  # the engine makes a new grad tensor: bind it afresh
                 else:
                     old._vc[0] += 1  # accumulated in place: holders of .grad see it

@@ -270,6 +270,14 @@ def _owned(g: Tensor, handed: set, keep: list) -> Any:
     return arr
 
 
+def accumulates_in_place(create_graph: bool, retained_non_leaf: bool) -> bool:
+    """Whether a backward adds into an existing ``.grad`` in place (holders of ``.grad`` see
+    the sum, its grad_fn stays) rather than binding a new tensor: PyTorch adds in place unless
+    the backward records a graph; a retained non-leaf's grad is always a new sum. The engine
+    and the SDK's mirror both follow this."""
+    return not create_graph and not retained_non_leaf
+
+
 def _accumulate(leaf: Tensor, g: Tensor, create_graph: bool, handed: set, keep: list) -> None:
     if leaf._hooks:
         for hook in leaf._hooks:
@@ -277,13 +285,24 @@ def _accumulate(leaf: Tensor, g: Tensor, create_graph: bool, handed: set, keep: 
             if r is not None:
                 g = r
     old = leaf._grad
-    if old is None:
+    if old is None and create_graph and g.requires_grad:
+        # PyTorch stores a copy that records CopyBackwards (a fresh buffer ``copy_`` from g), so
+        # ``.grad``'s own graph starts there.
+        from .op_table import OPS  # the ops import this module: look up at call time
+
+        leaf._grad = OPS["copy_"].call(wrap(g._data.copy(), leaf._dev, False), g)
+    elif old is None:
         leaf._grad = g if create_graph else wrap(_owned(g, handed, keep), leaf._dev)
-    elif create_graph or old.requires_grad:
+    elif not accumulates_in_place(create_graph, False):
         leaf._grad = old + g
     else:
-        # In place, as PyTorch: whoever holds ``leaf.grad`` sees the sum.
-        old._data += g._data
+        # In place, as PyTorch: whoever holds ``leaf.grad`` sees the sum, and a grad made with
+        # create_graph keeps its grad_fn. A buffer stored as handed over may be shared or
+        # read-only (a broadcast): it is copied once first.
+        arr = old._data
+        if getattr(arr, "base", None) is not None or not getattr(arr.flags, "writeable", True):
+            old._data = arr = arr.copy()
+        arr += g._data
         old._vc[0] += 1
 
 
@@ -291,4 +310,4 @@ def _store_retained(t: Tensor, g: Tensor, create_graph: bool, handed: set, keep:
     if t._grad is None:
         t._grad = g if create_graph else wrap(_owned(g, handed, keep), t._dev)
     else:
-        t._grad = t._grad + g
+        t._grad = t._grad + g  # accumulates_in_place(..., retained_non_leaf=True) is False

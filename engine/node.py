@@ -114,7 +114,7 @@ class Node:
         self.pre_hooks.append(hook)
 
     def __repr__(self) -> str:
-        return f"<{self.label} object at {hex(id(self))}>"
+        return f"<{self.label.rsplit('::', 1)[-1]} object at {hex(id(self))}>"
 
 
 class AccumulateGrad:

@@ -95,7 +95,7 @@ def tensor_repr(t: Any) -> str:
     if a.dtype not in (np.float32, np.int64, np.bool_):
         extras.append(f"dtype=gradd.{t.dtype.name}")
     if t.grad_fn is not None:
-        extras.append(f"grad_fn=<{t.grad_fn.name()}>")
+        extras.append(f"grad_fn=<{t.grad_fn.name().rsplit('::', 1)[-1]}>")
     elif t.requires_grad:
         extras.append("requires_grad=True")
     return "tensor(" + ", ".join([body, *extras]) + ")"

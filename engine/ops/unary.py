@@ -126,7 +126,31 @@ def relu(xp: Any, self: arg.Tensor) -> Any:
 
 @relu.derivative
 def _(ctx: Any, g: Any) -> tuple:
-    return (g * ctx.output.gt(0),)
+    return (threshold_backward.call(g, ctx.output, 0),)
+
+
+@op(
+    grad_fn="ThresholdBackwardBackward0",
+    arity=2,
+    shape=lambda grad, self, **k: grad,
+    saves=(1,),
+    internal=True,
+    method=False,
+    function=False,
+    examples=(Ex(S(2, 3), S(2, 3), 0.0),),
+)
+def threshold_backward(xp: Any, grad: Any, self: Any, threshold: Any) -> Any:
+    """``grad`` where ``self > threshold``, else 0: relu's backward, as PyTorch records it.
+
+    Its result depends on ``self`` (with a zero derivative), so a gradient made with
+    ``create_graph=True`` requires grad as PyTorch's does."""
+    return xp.where(self > threshold, grad, xp.zeros((), grad.dtype))
+
+
+@threshold_backward.derivative
+def _(ctx: Any, gg: Any) -> tuple:
+    (self,) = ctx.saved
+    return (threshold_backward.call(gg, self, ctx.attrs["threshold"]), self.mul(0))
 
 
 @op(

@@ -466,6 +466,32 @@ def test_higher_order_through_backward_create_graph() -> None:
     close(x.grad, [6.0, 12.0])
 
 
+def test_create_graph_through_relu_records_the_grad_as_pytorch() -> None:
+    # PyTorch 2.13: w.grad is a copy (CopyBackwards) of relu's ThresholdBackwardBackward0, so it
+    # requires grad even though relu's second derivative is zero, and a second backward runs.
+    w = leaf([1.0, -2.0, 3.0])
+    w.relu().sum().backward(create_graph=True)
+    g = w.grad
+    assert g.requires_grad and g.grad_fn.name() == "torch::autograd::CopyBackwards"
+    assert [n and n.name() for n, _ in g.grad_fn.next_functions] == [
+        None,
+        "ThresholdBackwardBackward0",
+    ]
+    assert "grad_fn=<CopyBackwards>" in repr(g) and repr(g.grad_fn).startswith("<CopyBackwards ")
+    g.sum().backward()  # adds relu'' = 0 in place: the same tensor, its grad_fn kept
+    assert w.grad is g and g.grad_fn is not None
+    close(w.grad, [1.0, 0.0, 1.0])
+
+
+def test_a_second_backward_without_create_graph_adds_in_place() -> None:
+    x = leaf([1.0, 2.0])
+    (x**3).sum().backward(create_graph=True)
+    g = x.grad
+    (x * 1).sum().backward()
+    assert x.grad is g and g.grad_fn is not None  # PyTorch: in place, grad_fn kept
+    close(g, [4.0, 13.0])
+
+
 def test_mixed_second_derivative() -> None:
     x, y = leaf(1.5), leaf(-2.0)
     f = x * x * y + y.exp()

@@ -42,6 +42,16 @@ def test_create_graph_double_backward(session: gradd.Session) -> None:
     assert values(x.grad) == [24.0]
 
 
+def test_create_graph_through_relu_then_a_second_backward(session: gradd.Session) -> None:
+    w = session.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    (w.relu() * w).sum().backward(create_graph=True)
+    g = w.grad
+    assert values(g) == [2.0, 0.0, 6.0] and g.requires_grad
+    assert g.grad_fn.name() == "torch::autograd::CopyBackwards"
+    g.sum().backward()  # PyTorch: adds d/dw sum(2w*[w>0]) = [2, 0, 2] in place
+    assert values(w.grad) == [4.0, 0.0, 8.0] and w.grad.requires_grad
+
+
 def test_detach_shares_the_version_counter(session: gradd.Session) -> None:
     x = session.tensor([1.0, 2.0], requires_grad=True)
     y = x * x  # saves x
