@@ -263,11 +263,6 @@ class RemoteTensor(TensorConversions):
     def __repr__(self) -> str:
         return self._local().__repr__()
 
-    def __format__(self, spec: str) -> str:
-        if self.shape == () and spec:
-            return format(self.item(), spec)
-        return object.__format__(self, spec) if spec else repr(self)
-
     def __len__(self) -> int:
         if not self.shape:
             raise TypeError("len() of a 0-d tensor")

@@ -12,11 +12,19 @@ from . import dtypes as dt
 
 
 class TensorConversions:
-    """``float()``, ``double()``, ``long()``, ``bool()``, ``cpu()``, ``cuda()``, ``T``, ``mT``."""
+    """``float()``, ``double()``, ``long()``, ``bool()``, ``cpu()``, ``cuda()``, ``T``, ``mT``,
+    and ``format()``."""
 
     __slots__ = ()
     to: Any
     ndim: int
+
+    def __format__(self, spec: str) -> str:
+        # PyTorch: a 0-d tensor formats as its value (f"{loss:.4f}", and f"{loss}" too); any
+        # other is object's (its repr, or a TypeError for a non-empty spec).
+        if self.ndim == 0:
+            return format(self.item(), spec)
+        return object.__format__(self, spec)
 
     def float(self) -> Self:
         return self.to(dt.float32)
