@@ -24,7 +24,9 @@ class TensorConversions:
         # other is object's (its repr, or a TypeError for a non-empty spec).
         if self.ndim == 0:
             return format(self.item(), spec)
-        return object.__format__(self, spec)
+        if spec:  # PyTorch's words, whichever class the tensor is
+            raise TypeError("unsupported format string passed to Tensor.__format__")
+        return str(self)
 
     def float(self) -> Self:
         return self.to(dt.float32)
