@@ -8,6 +8,7 @@ import types
 from typing import Any
 
 import gradd.engine as ge
+from gradd.engine import autograd as engine_autograd
 from gradd.engine import functional as engine_functional
 from gradd.engine.random_state import use_generator
 
@@ -42,6 +43,9 @@ class EmbeddedSession(Session):
             **{n: getattr(engine_functional, n) for n in engine_functional.NAMES}
         )
         self.functional.dropout = dropout
+        self.autograd = types.SimpleNamespace(
+            backward=engine_autograd.backward, grad=engine_autograd.grad
+        )
         self._own_functions = {**_FUNCTIONS, "dropout": dropout}
 
     def _functions(self) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from gradd.v1 import service_pb2_grpc as spb_grpc
 from gradd.v1 import tensor_pb2 as tpb
 
 from . import command_encoding as enc
+from . import remote_autograd
 from .call_site import user_site
 from .command_stream import CommandStream
 from .errors import GraddError, UnimplementedError, from_rpc_error
@@ -109,6 +110,9 @@ class RemoteSession(Session):
         self._stream = CommandStream(self._channel, self.id, self._md, timeout=timeout)
         self._push = self._stream.push
         self.functional = types.SimpleNamespace(**_FUNCTIONAL)
+        self.autograd = types.SimpleNamespace(
+            backward=remote_autograd.backward, grad=remote_autograd.grad
+        )
         _OPEN.add(self)
 
     def _functions(self) -> dict[str, Any]:

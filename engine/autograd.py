@@ -125,7 +125,9 @@ def _run(
     if meter is not None:
         # The new .grad buffers must fit before anything runs; the pass then never stops half
         # way (its working gradients are counted, not refused: they go when it ends).
-        grown = _new_grad_bytes(order, accumulate_all, targets if only is not None else None)
+        grown = _new_grad_bytes(
+            order, accumulate_all, targets if only is not None else None, create_graph
+        )
         meter.check(grown, "backward's new .grad buffers")
         meter.lenient += 1
     prev_mode = _mode.enabled
@@ -184,7 +186,9 @@ def _run(
             meter.lenient -= 1
 
 
-def _new_grad_bytes(order: list, accumulate_all: bool, targets: dict | None) -> int:
+def _new_grad_bytes(
+    order: list, accumulate_all: bool, targets: dict | None, create_graph: bool
+) -> int:
     """Bytes of the .grad buffers a pass over ``order`` will allocate (one per leaf or retained
     tensor without a grad yet, or whose grad is replaced rather than added to in place)."""
     total = 0
@@ -193,7 +197,7 @@ def _new_grad_bytes(order: list, accumulate_all: bool, targets: dict | None) -> 
             if accumulate_all or (targets is not None and node in targets):
                 leaf = node.variable
                 old = leaf._grad
-                if old is None or old.requires_grad:
+                if old is None or not accumulates_in_place(create_graph, False):
                     total += leaf._data.nbytes
             continue
         holders = [node.retained() if node.retained is not None else None]
