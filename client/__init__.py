@@ -2,7 +2,8 @@
 
 ``gradd.connect("host:port")`` opens a session on a gradd server; ``gradd.connect()`` runs the
 engine in this process. Either way the session makes tensors (``s.randn``, ``s.tensor``) that
-train as PyTorch's do. ``import gradd`` loads nothing heavy: the engine, gRPC and the protocol
+train as PyTorch's do; ``import gradd.torch as torch`` is PyTorch's ``torch`` namespace on a
+default session. ``import gradd`` loads nothing heavy: the engine, gRPC and the protocol
 are imported when first used.
 """
 

@@ -92,6 +92,10 @@ class EmbeddedSession(Session):
             kw["device"] = self.device
         return kw
 
+    def available_devices(self) -> list[str]:
+        """The devices this process can use: "cpu", and "cuda", "cuda:N" with a GPU (CuPy)."""
+        return ge.available_devices()
+
     def watch(self, **_: Any) -> Any:
         """Events need a server: an embedded session has none to stream them."""
         raise UnimplementedError(

@@ -75,6 +75,7 @@ class RemoteSession(Session):
     ) -> None:
         self.target = target
         self._closed = False
+        self._devices: list[str] | None = None  # ServerInfo's, asked for once
         self._tracing = 0
         self._counter = itertools.count(1)
         self._call_timeout = timeout or CALL_TIMEOUT
@@ -252,6 +253,18 @@ class RemoteSession(Session):
             handles[label] = p._h
         result = self._stream.request(enc.graph(t._h, handles), ("make_dot", *user_site(3)))
         return picture_of(result.graph)
+
+    def available_devices(self) -> list[str]:
+        """The devices the server lists in its ServerInfo ("cpu", "cuda", "cuda:0", ...)."""
+        if self._devices is None:
+            try:
+                info = self._stub.ServerInfo(
+                    spb.ServerInfoRequest(), timeout=self._call_timeout, metadata=self._md
+                )
+            except grpc.RpcError as err:
+                raise from_rpc_error(err, f"asking {self.target} for its devices") from None
+            self._devices = list(info.devices)
+        return list(self._devices)
 
     def synchronize(self) -> None:
         """Wait until the server has applied everything queued; raise its first error."""

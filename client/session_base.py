@@ -38,6 +38,11 @@ class Session:
         """A tensor with the array's values and dtype (a copy: the tensor may live elsewhere)."""
         return self.tensor(array)
 
+    def available_devices(self) -> list[str]:
+        """The devices the session's server has ("cpu", "cuda", "cuda:0", ...); embedded, this
+        process's (what ``torch.cuda.is_available()`` asks)."""
+        raise NotImplementedError
+
     def synchronize(self) -> None:
         """Wait until everything queued has been applied (raises the server's first error)."""
 
