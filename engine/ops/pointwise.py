@@ -2,3 +2,151 @@
 error functions, two-tensor pointwise ops (maximum, atan2, lerp...) and tests (isnan...)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .. import arg_kinds as arg
+from .. import shapes
+from ..op_examples import Ex, S
+from ..op_table import OpDef, register
+
+same = shapes.same
+
+
+def _unary(
+    name: str,
+    grad_fn: str,
+    fn: Callable[[Any, Any], Any],
+    doc: str,
+    *,
+    examples: tuple,
+    saves_output: bool = False,
+    dtype: str | Callable = "float",
+) -> OpDef:
+    """An elementwise function of one tensor (``fn(xp, array)``) that saves its input (or, with
+    ``saves_output``, its result) for its derivative; "float" ops give integer and bool inputs
+    the default float dtype, as PyTorch."""
+
+    def forward(xp: Any, self: arg.Tensor) -> Any:
+        return fn(xp, self)
+
+    forward.__doc__ = doc
+    return register(
+        OpDef(
+            name,
+            forward,
+            grad_fn=grad_fn,
+            dtype=dtype,
+            shape=same,
+            saves=() if saves_output else (0,),
+            saves_output=saves_output,
+            examples=examples,
+        )
+    )
+
+
+# -- trigonometric and hyperbolic functions --------------------------------------------------
+
+_ANY = (Ex(S(2, 3)),)
+_UNIT = (Ex(S(2, 3, low=-0.9, high=0.9)),)  # inside (-1, 1): asin, acos, atanh
+
+sin = _unary("sin", "SinBackward0", lambda xp, x: xp.sin(x), "Sine.", examples=_ANY)
+cos = _unary("cos", "CosBackward0", lambda xp, x: xp.cos(x), "Cosine.", examples=_ANY)
+tan = _unary(
+    "tan", "TanBackward0", lambda xp, x: xp.tan(x), "Tangent.", examples=_ANY, saves_output=True
+)
+asin = _unary("asin", "AsinBackward0", lambda xp, x: xp.arcsin(x), "Arcsine.", examples=_UNIT)
+acos = _unary("acos", "AcosBackward0", lambda xp, x: xp.arccos(x), "Arccosine.", examples=_UNIT)
+atan = _unary("atan", "AtanBackward0", lambda xp, x: xp.arctan(x), "Arctangent.", examples=_ANY)
+sinh = _unary("sinh", "SinhBackward0", lambda xp, x: xp.sinh(x), "Hyperbolic sine.", examples=_ANY)
+cosh = _unary(
+    "cosh", "CoshBackward0", lambda xp, x: xp.cosh(x), "Hyperbolic cosine.", examples=_ANY
+)
+asinh = _unary(
+    "asinh",
+    "AsinhBackward0",
+    lambda xp, x: xp.arcsinh(x),
+    "Inverse hyperbolic sine.",
+    examples=_ANY,
+)
+acosh = _unary(
+    "acosh",
+    "AcoshBackward0",
+    lambda xp, x: xp.arccosh(x),
+    "Inverse hyperbolic cosine (NaN below 1).",
+    examples=(Ex(S(2, 3, low=1.2, high=3.0)),),
+)
+atanh = _unary(
+    "atanh",
+    "AtanhBackward0",
+    lambda xp, x: xp.arctanh(x),
+    "Inverse hyperbolic tangent.",
+    examples=_UNIT,
+)
+
+
+@sin.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    (x,) = ctx.saved
+    return (g * x.cos(),)
+
+
+@cos.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    (x,) = ctx.saved
+    return (g * -x.sin(),)
+
+
+@tan.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    out = ctx.output
+    return (g * (out * out + 1),)
+
+
+@asin.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    (x,) = ctx.saved
+    return (g / (1 - x * x).sqrt(),)
+
+
+@acos.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    (x,) = ctx.saved
+    return (-g / (1 - x * x).sqrt(),)
+
+
+@atan.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    (x,) = ctx.saved
+    return (g / (x * x + 1),)
+
+
+@sinh.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    (x,) = ctx.saved
+    return (g * x.cosh(),)
+
+
+@cosh.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    (x,) = ctx.saved
+    return (g * x.sinh(),)
+
+
+@asinh.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    (x,) = ctx.saved
+    return (g / (x * x + 1).sqrt(),)
+
+
+@acosh.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    (x,) = ctx.saved
+    return (g / (x * x - 1).sqrt(),)
+
+
+@atanh.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    (x,) = ctx.saved
+    return (g / (1 - x * x),)
