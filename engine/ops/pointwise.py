@@ -3,13 +3,15 @@ error functions, two-tensor pointwise ops (maximum, atan2, lerp...) and tests (i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 from .. import arg_kinds as arg
 from .. import shapes
 from ..op_examples import Ex, S
-from ..op_table import OpDef, register
+from ..op_table import OpDef, composite, register
+from .arithmetic import pow as _pow
 
 same = shapes.same
 
@@ -150,3 +152,86 @@ def _(ctx: Any, g: Any) -> tuple:
 def _(ctx: Any, g: Any) -> tuple:
     (x,) = ctx.saved
     return (g / (1 - x * x),)
+
+
+# -- exponentials, logarithms, rsqrt, square -------------------------------------------------
+
+_POSITIVE = (Ex(S(2, 3, low=0.5, high=2.0)),)
+
+exp2 = _unary(
+    "exp2",
+    "Exp2Backward0",
+    lambda xp, x: xp.exp2(x),
+    "2 ** self.",
+    examples=_ANY,
+    saves_output=True,
+)
+expm1 = _unary(
+    "expm1",
+    "Expm1Backward0",
+    lambda xp, x: xp.expm1(x),
+    "e ** self - 1, exact for small self.",
+    examples=_ANY,
+    saves_output=True,
+)
+log2 = _unary(
+    "log2", "Log2Backward0", lambda xp, x: xp.log2(x), "Base-2 logarithm.", examples=_POSITIVE
+)
+log10 = _unary(
+    "log10", "Log10Backward0", lambda xp, x: xp.log10(x), "Base-10 logarithm.", examples=_POSITIVE
+)
+log1p = _unary(
+    "log1p",
+    "Log1PBackward0",
+    lambda xp, x: xp.log1p(x),
+    "log(1 + self), exact for small self.",
+    examples=(Ex(S(2, 3, low=-0.5, high=1.0)),),
+)
+rsqrt = _unary(
+    "rsqrt",
+    "RsqrtBackward0",
+    lambda xp, x: 1 / xp.sqrt(x),
+    "1 / sqrt(self).",
+    examples=_POSITIVE,
+    saves_output=True,
+)
+
+
+@exp2.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    return (g * ctx.output * math.log(2.0),)
+
+
+@expm1.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    return (g * (ctx.output + 1),)
+
+
+@log2.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    (x,) = ctx.saved
+    return (g / (x * math.log(2.0)),)
+
+
+@log10.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    (x,) = ctx.saved
+    return (g / (x * math.log(10.0)),)
+
+
+@log1p.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    (x,) = ctx.saved
+    return (g / (x + 1),)
+
+
+@rsqrt.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    out = ctx.output
+    return (g * (out * out * out) * -0.5,)
+
+
+@composite("square", method=True, examples=(Ex(S(2, 3)),))
+def square(self: arg.Tensor) -> Any:
+    """self * self, recorded as PyTorch does: pow(self, 2) (PowBackward0; bool gives int64)."""
+    return _pow.call(self, 2)

@@ -54,7 +54,10 @@ def same_outcome(ours: Callable[[], Any], theirs: Callable[[], Any], what: str) 
     )
 
 
-UNARY = ["sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh"]
+UNARY = [
+    *("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh"),
+    *("exp2", "expm1", "log2", "log10", "log1p", "rsqrt", "square"),
+]
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's invalid value / overflow notes
