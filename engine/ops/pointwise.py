@@ -8,10 +8,12 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import arg_kinds as arg
+from .. import dtypes as dt
 from .. import shapes
 from ..op_examples import Ex, S
-from ..op_table import OpDef, composite, register
+from ..op_table import OpDef, composite, op, register
 from .arithmetic import pow as _pow
+from .reduction import _TORCH as _TORCH_TYPE
 
 same = shapes.same
 
@@ -235,3 +237,131 @@ def _(ctx: Any, g: Any) -> tuple:
 def square(self: arg.Tensor) -> Any:
     """self * self, recorded as PyTorch does: pow(self, 2) (PowBackward0; bool gives int64)."""
     return _pow.call(self, 2)
+
+
+# -- rounding: the dtype is kept (integers are copied); the gradient is zero -----------------
+
+
+def _not_implemented(kernel: str, d: dt.DType) -> NotImplementedError:
+    """PyTorch's error for a dtype its CPU kernel lacks (``"frac_cpu" not implemented...``)."""
+    return NotImplementedError(f"\"{kernel}\" not implemented for '{_TORCH_TYPE[d.name]}'")
+
+
+def _kept_dtype(kernel: str, integers: bool = True) -> Callable[..., dt.DType]:
+    """The dtype rule of a rounding op: its input's dtype; PyTorch's kernel refuses bool (and,
+    unless ``integers``, int64) with its error."""
+
+    def rule(self: Any, **_: Any) -> dt.DType:
+        d = dt.as_dtype(self.dtype)  # a Tensor's DType, or the forward's array's NumPy dtype
+        if d is dt.bool_ or (d is dt.int64 and not integers):
+            raise _not_implemented(kernel, d)
+        return d
+
+    return rule
+
+
+def _rounding(name: str, grad_fn: str, fn: Callable, kernel: str, doc: str) -> OpDef:
+    rule = _kept_dtype(kernel)
+
+    def forward(xp: Any, self: arg.Tensor) -> Any:
+        if self.dtype.kind != "f":
+            rule(self)
+            return self.copy()  # integers are already whole
+        return fn(xp, self)
+
+    forward.__doc__ = doc
+    d = register(
+        OpDef(
+            name,
+            forward,
+            grad_fn=grad_fn,
+            dtype=rule,
+            shape=same,
+            examples=(Ex(S(2, 3, low=-3.0, high=3.0)),),
+        )
+    )
+    d.backward = _zero_gradient
+    return d
+
+
+def _zero_gradient(ctx: Any, g: Any) -> tuple:
+    return (g * 0,)
+
+
+floor = _rounding(
+    "floor",
+    "FloorBackward0",
+    lambda xp, x: xp.floor(x),
+    "floor_vml_cpu",
+    "Largest integer <= self (zero gradient).",
+)
+ceil = _rounding(
+    "ceil",
+    "CeilBackward0",
+    lambda xp, x: xp.ceil(x),
+    "ceil_vml_cpu",
+    "Smallest integer >= self (zero gradient).",
+)
+trunc = _rounding(
+    "trunc",
+    "TruncBackward0",
+    lambda xp, x: xp.trunc(x),
+    "trunc_vml_cpu",
+    "self rounded toward zero (zero gradient).",
+)
+
+
+def _round_dtype(self: Any, decimals: int = 0) -> dt.DType:
+    if decimals == 0:
+        return _kept_dtype("round_vml_cpu")(self)
+    return _kept_dtype("round_cpu", integers=False)(self)
+
+
+def _round_name(a: Any, decimals: int = 0) -> str:
+    return "RoundBackward0" if decimals == 0 else "RoundBackward1"
+
+
+_round_name.common = "RoundBackward0"  # type: ignore[attr-defined]
+
+
+@op(
+    grad_fn=_round_name,
+    dtype=_round_dtype,
+    shape=same,
+    examples=(
+        Ex(S(2, 3, low=-3.0, high=3.0)),
+        Ex(S(2, 3, low=-3.0, high=3.0), decimals=2),
+        Ex(S(2, 3, low=-30.0, high=30.0), decimals=-1),
+    ),
+)
+def round(xp: Any, self: arg.Tensor, decimals: arg.Int = 0) -> Any:  # noqa: A001
+    """Round half to even, to ``decimals`` decimal places (zero gradient)."""
+    if self.dtype.kind != "f":
+        _round_dtype(self, decimals)
+        return self.copy()
+    if decimals == 0:
+        return xp.rint(self)
+    # PyTorch's kernel: the power of ten in the tensor's dtype, multiplied or divided by.
+    p = 10.0 ** abs(decimals)
+    return xp.rint(self * p) / p if decimals > 0 else xp.rint(self / p) * p
+
+
+round.backward = _zero_gradient
+
+
+@op(
+    grad_fn="FracBackward0",
+    dtype=_kept_dtype("frac_cpu", integers=False),
+    shape=same,
+    examples=(Ex(S(2, 3, low=-3.0, high=3.0)),),
+)
+def frac(xp: Any, self: arg.Tensor) -> Any:
+    """self - trunc(self): the fractional part, with self's sign."""
+    if self.dtype.kind != "f":
+        _kept_dtype("frac_cpu", integers=False)(self)
+    return self - xp.trunc(self)
+
+
+@frac.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    return (g,)
