@@ -12,6 +12,7 @@ from .. import dtypes as dt
 from .. import shapes
 from ..op_examples import Ex, S
 from ..op_table import OpDef, composite, op, register
+from ..special import special
 from .arithmetic import pow as _pow
 from .reduction import _TORCH as _TORCH_TYPE
 
@@ -365,3 +366,45 @@ def frac(xp: Any, self: arg.Tensor) -> Any:
 @frac.derivative
 def _(ctx: Any, g: Any) -> tuple:
     return (g,)
+
+
+# -- error functions -------------------------------------------------------------------------
+
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+
+erf = _unary(
+    "erf", "ErfBackward0", lambda xp, x: special(xp).erf(x), "Error function.", examples=_ANY
+)
+erfc = _unary(
+    "erfc",
+    "ErfcBackward0",
+    lambda xp, x: special(xp).erfc(x),
+    "1 - erf(self), exact where erf(self) is near 1.",
+    examples=_ANY,
+)
+erfinv = _unary(
+    "erfinv",
+    "ErfinvBackward0",
+    lambda xp, x: special(xp).erfinv(x),
+    "Inverse error function (infinite at -1 and 1, NaN beyond).",
+    examples=_UNIT,
+    saves_output=True,
+)
+
+
+@erf.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    (x,) = ctx.saved
+    return (g * (-x * x).exp() * _TWO_OVER_SQRT_PI,)
+
+
+@erfc.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    (x,) = ctx.saved
+    return (g * (-x * x).exp() * -_TWO_OVER_SQRT_PI,)
+
+
+@erfinv.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    out = ctx.output
+    return (g * (out * out).exp() * (0.5 * math.sqrt(math.pi)),)

@@ -59,6 +59,7 @@ UNARY = [
     *("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh"),
     *("exp2", "expm1", "log2", "log10", "log1p", "rsqrt", "square"),
     *("floor", "ceil", "round", "trunc", "frac"),
+    *("erf", "erfc", "erfinv"),
 ]
 
 
