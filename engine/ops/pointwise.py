@@ -7,6 +7,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from .. import arg_kinds as arg
 from .. import dtypes as dt
 from .. import shapes
@@ -15,6 +17,7 @@ from ..op_table import OpDef, composite, op, register
 from ..special import special
 from .arithmetic import pow as _pow
 from .reduction import _TORCH as _TORCH_TYPE
+from .shape_ops import where as _where
 
 same = shapes.same
 
@@ -408,3 +411,315 @@ def _(ctx: Any, g: Any) -> tuple:
 def _(ctx: Any, g: Any) -> tuple:
     out = ctx.output
     return (g * (out * out).exp() * (0.5 * math.sqrt(math.pi)),)
+
+
+# -- two-tensor ops: broadcasting, and PyTorch's type promotion (``dtypes.result_type``) -----
+
+_binary = shapes.elementwise
+
+
+def _operand(x: Any, d: dt.DType) -> Any:
+    """An array operand in the result dtype (Python scalars stay weak, as in PyTorch)."""
+    return x.astype(d.np, copy=False) if hasattr(x, "dtype") else x
+
+
+def _promoted(kernel: str, integers: bool = True) -> Callable[..., dt.DType]:
+    """The dtype rule of a binary op whose kernel lacks some dtypes: the promoted dtype, or
+    PyTorch's error for bool (and, unless ``integers``, int64). The forward applies it too, so
+    a client knows the error (or the dtype) before the server runs the op."""
+
+    def rule(self: Any, other: Any, **_: Any) -> dt.DType:
+        d = dt.result_type(self, other)
+        if d is dt.bool_ or (d is dt.int64 and not integers):
+            raise _not_implemented(kernel, d)
+        return d
+
+    return rule
+
+
+def _zero_divisor(xp: Any, other: Any) -> None:
+    """PyTorch's CPU error for an integer division by zero (its CUDA kernels do not check)."""
+    if not hasattr(other, "dtype"):
+        zero = other == 0
+    elif xp is np:  # the CPU: no device sync
+        zero = bool((other == 0).any())
+    else:
+        return
+    if zero:
+        raise RuntimeError("ZeroDivisionError")
+
+
+@op(
+    grad_fn="Atan2Backward0",
+    arity=2,
+    dtype="float",
+    shape=_binary,
+    saves=(0, 1),
+    examples=(Ex(S(2, 3), S(2, 3)), Ex(S(2, 3), S(3))),
+)
+def atan2(xp: Any, self: arg.Tensor, other: arg.Tensor) -> Any:
+    """Angle of the point (other, self): the arctangent of self / other, by quadrant."""
+    return xp.arctan2(self, other)
+
+
+@atan2.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    a, b = ctx.saved
+    r = (a * a + b * b).reciprocal()
+    return (g * b * r if ctx.needs(0) else None), (g * -a * r if ctx.needs(1) else None)
+
+
+def _extremum(name: str, grad_fn: str, fn: Callable, larger: bool, doc: str) -> OpDef:
+    def forward(xp: Any, self: arg.Tensor, other: arg.Tensor) -> Any:
+        return fn(xp)(self, other)
+
+    forward.__doc__ = doc
+    d = register(
+        OpDef(
+            name,
+            forward,
+            grad_fn=grad_fn,
+            arity=2,
+            shape=_binary,
+            saves=(0, 1),
+            examples=(Ex(S(2, 3), S(3)), Ex(S(2, 1), S(1, 3))),
+        )
+    )
+
+    def derivative(ctx: Any, g: Any) -> tuple:
+        # PyTorch's: a tie splits the gradient in halves; NaN (no order) gives it to both.
+        a, b = ctx.saved
+        shared = _where.call(a.eq(b), g * 0.5, g)
+        a_loses, b_loses = (a.lt(b), a.gt(b)) if larger else (a.gt(b), a.lt(b))
+        return (
+            _where.call(a_loses, 0.0, shared) if ctx.needs(0) else None,
+            _where.call(b_loses, 0.0, shared) if ctx.needs(1) else None,
+        )
+
+    d.backward = derivative
+    return d
+
+
+maximum = _extremum(
+    "maximum",
+    "MaximumBackward0",
+    lambda xp: xp.maximum,
+    True,
+    "The larger of self and other, elementwise (NaN if either is).",
+)
+minimum = _extremum(
+    "minimum",
+    "MinimumBackward0",
+    lambda xp: xp.minimum,
+    False,
+    "The smaller of self and other, elementwise (NaN if either is).",
+)
+
+
+def _scalar_or_tensor_name(scalar: str, tensor: str, operand: int = 1) -> Callable[..., str]:
+    """A grad_fn name by one operand (the second unless said): a Python number or a tensor."""
+
+    def name(*inputs: Any, **attrs: Any) -> str:
+        return scalar if inputs[operand] is None else tensor
+
+    name.common = scalar  # type: ignore[attr-defined]
+    return name
+
+
+_DIVISORS = (
+    Ex(S(2, 3, low=-3.0, high=3.0), S(3, low=0.5, high=1.5)),
+    Ex(S(2, 3, low=-3.0, high=3.0), 0.7),
+    Ex(S(2, 3, low=-3.0, high=3.0), -0.7),
+)
+_fmod_dtype = _promoted("fmod_cpu")
+
+
+@op(
+    grad_fn=_scalar_or_tensor_name("FmodBackward0", "FmodBackward1"),
+    arity=2,
+    dtype=_fmod_dtype,
+    shape=_binary,
+    saves=(0, 1),
+    examples=_DIVISORS,
+)
+def fmod(xp: Any, self: arg.Tensor, other: arg.TensorOrNumber) -> Any:
+    """C's fmod: self - trunc(self / other) * other, with self's sign."""
+    d = _fmod_dtype(self, other)
+    if d is dt.int64:
+        _zero_divisor(xp, other)
+    return xp.fmod(_operand(self, d), _operand(other, d))
+
+
+@fmod.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    a, b = ctx.saved
+    return g, (-g * (a / b).trunc() if ctx.needs(1) else None)
+
+
+_remainder_dtype = _promoted("remainder_cpu")
+
+
+@op(
+    grad_fn=_scalar_or_tensor_name("RemainderBackward0", "RemainderBackward1"),
+    arity=2,
+    dtype=_remainder_dtype,
+    shape=_binary,
+    saves=(0, 1),
+    examples=_DIVISORS,
+)
+def remainder(xp: Any, self: arg.Tensor, other: arg.TensorOrNumber) -> Any:
+    """Python's modulus: self - floor(self / other) * other, with other's sign."""
+    d = _remainder_dtype(self, other)
+    if d is dt.int64:
+        _zero_divisor(xp, other)
+    return xp.remainder(_operand(self, d), _operand(other, d))
+
+
+@remainder.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    a, b = ctx.saved
+    return g, (-g * (a / b).floor() if ctx.needs(1) else None)
+
+
+_hypot_dtype = _promoted("hypot_cpu", integers=False)
+
+
+@op(
+    grad_fn="HypotBackward0",
+    arity=2,
+    dtype=_hypot_dtype,
+    shape=_binary,
+    saves=(0, 1),
+    saves_output=True,
+    examples=(Ex(S(2, 3), S(2, 3)), Ex(S(2, 3), S(3))),
+)
+def hypot(xp: Any, self: arg.Tensor, other: arg.Tensor) -> Any:
+    """sqrt(self ** 2 + other ** 2), without overflow for large operands."""
+    d = _hypot_dtype(self, other)
+    return xp.hypot(_operand(self, d), _operand(other, d))
+
+
+@hypot.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    a, b = ctx.saved
+    out = ctx.output
+    return (g * a / out if ctx.needs(0) else None), (g * b / out if ctx.needs(1) else None)
+
+
+_C_TYPE = {"float32": "float", "float64": "double", "int64": "long int", "bool": "bool"}
+
+
+def _lerp_dtype(self: Any, end: Any, weight: Any) -> dt.DType:
+    """PyTorch's: ``end`` (and a weight of one or more dims) in self's dtype; a 0-dim weight
+    promotes; floating point only."""
+    d = dt.as_dtype(self.dtype)
+    e = dt.as_dtype(end.dtype)
+    if e is not d:
+        raise RuntimeError(
+            f"expected dtype {_C_TYPE[d.name]} for `end` but got dtype {_C_TYPE[e.name]}"
+        )
+    if hasattr(weight, "dtype"):
+        w = dt.as_dtype(weight.dtype)
+        if weight.ndim and w is not d:
+            raise RuntimeError(
+                f"expected dtype {_C_TYPE[d.name]} for `weight` but got dtype {_C_TYPE[w.name]}"
+            )
+        r, kernel = dt.result_type(self, end, weight), "lerp_kernel_tensor"
+    else:
+        r, kernel = d, "lerp_kernel_scalar"
+    if not r.is_floating_point:
+        raise _not_implemented(kernel, r)
+    return r
+
+
+@op(
+    grad_fn=_scalar_or_tensor_name("LerpBackward0", "LerpBackward1", operand=2),
+    arity=3,
+    dtype=_lerp_dtype,
+    shape=_binary,
+    saves=(0, 1, 2),
+    examples=(
+        Ex(S(2, 3), S(3), 0.3),
+        Ex(S(2, 3), S(2, 3), 0.8),
+        Ex(S(2, 3), S(3), S(2, 1, low=-0.2, high=1.2)),
+    ),
+)
+def lerp(xp: Any, self: arg.Tensor, end: arg.Tensor, weight: arg.TensorOrNumber) -> Any:
+    """self + weight * (end - self), computed from the nearer end as PyTorch (exact at 0, 1)."""
+    d = _lerp_dtype(self, end, weight)
+    self, end = _operand(self, d), _operand(end, d)
+    diff = end - self
+    if not hasattr(weight, "dtype"):
+        return self + weight * diff if abs(weight) < 0.5 else end - diff * (1 - weight)
+    weight = _operand(weight, d)
+    return xp.where(xp.abs(weight) < 0.5, self + weight * diff, end - diff * (1 - weight))
+
+
+@lerp.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    a, b, w = ctx.saved
+    return (
+        g * (1 - w) if ctx.needs(0) else None,
+        g * w if ctx.needs(1) else None,
+        g * (b - a) if ctx.needs(2) else None,
+    )
+
+
+def _clamp_dtype(kernel: str) -> Callable[..., dt.DType]:
+    """The promoted dtype; PyTorch's kernel for a number bound refuses a bool result."""
+
+    def rule(self: Any, bound: Any, **_: Any) -> dt.DType:
+        d = dt.result_type(self, bound)
+        if d is dt.bool_ and not hasattr(bound, "dtype"):
+            raise _not_implemented(kernel, d)
+        return d
+
+    return rule
+
+
+_clamp_min_dtype = _clamp_dtype("clamp_min_scalar_cpu")
+_clamp_max_dtype = _clamp_dtype("clamp_max_scalar_cpu")
+
+
+def _clamp_side(
+    grad_names: tuple[str, str], keeps: str, loses: str, rule: Callable
+) -> Callable[[Callable], OpDef]:
+    """clamp_min and clamp_max: ``self`` against a bound (a number or a tensor, broadcasting).
+    PyTorch's formulas: the gradient goes to self where self is the result (ties included), to
+    the bound where self is beyond it, to neither where either is NaN."""
+
+    def declare(forward: Callable) -> OpDef:
+        d = op(
+            grad_fn=_scalar_or_tensor_name(*grad_names),
+            arity=2,
+            dtype=rule,
+            shape=_binary,
+            saves=(0, 1),
+            examples=(Ex(S(2, 3), 0.2), Ex(S(2, 3), S(3)), Ex(S(2, 1), S(1, 3))),
+        )(forward)
+
+        def derivative(ctx: Any, g: Any) -> tuple:
+            a, bound = ctx.saved
+            return (
+                _where.call(getattr(a, keeps)(bound), g, 0.0) if ctx.needs(0) else None,
+                _where.call(getattr(a, loses)(bound), g, 0.0) if ctx.needs(1) else None,
+            )
+
+        d.backward = derivative
+        return d
+
+    return declare
+
+
+@_clamp_side(("ClampMinBackward0", "ClampMinBackward1"), "ge", "lt", _clamp_min_dtype)
+def clamp_min(xp: Any, self: arg.Tensor, min: arg.TensorOrNumber) -> Any:  # noqa: A002
+    """max(self, min): clamp from below (min a number or a tensor)."""
+    d = _clamp_min_dtype(self, min)
+    return xp.maximum(_operand(self, d), _operand(min, d))
+
+
+@_clamp_side(("ClampMaxBackward0", "ClampMaxBackward1"), "le", "gt", _clamp_max_dtype)
+def clamp_max(xp: Any, self: arg.Tensor, max: arg.TensorOrNumber) -> Any:  # noqa: A002
+    """min(self, max): clamp from above (max a number or a tensor)."""
+    d = _clamp_max_dtype(self, max)
+    return xp.minimum(_operand(self, d), _operand(max, d))
