@@ -12,7 +12,7 @@ import numpy as np
 from .. import arg_kinds as arg
 from .. import dtypes as dt
 from .. import shapes
-from ..op_examples import Ex, S
+from ..op_examples import C, Ex, S
 from ..op_table import OpDef, composite, op, register
 from ..special import special
 from .arithmetic import pow as _pow
@@ -723,3 +723,56 @@ def clamp_max(xp: Any, self: arg.Tensor, max: arg.TensorOrNumber) -> Any:  # noq
     """min(self, max): clamp from above (max a number or a tensor)."""
     d = _clamp_max_dtype(self, max)
     return xp.minimum(_operand(self, d), _operand(max, d))
+
+
+# -- tests (bool results, no gradient) and nan_to_num ----------------------------------------
+
+_SPECIAL_VALUES = C([1.0, math.nan, math.inf, -math.inf, -0.0])
+
+
+def _test(name: str, fn: Callable, doc: str) -> OpDef:
+    def forward(xp: Any, self: arg.Tensor) -> Any:
+        return fn(xp)(self)
+
+    forward.__doc__ = doc
+    return register(
+        OpDef(
+            name,
+            forward,
+            grad_fn=None,
+            dtype="bool",
+            shape=same,
+            examples=(Ex(S(2, 3, grad=False)), Ex(_SPECIAL_VALUES)),
+        )
+    )
+
+
+isnan = _test("isnan", lambda xp: xp.isnan, "Whether each element is NaN.")
+isinf = _test("isinf", lambda xp: xp.isinf, "Whether each element is infinite (either sign).")
+isfinite = _test("isfinite", lambda xp: xp.isfinite, "Whether each element is finite.")
+
+
+@op(
+    grad_fn="NanToNumBackward0",
+    shape=same,
+    saves=(0,),
+    examples=(Ex(S(2, 3)), Ex(S(2, 3), nan=0.5, posinf=2.0, neginf=-2.0), Ex(S(3), 1.5)),
+)
+def nan_to_num(
+    xp: Any,
+    self: arg.Tensor,
+    nan: arg.Float | None = 0.0,
+    posinf: arg.Float | None = None,
+    neginf: arg.Float | None = None,
+) -> Any:
+    """NaN, +inf and -inf replaced (by 0 and the dtype's largest and lowest values unless
+    given); integers are copied."""
+    if self.dtype.kind != "f":
+        return self.copy()
+    return xp.nan_to_num(self, nan=0.0 if nan is None else nan, posinf=posinf, neginf=neginf)
+
+
+@nan_to_num.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    (x,) = ctx.saved
+    return (g * x.isfinite(),)

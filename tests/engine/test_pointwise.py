@@ -69,6 +69,7 @@ UNARY = [
     *("exp2", "expm1", "log2", "log10", "log1p", "rsqrt", "square"),
     *("floor", "ceil", "round", "trunc", "frac"),
     *("erf", "erfc", "erfinv"),
+    *("isnan", "isinf", "isfinite", "nan_to_num", "logical_not"),
 ]
 
 
@@ -230,3 +231,39 @@ def test_lerp_dtypes_values_and_errors_match_torch(case: str) -> None:
     gw, tw = operands(w, [0.1, 0.5, 0.9, -0.2, 1.3, 0.49]) if isinstance(w, str) else (w, w)
     same_outcome(lambda: ge.lerp(gs, ge_, gw), lambda: torch.lerp(ts, te, tw), case)
     same_outcome(lambda: gs.lerp(ge_, gw), lambda: ts.lerp(te, tw), "t." + case, method=True)
+
+
+# -- tests, nan_to_num, logical ops --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"nan": 0.5}, {"nan": None}, {"posinf": 2.0, "neginf": -3.0}, {"nan": 1.0, "posinf": 9.0}],
+)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_nan_to_num_matches_torch(dtype: str, kwargs: dict) -> None:
+    g, t = both(dtype)
+    what = f"nan_to_num {dtype} {kwargs}"
+    same_outcome(lambda: ge.nan_to_num(g, **kwargs), lambda: torch.nan_to_num(t, **kwargs), what)
+    same_outcome(lambda: g.nan_to_num(**kwargs), lambda: t.nan_to_num(**kwargs), what, method=True)
+
+
+def test_nan_to_num_gradient_is_zero_where_replaced() -> None:
+    v = [1.5, math.nan, math.inf, -math.inf, -2.0]
+    g = ge.tensor(np.array(v), requires_grad=True)
+    t = torch.tensor(v, dtype=torch.float64, requires_grad=True)
+    out, tout = ge.nan_to_num(g, posinf=1.0), torch.nan_to_num(t, posinf=1.0)
+    assert out.grad_fn.name() == tout.grad_fn.name() == "NanToNumBackward0"
+    out.sum().backward()
+    tout.sum().backward()
+    assert g.grad.tolist() == t.grad.tolist() == [1.0, 0.0, 0.0, 0.0, 1.0]
+
+
+@pytest.mark.parametrize("other", ["float32", "float64", "int64", "bool", "0d-float64", "0d-int64"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_logical_xor_matches_torch(dtype: str, other: str) -> None:
+    ga, ta = operands(dtype, LEFT)
+    gb, tb = operands(other, RIGHT)
+    what = f"logical_xor({dtype}, {other})"
+    same_outcome(lambda: ge.logical_xor(ga, gb), lambda: torch.logical_xor(ta, tb), what)
+    same_outcome(lambda: ga.logical_xor(gb), lambda: ta.logical_xor(tb), what, method=True)
