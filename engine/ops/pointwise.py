@@ -765,8 +765,9 @@ def nan_to_num(
     posinf: arg.Float | None = None,
     neginf: arg.Float | None = None,
 ) -> Any:
-    """NaN, +inf and -inf replaced (by 0 and the dtype's largest and lowest values unless
-    given); integers are copied."""
+    """NaN, +inf, -inf replaced (defaults: 0, the dtype's largest and lowest values).
+
+    Integer and bool tensors have none: they are copied."""
     if self.dtype.kind != "f":
         return self.copy()
     return xp.nan_to_num(self, nan=0.0 if nan is None else nan, posinf=posinf, neginf=neginf)
