@@ -56,3 +56,21 @@ def _logical(name: str, fn: Any, doc: str) -> OpDef:
 
 logical_and = _logical("logical_and", lambda xp: xp.logical_and, "Elementwise logical and.")
 logical_or = _logical("logical_or", lambda xp: xp.logical_or, "Elementwise logical or.")
+logical_xor = _logical("logical_xor", lambda xp: xp.logical_xor, "Elementwise logical xor.")
+
+
+def _logical_not(xp: Any, self: arg.Tensor) -> Any:
+    """Elementwise logical not (zero is False)."""
+    return xp.logical_not(self)
+
+
+logical_not = register(
+    OpDef(
+        "logical_not",
+        _logical_not,
+        grad_fn=None,
+        dtype="bool",
+        shape=shapes.same,
+        examples=(Ex(C([True, False])), Ex(C([0.0, -1.5, 2.0]))),
+    )
+)
