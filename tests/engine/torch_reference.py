@@ -78,6 +78,7 @@ SPECIAL: dict[str, Callable[..., Any]] = {
     "permute": lambda self, *dims: self.permute(*dims),
     "contiguous": lambda self: self.contiguous(),
     "alias": lambda self: self[...],
+    "xlogy": torch.xlogy,
     "gelu_backward": lambda g, x, approximate="none": torch.ops.aten.gelu_backward(
         g, x, approximate=approximate
     ),
