@@ -527,3 +527,145 @@ def kl_div(
     if reduction == "batchmean" and input.ndim != 0:
         return total / input.shape[0]
     return total
+
+
+# -- normalize, cosine_similarity --------------------------------------------------------------
+
+
+def _vector_norm_norm(self: Any, ord: float, dim: Any, keepdim: bool = False) -> dict:  # noqa: A002
+    if not (0 < ord < float("inf")):
+        raise NotImplementedError(f"gradd's vector norm supports finite ord > 0, not {ord}")
+    return {"ord": float(ord), "dim": shapes.dims_arg(dim, self.ndim), "keepdim": bool(keepdim)}
+
+
+@op(
+    grad_fn="LinalgVectorNormBackward0",
+    dtype="same",
+    shape=lambda a, ord, dim, keepdim=False: shapes.reduce(a, dim, keepdim),  # noqa: A006
+    saves=(0,),
+    saves_output=True,
+    normalize=_vector_norm_norm,
+    method=False,
+    function=False,
+    internal=True,
+    examples=(Ex(S(3, 4), 2.0, 1, True), Ex(S(3, 4), 3.0, 0), Ex(S(2, 3), 1.0, (0, 1), True)),
+)
+def linalg_vector_norm(xp: Any, self: Any, ord: float, dim: Any, keepdim: bool = False) -> Any:  # noqa: A002
+    """sum(|x| ** ord) ** (1 / ord) over ``dim``: PyTorch's linalg.vector_norm, the piece
+    normalize and cosine_similarity record (internal until a linalg norm is public)."""
+    if ord == 2.0:
+        return xp.sqrt((self * self).sum(axis=dim, keepdims=keepdim))
+    if ord == 1.0:
+        return xp.abs(self).sum(axis=dim, keepdims=keepdim)
+    return (xp.abs(self) ** ord).sum(axis=dim, keepdims=keepdim) ** (1 / ord)
+
+
+@linalg_vector_norm.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    from .reduction import _grad_to_input
+
+    (x,) = ctx.saved
+    a = ctx.attrs
+    ord_, dim, keepdim = a["ord"], a["dim"], a["keepdim"]
+    shape = ctx.meta[0][0]
+    if ord_ == 1.0:
+        return (_grad_to_input(g, shape, dim, keepdim) * x.sign(),)
+    norm = ctx.output
+    zero = norm.eq(0)  # PyTorch's norm_backward: no gradient where the norm is 0
+    from .shape_ops import where
+
+    scale = g / where.call(zero, 1.0, norm) * norm.ne(0)
+    if ord_ == 2.0:
+        return (x * _grad_to_input(scale, shape, dim, keepdim),)
+    scale = g / where.call(zero, 1.0, norm) ** (ord_ - 1) * norm.ne(0)
+    return (x.sign() * x.abs() ** (ord_ - 1) * _grad_to_input(scale, shape, dim, keepdim),)
+
+
+def _clamp_min_norm(self: Any, min: Any) -> dict:  # noqa: A002
+    return {"min": min}
+
+
+@op(
+    grad_fn="ClampMinBackward0",
+    shape=shapes.same,
+    saves=(0,),
+    normalize=_clamp_min_norm,
+    method=False,
+    function=False,
+    internal=True,
+    examples=(Ex(S(6), 0.2),),
+)
+def clamp_min(xp: Any, self: Any, min: Any) -> Any:  # noqa: A002
+    """max(self, min): PyTorch's clamp_min, the piece normalize records (internal)."""
+    return xp.maximum(self, min).astype(self.dtype, copy=False)
+
+
+@clamp_min.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    (x,) = ctx.saved
+    return (g * x.ge(ctx.attrs["min"]),)
+
+
+@op(
+    grad_fn="CloneBackward0",
+    dtype="same",
+    shape=shapes.same,
+    method=False,
+    function=False,
+    internal=True,
+    examples=(Ex(S(5, low=0.5, high=1.0), 0.2),),
+)
+def clone_clamped(xp: Any, self: Any, min: float) -> Any:  # noqa: A002
+    """A clone raised to at least ``min``, differentiated as a clone: cosine_similarity's
+    ``norm.clone()`` followed by a ``clamp_min_`` under no_grad in PyTorch (one op here, so
+    no in-place op runs inside the composite)."""
+    return xp.maximum(self, min).astype(self.dtype, copy=False)
+
+
+@clone_clamped.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    return (g,)
+
+
+@composite(
+    "normalize",
+    examples=(
+        Ex(S(3, 4)),
+        Ex(S(2, 3), p=1.5, dim=0),
+        Ex(S(4), dim=0),
+        Ex(S(2, 3, 2), 3.0, -1, 1e-6),
+    ),
+    function=False,
+)
+def normalize(
+    input: arg.Tensor,  # noqa: A002
+    p: arg.Float = 2.0,
+    dim: arg.Int = 1,
+    eps: arg.Float = 1e-12,
+) -> Any:
+    """input / max(||input||_p over dim, eps), as PyTorch records it."""
+    norm = linalg_vector_norm.call(input, p, dim, True)
+    return input / clamp_min.call(norm, eps).expand(*input.shape)
+
+
+@composite(
+    "cosine_similarity",
+    examples=(
+        Ex(S(3, 4), S(3, 4)),
+        Ex(S(2, 3), S(2, 3, grad=False), 0),
+        Ex(S(2, 3, 2), S(2, 3, 2), dim=-1, eps=1e-6),
+    ),
+)
+def cosine_similarity(
+    x1: arg.Tensor,
+    x2: arg.Tensor,
+    dim: arg.Int = 1,
+    eps: arg.Float = 1e-8,
+) -> Any:
+    """sum(x1 / ||x1|| * x2 / ||x2||) over dim (norms clamped at eps), as PyTorch computes it."""
+    if tuple(x1.shape) != tuple(x2.shape):  # PyTorch's expand_outplace: both, when they differ
+        shape = shapes.broadcast(tuple(x1.shape), tuple(x2.shape))
+        x1, x2 = x1.expand(*shape), x2.expand(*shape)
+    n1 = clone_clamped.call(linalg_vector_norm.call(x1, 2.0, dim, True), eps)
+    n2 = clone_clamped.call(linalg_vector_norm.call(x2, 2.0, dim, True), eps)
+    return ((x1 / n1) * (x2 / n2)).sum(dim)

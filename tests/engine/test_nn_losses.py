@@ -189,3 +189,53 @@ def test_kl_div_batchmean_of_a_scalar_is_its_sum() -> None:
         lambda f, x, t: f.kl_div(x, t, reduction="batchmean"), np.array(-0.5), np.array(0.3)
     )
     np.testing.assert_allclose(ours.item(), theirs.item(), rtol=1e-12)
+
+
+def _chain(out) -> list:
+    names, stack = [], [out.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node.name().endswith("AccumulateGrad"):
+            continue
+        names.append(node.name())
+        stack.extend(n for n, _ in node.next_functions)
+    return names
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda f, a, b: f.normalize(a),
+        lambda f, a, b: f.normalize(a, p=3.0, dim=0),
+        lambda f, a, b: f.cosine_similarity(a, b),
+        lambda f, a, b: f.cosine_similarity(a, b[:1]),  # broadcast: torch expands both
+        lambda f, a, b: f.cosine_similarity(a, b, dim=0, eps=0.5),
+    ],
+)
+def test_normalize_and_cosine_similarity_with_zero_rows_match_torch(fn) -> None:
+    a = np.array([[0.0, 0.0, 0.0], [0.3, -1.2, 0.5]])
+    b = np.array([[0.5, 0.1, -0.2], [0.0, 0.0, 0.0]])
+    (ours, oi), (theirs, ti) = both(fn, a, b, grad=(0, 1))
+    np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-12)
+    assert _chain(ours) == _chain(theirs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # no 0/0 inside
+        ours.sum().backward()
+    theirs.sum().backward()
+    for x, y in zip(oi, ti):
+        assert (x.grad is None) == (y.grad is None)
+        if x.grad is not None:
+            np.testing.assert_allclose(x.grad.numpy(), y.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda f, a, b: f.normalize(a[0]),
+        lambda f, a, b: f.normalize(a, dim=-3),
+        lambda f, a, b: f.cosine_similarity(a, b, dim=2),
+        lambda f, a, b: f.cosine_similarity(a, b[:, :2]),
+    ],
+)
+def test_normalize_and_cosine_similarity_errors_as_in_torch(fn) -> None:
+    same_error(fn, X, T)
