@@ -19,7 +19,20 @@ from gradd.engine.op_examples import C, Ex, S
 
 # Ops that have no gradient on purpose (PyTorch gives them none either).
 NON_DIFFERENTIABLE = frozenset(
-    {"lt", "le", "gt", "ge", "eq", "ne", "logical_and", "logical_or", "argmax", "argmin", "sign"}
+    {
+        "lt",
+        "le",
+        "gt",
+        "ge",
+        "eq",
+        "ne",
+        "logical_and",
+        "logical_or",
+        "argmax",
+        "argmin",
+        "sign",
+        "one_hot",
+    }
 )
 
 
