@@ -404,7 +404,19 @@ def _(ctx: Any, g: Any) -> tuple:
     from .shape_ops import where
 
     (x,) = ctx.saved
-    return (where.call(x.gt(0), g, g * ctx.attrs["negative_slope"]),)
+    slope = ctx.attrs["negative_slope"]
+    if ctx.attrs["inplace"] and slope < 0:  # PyTorch's in-place kernel cannot invert it
+        raise RuntimeError(_LEAKY_INPLACE_NEGATIVE)
+    return (where.call(x.gt(0), g, g * slope),)
+
+
+_LEAKY_INPLACE_NEGATIVE = (
+    "In-place leakyReLu backward calculation is triggered with a negative slope which is not "
+    "supported. This is caused by calling in-place forward function with a negative slope, "
+    "please call out-of-place version instead. File an issue at "
+    "https://github.com/pytorch/pytorch if you do require supporting in-place leakRelu backward "
+    "calculation with negative slope"
+)
 
 
 def _hardtanh_norm(

@@ -177,3 +177,17 @@ def test_functional_and_torch_namespaces() -> None:
         assert hasattr(F, name), name
         assert hasattr(ge, name) == hasattr(torch, name), name
         assert hasattr(ge.Tensor, name) == hasattr(torch.Tensor, name), name
+
+
+def test_inplace_leaky_relu_with_a_negative_slope_fails_in_backward_as_torch() -> None:
+    errors = []
+    for f, mk in ((TF, torch.tensor), (F, ge.tensor)):
+        x = mk([-1.0, 2.0], requires_grad=True)
+        y = f.leaky_relu(x * 1, -0.5, inplace=True)
+        with pytest.raises(RuntimeError) as info:
+            y.sum().backward()
+        errors.append(str(info.value))
+    assert errors[0] == errors[1]
+    x = ge.tensor([-1.0, 2.0], requires_grad=True)
+    F.leaky_relu(x * 1, 0.5, inplace=True).sum().backward()  # a positive slope is fine
+    assert x.grad.tolist() == [0.5, 1.0]
