@@ -636,6 +636,17 @@ def _make_caller(opdef: OpDef) -> Callable:
     tup = f"({', '.join(inputs)},)"
     if opdef.inplace:
         body = f"return _record_inplace(_op, {inputs[0]}, {tup}, {attr_dict})"
+    elif any(p.name == "inplace" for p in attrs):
+        # PyTorch's ``F.elu(x, inplace=True)``: the same op, written into its input.
+        body = (
+            f"_a = {attr_dict}\n    if inplace:\n        "
+            f"return _record_inplace(_op, {inputs[0]}, {tup}, _a)\n    "
+            + (
+                f"return _finish(_record(_op, {tup}, _a))"
+                if opdef.saves_output
+                else f"return _record(_op, {tup}, _a)"
+            )
+        )
     elif opdef.saves_output:
         body = f"return _finish(_record(_op, {tup}, {attr_dict}))"
     else:

@@ -70,12 +70,8 @@ def _loss_shape(a: Any, b: Any, reduction: str = "mean") -> tuple:
     return s if reduction == "none" else ()
 
 
-def _mse_norm(
-    input: arg.Tensor,  # noqa: A002
-    target: arg.Tensor,
-    reduction: arg.Str = "mean",
-) -> dict:
-    _check_reduction(reduction)
+def warn_if_sizes_differ(input: Any, target: Any, stacklevel: int = 5) -> None:  # noqa: A002
+    """PyTorch's warning for a regression loss whose target would broadcast against input."""
     if input.shape != target.shape:
         import warnings
 
@@ -84,8 +80,17 @@ def _mse_norm(
             f"({tuple(input.shape)}). This will likely lead to incorrect results due to "
             "broadcasting. Please ensure they have the same size.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=stacklevel,
         )
+
+
+def _mse_norm(
+    input: arg.Tensor,  # noqa: A002
+    target: arg.Tensor,
+    reduction: arg.Str = "mean",
+) -> dict:
+    _check_reduction(reduction)
+    warn_if_sizes_differ(input, target)
     return {"reduction": reduction}
 
 

@@ -20,7 +20,7 @@ from gradd.engine.op_examples import C, Ex, S
 # Ops that have no gradient on purpose (PyTorch gives them none either).
 NON_DIFFERENTIABLE = frozenset(
     {"lt", "le", "gt", "ge", "eq", "ne", "logical_and", "logical_or", "argmax", "argmin", "sign"}
-    | {"logical_xor", "logical_not", "isnan", "isinf", "isfinite"}
+    | {"logical_xor", "logical_not", "isnan", "isinf", "isfinite", "one_hot"}
 )
 
 

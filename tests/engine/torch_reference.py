@@ -50,6 +50,13 @@ def _index_backward(g: torch.Tensor, shape: tuple, key: tuple) -> torch.Tensor:
     return gx
 
 
+def _clone_clamped(x: torch.Tensor, min: float) -> torch.Tensor:  # noqa: A002
+    y = x.clone()
+    with torch.no_grad():
+        y.clamp_min_(min)
+    return y
+
+
 def _inplace(name: str) -> Callable:
     def run(self: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         base = self.clone() if self.requires_grad else self
@@ -78,6 +85,13 @@ SPECIAL: dict[str, Callable[..., Any]] = {
     "permute": lambda self, *dims: self.permute(*dims),
     "contiguous": lambda self: self.contiguous(),
     "alias": lambda self: self[...],
+    "xlogy": torch.xlogy,
+    "clamp_min": torch.clamp_min,
+    "clone_clamped": _clone_clamped,
+    "linalg_vector_norm": torch.linalg.vector_norm,
+    "gelu_backward": lambda g, x, approximate="none": torch.ops.aten.gelu_backward(
+        g, x, approximate=approximate
+    ),
 }
 
 
