@@ -50,6 +50,15 @@ def _index_backward(g: torch.Tensor, shape: tuple, key: tuple) -> torch.Tensor:
     return gx
 
 
+def _split_part(self: torch.Tensor, dim: int, start: int, stop: Any, kind: str) -> torch.Tensor:
+    # gradd's pieces of a split, made by the torch call that names its node so.
+    if kind == "unbind":
+        return self.unbind(dim)[start]
+    if kind == "split":
+        return self.split(stop - start, dim)[start // (stop - start)]
+    return self.split([start, stop - start, self.shape[dim] - stop], dim)[1]
+
+
 def _inplace(name: str) -> Callable:
     def run(self: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         base = self.clone() if self.requires_grad else self
@@ -78,6 +87,7 @@ SPECIAL: dict[str, Callable[..., Any]] = {
     "permute": lambda self, *dims: self.permute(*dims),
     "contiguous": lambda self: self.contiguous(),
     "alias": lambda self: self[...],
+    "split_part": _split_part,
 }
 
 

@@ -1,0 +1,141 @@
+"""Splits, reorders, repeats, the ``*_as`` ops and triangles/diagonals against PyTorch: what the
+op table's examples do not cover (errors and their messages, every piece of a split, views,
+edge sizes)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gradd.engine as ge
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+X = np.arange(24.0).reshape(4, 6) / 7
+V = np.array([0.5, -1.0, 2.0])
+
+
+def both(values: np.ndarray, grad: bool = False) -> tuple[Any, Any]:
+    return (
+        ge.tensor(values.copy(), requires_grad=grad),
+        torch.tensor(values.copy(), requires_grad=grad),
+    )
+
+
+def same_error(fn: Callable[[Any, Any], Any], values: np.ndarray = X) -> None:
+    """gradd raises PyTorch's exception class with PyTorch's message (first line)."""
+    g, t = both(values)
+    with pytest.raises(Exception) as theirs:
+        fn(torch, t)
+    with pytest.raises(type(theirs.value)) as ours:
+        fn(ge, g)
+    assert str(ours.value).split("\n")[0] == str(theirs.value).split("\n")[0]
+
+
+def same_pieces(fn: Callable[[Any, Any], Any], values: np.ndarray = X) -> None:
+    """Every piece: values, shapes, grad_fn names, a view of the input; and the gradient of a
+    weighted sum of all pieces."""
+    g, t = both(values, grad=True)
+    ours, theirs = fn(ge, g), fn(torch, t)
+    assert isinstance(ours, tuple) and len(ours) == len(theirs)
+    weights = np.random.default_rng(0)
+    total_g, total_t = None, None
+    for o, p in zip(ours, theirs):
+        assert o.shape == tuple(p.shape)
+        np.testing.assert_array_equal(o.detach().numpy(), p.detach().numpy())
+        assert o.grad_fn.name() == p.grad_fn.name()
+        assert o._base is g and p._base is t
+        w = weights.standard_normal(o.shape)
+        sg, st = (o * ge.tensor(w)).sum(), (p * torch.tensor(w)).sum()
+        total_g = sg if total_g is None else total_g + sg
+        total_t = st if total_t is None else total_t + st
+    total_g.backward()
+    total_t.backward()
+    np.testing.assert_allclose(g.grad.numpy(), t.grad.numpy(), rtol=1e-12)
+
+
+# -- splits -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda m, x: x.chunk(4, 1),  # 6 in 4 chunks: 3 pieces of 2
+        lambda m, x: m.chunk(x, 5),  # 4 in 5 chunks: 4 pieces of 1
+        lambda m, x: x.chunk(1, -1),
+        lambda m, x: x.split(4, 1),  # 4 and 2
+        lambda m, x: m.split(x, 10),  # one piece, still a SplitBackward0
+        lambda m, x: x.split([0, 6, 0], 1),
+        lambda m, x: m.split(x, (3, 1), dim=0),
+        lambda m, x: x.unbind(),
+        lambda m, x: m.unbind(x, -1),
+    ],
+)
+def test_split_pieces_match_torch(fn: Callable) -> None:
+    same_pieces(fn)
+
+
+def test_split_of_an_empty_dim_gives_one_empty_piece() -> None:
+    same_pieces(lambda m, x: x.split(0, 1), np.zeros((2, 0)))
+    same_pieces(lambda m, x: x.chunk(3, 1), np.zeros((2, 0)))
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda m, x: x.split(-1, 1),
+        lambda m, x: x.split(0, 1),
+        lambda m, x: x.split([1, 4], 1),
+        lambda m, x: x.split([-1, 7], 1),
+        lambda m, x: x.split(2, 2),
+        lambda m, x: x.chunk(0),
+        lambda m, x: x.chunk(-2, 1),
+        lambda m, x: x.unbind(2),
+        lambda m, x: x.narrow(1, 7, 1),
+        lambda m, x: x.narrow(1, -7, 1),
+        lambda m, x: x.narrow(1, 2, 5),
+        lambda m, x: x.narrow(1, 1, -1),
+        lambda m, x: x.narrow(2, 0, 1),
+    ],
+)
+def test_split_errors_are_torchs(fn: Callable) -> None:
+    same_error(fn)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda m, x: x.split(1),
+        lambda m, x: x.chunk(1),
+        lambda m, x: x.unbind(),
+        lambda m, x: x.narrow(0, 0, 1),
+    ],
+)
+def test_splits_refuse_zero_dim_tensors_as_torch(fn: Callable) -> None:
+    same_error(fn, np.array(1.5))
+
+
+def test_narrow_is_a_slice_view() -> None:
+    g, t = both(X, grad=True)
+    for start, length in ((1, 2), (-2, 2), (6, 0), (0, 6)):
+        o, p = g.narrow(1, start, length), t.narrow(1, start, length)
+        np.testing.assert_array_equal(o.detach().numpy(), p.detach().numpy())
+        assert o.grad_fn.name() == p.grad_fn.name() == "SliceBackward0"
+        assert o._base is g
+
+
+def test_pieces_share_memory_with_their_input_without_a_graph() -> None:
+    x = ge.tensor(X.copy())
+    a, b = x.split([2, 4], 1)
+    b.zero_()  # as torch: a piece is a view, so the input sees the write
+    assert x.numpy()[:, 2:].sum() == 0 and x.numpy()[:, :2].sum() == X[:, :2].sum()
+    x.unbind(0)[1].fill_(3.0)
+    assert (x.numpy()[1] == 3.0).all()
+
+
+def test_in_place_on_a_piece_with_a_graph_is_refused() -> None:
+    x = ge.tensor(X.copy(), requires_grad=True)
+    with pytest.raises(RuntimeError, match="in-place operations with autograd on a view"):
+        x.chunk(2)[0].mul_(2)
