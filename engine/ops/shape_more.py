@@ -17,7 +17,7 @@ from .. import arg_kinds as arg
 from .. import shapes
 from ..op_examples import Ex, S
 from ..op_table import composite, op
-from .shape_ops import index, index_backward
+from .shape_ops import _sizes, index, index_backward
 
 # --- splits ----------------------------------------------------------------------------------
 
@@ -168,3 +168,140 @@ def narrow(self: arg.Tensor, dim: arg.Int, start: arg.Int, length: arg.Int) -> A
     if start + length > size:
         raise RuntimeError(f"start ({start}) + length ({length}) exceeds dimension size ({size}).")
     return index.call(self, _part_key(d, start, start + int(length)), "slice")
+
+
+# --- reorders --------------------------------------------------------------------------------
+
+
+def _unique_dims(dims: Any, ndim: int) -> tuple[int, ...]:
+    """Dims wrapped, each once (torch's message names the first repeated one)."""
+    out: list[int] = []
+    for d in dims:
+        w = shapes.wrap_dim(int(d), ndim)
+        if w in out:
+            raise RuntimeError(f"dim {w} appears multiple times in the list of dims")
+        out.append(w)
+    return tuple(out)
+
+
+def _flip_norm(self: arg.Tensor, *dims: arg.Sizes) -> dict:
+    return {"dims": _unique_dims(_sizes(dims), self.ndim)}
+
+
+@op(
+    grad_fn="FlipBackward0",
+    dtype="same",
+    shape=shapes.same,
+    normalize=_flip_norm,
+    examples=(Ex(S(3, 4), 0), Ex(S(2, 3, 4), (0, -1)), Ex(S(3, 2), 1, 0), Ex(S(3), ())),
+)
+def flip(xp: Any, self: Any, dims: tuple) -> Any:
+    """Reverse the order of elements along ``dims`` (a copy)."""
+    return xp.flip(self, dims).copy() if dims else self.copy()
+
+
+@flip.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    return (g.flip(ctx.attrs["dims"]),)
+
+
+def _int_tuple(v: Any) -> tuple[int, ...]:
+    return tuple(int(x) for x in v) if type(v) in (tuple, list) else (int(v),)
+
+
+def _roll_norm(self: arg.Tensor, shifts: arg.Int | arg.IntTuple, dims: arg.Dims = None) -> dict:
+    shifts = _int_tuple(shifts)
+    dims = None if dims is None or dims == () or dims == [] else _int_tuple(dims)
+    if len(shifts) != (1 if dims is None else len(dims)):
+        n = 0 if dims is None else len(dims)
+        raise RuntimeError(f"shifts and dimensions must align. shifts: {len(shifts)}, dims:{n}")
+    if dims is not None:
+        dims = tuple(shapes.wrap_dim(d, self.ndim) for d in dims)
+    return {"shifts": shifts, "dims": dims}
+
+
+@op(
+    grad_fn="RollBackward0",
+    dtype="same",
+    shape=shapes.same,
+    normalize=_roll_norm,
+    examples=(
+        Ex(S(3, 4), 1, 0),
+        Ex(S(3, 4), 5),
+        Ex(S(2, 3, 4), (1, -2), (0, 2)),
+        Ex(S(3, 4), shifts=-1, dims=1),
+        Ex(S(2, 3), (1, 1), (1, 1)),
+    ),
+)
+def roll(xp: Any, self: Any, shifts: tuple, dims: tuple | None) -> Any:
+    """Rotate elements along ``dims`` by ``shifts`` (over the flattened tensor without dims)."""
+    if dims is None:
+        return xp.roll(self, shifts[0])
+    return xp.roll(self, shifts, axis=dims)
+
+
+@roll.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    back = tuple(-s for s in ctx.attrs["shifts"])
+    return (g.roll(back, ctx.attrs["dims"]),)
+
+
+def _movedim_order(self: Any, source: Any, destination: Any) -> tuple[int, ...]:
+    """The permutation that moves ``source`` dims to ``destination``, as torch's movedim."""
+    if (type(source) in (tuple, list)) != (type(destination) in (tuple, list)):
+        raise TypeError(
+            f"movedim() received an invalid combination of arguments - got "
+            f"({type(source).__name__}, {type(destination).__name__}), but expected one of:\n"
+            " * (int source, int destination)\n"
+            " * (tuple of ints source, tuple of ints destination)\n"
+        )
+    src, dst = _int_tuple(source), _int_tuple(destination)
+    if len(src) != len(dst):
+        raise RuntimeError(
+            f"movedim: Invalid source or destination dims: source ({list(src)} dims) should "
+            f"contain the same number of dims as destination ({list(dst)} dims)"
+        )
+    n = self.ndim
+    s = [shapes.wrap_dim(d, n) for d in src]
+    d = [shapes.wrap_dim(k, n) for k in dst]
+    if len(set(s)) != len(s):
+        raise RuntimeError(f"movedim: repeated dim in `source` ({list(src)})")
+    if len(set(d)) != len(d):
+        raise RuntimeError(f"movedim: repeated dim in `destination` ({list(dst)})")
+    order = [-1] * n
+    for a, b in zip(s, d):
+        order[b] = a
+    rest = iter(i for i in range(n) if i not in s)
+    return tuple(next(rest) if o == -1 else o for o in order)
+
+
+@composite(
+    "movedim",
+    method=True,
+    examples=(Ex(S(2, 3, 4), 0, 2), Ex(S(2, 3, 4), (0, 1), (2, 0)), Ex(S(2, 3), -1, 0)),
+)
+def movedim(
+    self: arg.Tensor, source: arg.Int | arg.IntTuple, destination: arg.Int | arg.IntTuple
+) -> Any:
+    """Move dims ``source`` to positions ``destination`` (a permuted view)."""
+    return self.permute(_movedim_order(self, source, destination))
+
+
+@composite("moveaxis", method=True, examples=(Ex(S(2, 3, 4), 0, -1),))
+def moveaxis(
+    self: arg.Tensor, source: arg.Int | arg.IntTuple, destination: arg.Int | arg.IntTuple
+) -> Any:
+    """Alias of movedim."""
+    return self.permute(_movedim_order(self, source, destination))
+
+
+@composite("swapaxes", method=True, examples=(Ex(S(2, 3, 4), 0, 2),))
+def swapaxes(self: arg.Tensor, axis0: arg.Int, axis1: arg.Int) -> Any:
+    """Alias of transpose."""
+    return self.transpose(axis0, axis1)
+
+
+@composite("swapdims", method=True, examples=(Ex(S(2, 3), 1, 0),))
+def swapdims(self: arg.Tensor, dim0: arg.Int, dim1: arg.Int) -> Any:
+    """Alias of transpose."""
+    return self.transpose(dim0, dim1)

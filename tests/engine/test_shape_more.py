@@ -139,3 +139,63 @@ def test_in_place_on_a_piece_with_a_graph_is_refused() -> None:
     x = ge.tensor(X.copy(), requires_grad=True)
     with pytest.raises(RuntimeError, match="in-place operations with autograd on a view"):
         x.chunk(2)[0].mul_(2)
+
+
+# -- reorders ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda m, x: x.flip(0, 0),
+        lambda m, x: x.flip((1, -1)),
+        lambda m, x: x.flip(3),
+        lambda m, x: x.roll((1, 2), 0),
+        lambda m, x: x.roll((1, 2)),
+        lambda m, x: m.roll(x, 1, 2),
+        lambda m, x: x.movedim((0, 1), (0,)),
+        lambda m, x: x.movedim((0, 0), (0, 1)),
+        lambda m, x: x.movedim((0, 1), (1, 1)),
+        lambda m, x: m.moveaxis(x, 2, 0),
+        lambda m, x: x.swapaxes(0, 2),
+        lambda m, x: m.swapdims(x, -3, 0),
+    ],
+)
+def test_reorder_errors_are_torchs(fn: Callable) -> None:
+    same_error(fn)
+
+
+def test_movedim_with_an_int_and_a_tuple_is_a_type_error_as_torch() -> None:
+    same_error(lambda m, x: x.movedim((0, 1), 0))
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda m, x: x.roll(7),
+        lambda m, x: x.roll(-3, ()),  # no dims: the flattened tensor, as torch
+        lambda m, x: m.roll(x, (1, -1), (0, 0)),
+        lambda m, x: x.movedim(1, 0),
+        lambda m, x: m.movedim(x, (0, 1), (1, 0)),
+        lambda m, x: x.moveaxis(-1, -1),  # still a permute node
+        lambda m, x: x.swapdims(1, 1),
+        lambda m, x: x.flip(()),
+    ],
+)
+def test_reorders_match_torch(fn: Callable) -> None:
+    g, t = both(X, grad=True)
+    o, p = fn(ge, g), fn(torch, t)
+    np.testing.assert_array_equal(o.detach().numpy(), p.detach().numpy())
+    assert o.grad_fn.name() == p.grad_fn.name()
+    assert (o._base is g) == (p._base is t)  # movedim and swapaxes are views, roll/flip copies
+    w = np.random.default_rng(1).standard_normal(o.shape)
+    (o * ge.tensor(w)).sum().backward()
+    (p * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(g.grad.numpy(), t.grad.numpy())
+
+
+def test_flip_and_roll_of_a_zero_dim_tensor() -> None:
+    g, t = both(np.array(2.5), grad=True)
+    for fn in (lambda x: x.roll(3), lambda x: x.flip(())):
+        o, p = fn(g), fn(t)
+        assert o.shape == () and o.item() == p.item() and o.grad_fn.name() == p.grad_fn.name()

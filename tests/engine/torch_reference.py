@@ -88,6 +88,7 @@ SPECIAL: dict[str, Callable[..., Any]] = {
     "contiguous": lambda self: self.contiguous(),
     "alias": lambda self: self[...],
     "split_part": _split_part,
+    "flip": lambda self, *dims: self.flip(*dims),
 }
 
 
