@@ -11,10 +11,13 @@ between the pieces, gradd gives each piece its own (same names, same gradients).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .. import arg_kinds as arg
 from .. import shapes
+from ..memory_meter import SessionMemoryError
 from ..op_examples import Ex, S
 from ..op_table import composite, op
 from .shape_ops import _sizes, index, index_backward
@@ -305,3 +308,115 @@ def swapaxes(self: arg.Tensor, axis0: arg.Int, axis1: arg.Int) -> Any:
 def swapdims(self: arg.Tensor, dim0: arg.Int, dim1: arg.Int) -> Any:
     """Alias of transpose."""
     return self.transpose(dim0, dim1)
+
+
+# --- repeats ---------------------------------------------------------------------------------
+
+
+def _check_storage(sizes: tuple, itemsize: int, numel_first: bool = False) -> int:
+    """The bytes of a result of ``sizes``, with PyTorch's error when they overflow int64 (an
+    op that counts elements first says so when their number overflows)."""
+    numel = 1
+    for n in sizes:
+        numel *= n
+    if numel_first and numel > arg.INT64_MAX:
+        raise RuntimeError("numel: integer multiplication overflow")
+    if numel * itemsize > arg.INT64_MAX:
+        raise RuntimeError(f"Storage size calculation overflowed with sizes={list(sizes)}")
+    return numel * itemsize
+
+
+@contextmanager
+def _allocating(nbytes: int) -> Iterator[None]:
+    """An allocation that does not fit is PyTorch's RuntimeError (a session's byte limit,
+    checked before, stays a SessionMemoryError)."""
+    try:
+        yield
+    except SessionMemoryError:
+        raise
+    except MemoryError:
+        raise RuntimeError(
+            f"DefaultCPUAllocator: can't allocate memory: you tried to allocate {nbytes} bytes."
+        ) from None
+
+
+def _repeat_shape(a: tuple, repeats: tuple) -> tuple:
+    if len(repeats) < len(a):
+        raise RuntimeError(
+            "Number of dimensions of repeat dims can not be smaller than number of dimensions "
+            "of tensor"
+        )
+    padded = (1,) * (len(repeats) - len(a)) + tuple(a)
+    # Each size as torch computes it, in int64 (a product that overflows wraps, negative).
+    out = tuple((r * s + 2**63) % 2**64 - 2**63 for r, s in zip(repeats, padded))
+    for n in out:
+        if n < 0:
+            raise RuntimeError(f"Trying to create tensor with negative dimension {n}: {list(out)}")
+    return out
+
+
+def _repeat_norm(self: arg.Tensor, *repeats: arg.Sizes) -> dict:
+    if not repeats:
+        raise TypeError('repeat() missing 1 required positional arguments: "repeats"')
+    repeats = _sizes(repeats)
+    _check_storage(_repeat_shape(self.shape, repeats), self.dtype.itemsize)
+    return {"repeats": repeats}
+
+
+@op(
+    grad_fn="RepeatBackward0",
+    dtype="same",
+    shape=_repeat_shape,
+    normalize=_repeat_norm,
+    function=False,
+    examples=(
+        Ex(S(2, 3), 2, 1),
+        Ex(S(2, 3), 2, 1, 3),
+        Ex(S(3), (2, 2)),
+        Ex(S(2, 1), 1, 0),
+        Ex(S(2, 2), 1, 1),
+    ),
+)
+def repeat(xp: Any, self: Any, repeats: tuple) -> Any:
+    """Tile the tensor ``repeats[i]`` times along each dim (new leading dims as needed)."""
+    with _allocating(_check_storage(_repeat_shape(self.shape, repeats), self.itemsize)):
+        return xp.tile(self, repeats)
+
+
+@repeat.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    # The result is (r0, s0, r1, s1, ...) blocks: sum over the repeat axes.
+    shape = ctx.meta[0][0]
+    repeats = ctx.attrs["repeats"]
+    padded = (1,) * (len(repeats) - len(shape)) + tuple(shape)
+    blocks: list[int] = []
+    for r, s in zip(repeats, padded):
+        blocks += [r, s]
+    summed = g.reshape(*blocks).sum(tuple(range(0, len(blocks), 2)))
+    return (summed.reshape(*shape),)
+
+
+@composite("tile", method=True, examples=(Ex(S(2, 3), (2,)), Ex(S(3), (2, 2)), Ex(S(2, 3), 2, 1)))
+def tile(self: arg.Tensor, *dims: arg.Sizes) -> Any:
+    """Repeat, with ``dims`` padded with leading ones to the tensor's number of dims."""
+    dims = _sizes(dims)
+    return self.repeat((1,) * (self.ndim - len(dims)) + dims)
+
+
+@composite(
+    "repeat_interleave",
+    method=True,
+    examples=(Ex(S(3, 2), 2, 0), Ex(S(2, 3), 3), Ex(S(3), 2, dim=-1), Ex(S(2, 2), 0, 1)),
+)
+def repeat_interleave(self: arg.Tensor, repeats: arg.Int, dim: arg.Int | None = None) -> Any:
+    """Repeat each element ``repeats`` times along ``dim`` (of the flattened tensor if None)."""
+    if repeats < 0:
+        raise RuntimeError("Repeats must be non-negative")
+    if dim is None:
+        self, d = self.flatten(), 0
+    else:
+        d = shapes.wrap_dim(dim, self.ndim)
+    # As torch: unsqueeze -> expand -> clone -> flatten (a view of the contiguous copy).
+    sizes = self.shape[: d + 1] + (int(repeats),) + self.shape[d + 1 :]
+    with _allocating(_check_storage(sizes, self.dtype.itemsize, numel_first=True)):
+        return self.unsqueeze(d + 1).expand(sizes).clone().flatten(d, d + 1)

@@ -199,3 +199,75 @@ def test_flip_and_roll_of_a_zero_dim_tensor() -> None:
     for fn in (lambda x: x.roll(3), lambda x: x.flip(())):
         o, p = fn(g), fn(t)
         assert o.shape == () and o.item() == p.item() and o.grad_fn.name() == p.grad_fn.name()
+
+
+def same_result(fn: Callable[[Any, Any], Any], values: Any = X) -> None:
+    """The same value, shape and grad_fn and the same gradient, or the same error."""
+    g, t = both(np.asarray(values, dtype=np.float64), grad=True)
+    try:
+        p = fn(torch, t)
+    except Exception as exc:
+        with pytest.raises(type(exc)) as ours:
+            fn(ge, g)
+        assert str(ours.value).split("\n")[0] == str(exc).split("\n")[0]
+        return
+    o = fn(ge, g)
+    assert o.shape == tuple(p.shape)
+    np.testing.assert_array_equal(o.detach().numpy(), p.detach().numpy())
+    assert o.grad_fn.name() == p.grad_fn.name()
+    w = np.random.default_rng(2).standard_normal(o.shape)
+    (o * ge.tensor(w)).sum().backward()
+    (p * torch.tensor(w)).sum().backward()
+    np.testing.assert_allclose(g.grad.numpy(), t.grad.numpy())
+
+
+# -- repeats ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda m, x: x.repeat(2),
+        lambda m, x: x.repeat(2, -1),
+        lambda m, x: x.repeat(0, 2),
+        lambda m, x: x.repeat(),
+        lambda m, x: x.repeat((2, 1, 2)),
+        lambda m, x: x.tile(-1),
+        lambda m, x: m.tile(x, (3,)),
+        lambda m, x: x.tile(2, 1, 1),
+        lambda m, x: x.repeat_interleave(-1),
+        lambda m, x: x.repeat_interleave(2, dim=2),
+        lambda m, x: m.repeat_interleave(x, 3, dim=1),
+        lambda m, x: m.repeat_interleave(x, 2),
+        lambda m, x: x.repeat_interleave(0, -2),
+    ],
+)
+def test_repeats_match_torch(fn: Callable) -> None:
+    same_result(fn)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda m, x: x.repeat(2, 3),
+        lambda m, x: x.tile(()),
+        lambda m, x: m.tile(x, (2,)),
+        lambda m, x: x.repeat_interleave(2),
+        lambda m, x: x.repeat_interleave(2, dim=0),
+    ],
+)
+def test_repeats_of_a_zero_dim_tensor_match_torch(fn: Callable) -> None:
+    same_result(fn, 1.5)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda m, x: x.repeat(2**61, 1),
+        lambda m, x: x.tile(2**62),
+        lambda m, x: x.repeat_interleave(2**62),
+        lambda m, x: x.repeat_interleave(2**62, 1),
+    ],
+)
+def test_repeats_that_overflow_are_refused_as_torch(fn: Callable) -> None:
+    same_error(fn, np.ones((2, 3)))

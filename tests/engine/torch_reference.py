@@ -89,6 +89,7 @@ SPECIAL: dict[str, Callable[..., Any]] = {
     "alias": lambda self: self[...],
     "split_part": _split_part,
     "flip": lambda self, *dims: self.flip(*dims),
+    "tile": lambda self, *dims: self.tile(*dims),
 }
 
 
