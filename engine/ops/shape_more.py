@@ -420,3 +420,66 @@ def repeat_interleave(self: arg.Tensor, repeats: arg.Int, dim: arg.Int | None = 
     sizes = self.shape[: d + 1] + (int(repeats),) + self.shape[d + 1 :]
     with _allocating(_check_storage(sizes, self.dtype.itemsize, numel_first=True)):
         return self.unsqueeze(d + 1).expand(sizes).clone().flatten(d, d + 1)
+
+
+# --- the *_as forms, broadcast_to and unflatten ------------------------------------------------
+
+
+@composite("view_as", method=True, function=False, examples=(Ex(S(2, 3), S(3, 2, grad=False)),))
+def view_as(self: arg.Tensor, other: arg.Tensor) -> Any:
+    """``self.view(other.size())``."""
+    return self.view(other.shape)
+
+
+@composite("reshape_as", method=True, function=False, examples=(Ex(S(2, 3), S(6, grad=False)),))
+def reshape_as(self: arg.Tensor, other: arg.Tensor) -> Any:
+    """``self.reshape(other.size())``."""
+    return self.reshape(other.shape)
+
+
+@composite(
+    "expand_as",
+    method=True,
+    function=False,
+    examples=(Ex(S(3, 1), S(2, 3, 4, grad=False)), Ex(S(3), S(3, grad=False))),
+)
+def expand_as(self: arg.Tensor, other: arg.Tensor) -> Any:
+    """``self.expand(other.size())``."""
+    return self.expand(other.shape)
+
+
+@composite("broadcast_to", method=True, examples=(Ex(S(3), (2, 3)), Ex(S(2, 1), (2, -1, 4))))
+def broadcast_to(self: arg.Tensor, size: arg.IntTuple) -> Any:
+    """``self.expand(size)``: a broadcast view."""
+    return self.expand(tuple(size))
+
+
+@composite(
+    "unflatten",
+    method=True,
+    examples=(Ex(S(4, 6), 1, (2, 3)), Ex(S(6), 0, (3, -1)), Ex(S(2, 3), -1, (1, 3, 1))),
+)
+def unflatten(self: arg.Tensor, dim: arg.Int, sizes: arg.IntTuple) -> Any:
+    """Split dim ``dim`` into ``sizes`` (one may be -1): a view."""
+    if self.ndim == 0:
+        raise RuntimeError(
+            "unflatten got an unexpected error:\n"
+            "Dimension specified as 0 but tensor has no dimensions"
+        )
+    d = shapes.wrap_dim(dim, self.ndim)
+    sizes = tuple(int(s) for s in sizes)
+    if not sizes:
+        raise RuntimeError("unflatten: sizes must be non-empty")
+    n = self.shape[d]
+    if sizes.count(-1) > 1:
+        raise RuntimeError("unflatten got an unexpected error:\nonly one dimension can be inferred")
+    known = 1
+    for s in sizes:
+        known *= 1 if s == -1 else s
+    if (known != n) if -1 not in sizes else (known == 0 or n % known):
+        raise RuntimeError(
+            f"unflatten: Provided sizes {list(sizes)} don't multiply up to the size of dim {d} "
+            f"({n}) in the input tensor"
+        )
+    sizes = shapes.reshape((n,), sizes)
+    return self.view(self.shape[:d] + sizes + self.shape[d + 1 :])

@@ -271,3 +271,38 @@ def test_repeats_of_a_zero_dim_tensor_match_torch(fn: Callable) -> None:
 )
 def test_repeats_that_overflow_are_refused_as_torch(fn: Callable) -> None:
     same_error(fn, np.ones((2, 3)))
+
+
+# -- the *_as forms, broadcast_to and unflatten -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda m, x: x.unflatten(1, (2, 2)),
+        lambda m, x: x.unflatten(-1, (4, 2)),
+        lambda m, x: x.unflatten(1, ()),
+        lambda m, x: x.unflatten(1, (-1, -1)),
+        lambda m, x: x.unflatten(1, (4, -1)),
+        lambda m, x: x.unflatten(2, (1, 6)),
+        lambda m, x: m.unflatten(x, -2, (2, 1, -1)),
+        lambda m, x: x.unflatten(1, [6]),
+        lambda m, x: x.view_as(m.zeros(3)),
+        lambda m, x: x.view_as(m.zeros(3, 8)),
+        lambda m, x: x.reshape_as(m.zeros(24)),
+        lambda m, x: x.reshape_as(m.zeros(5)),
+        lambda m, x: x.expand_as(m.zeros(3)),
+        lambda m, x: x.expand_as(m.zeros(2, 4, 6)),
+        lambda m, x: x.expand_as(m.zeros(4, 5)),
+        lambda m, x: m.broadcast_to(x, (2, 4, 6)),
+        lambda m, x: x.broadcast_to((4, 5)),
+        lambda m, x: x.broadcast_to((-1, 6)),
+        lambda m, x: x.broadcast_to((6,)),
+    ],
+)
+def test_as_ops_match_torch(fn: Callable) -> None:
+    same_result(fn)
+
+
+def test_unflatten_of_a_zero_dim_tensor_is_refused_as_torch() -> None:
+    same_error(lambda m, x: x.unflatten(0, (1,)), np.array(1.0))
