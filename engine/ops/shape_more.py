@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
+
 from .. import arg_kinds as arg
 from .. import shapes
 from ..memory_meter import SessionMemoryError
@@ -483,3 +485,187 @@ def unflatten(self: arg.Tensor, dim: arg.Int, sizes: arg.IntTuple) -> Any:
         )
     sizes = shapes.reshape((n,), sizes)
     return self.view(self.shape[:d] + sizes + self.shape[d + 1 :])
+
+
+# --- triangles and diagonals -----------------------------------------------------------------
+
+
+def _triangle(name: str) -> Any:
+    def shape(a: tuple, diagonal: int = 0) -> tuple:
+        if len(a) < 2:
+            raise RuntimeError(f"{name}: input tensor must have at least 2 dimensions")
+        return a
+
+    @op(
+        name,
+        grad_fn=f"{name.capitalize()}Backward0",
+        dtype="same",
+        shape=shape,
+        examples=(Ex(S(3, 4)), Ex(S(3, 4), 1), Ex(S(2, 3, 3), -1), Ex(S(4, 3), diagonal=-2)),
+    )
+    def triangle(xp: Any, self: arg.Tensor, diagonal: arg.Int = 0) -> Any:
+        shape(self.shape)
+        return getattr(xp, name)(self, diagonal)
+
+    triangle.doc = (
+        f"The {'upper' if name == 'triu' else 'lower'} triangle of the last two dims (from "
+        "diagonal ``diagonal``), zeros elsewhere."
+    )
+    triangle.call.__doc__ = triangle.doc
+
+    @triangle.derivative
+    def _(ctx: Any, g: Any) -> tuple:
+        return (getattr(g, name)(ctx.attrs["diagonal"]),)
+
+    return triangle
+
+
+triu = _triangle("triu")
+tril = _triangle("tril")
+
+
+def _diagonal_length(a: tuple, offset: int, dim1: int, dim2: int) -> int:
+    return max(0, min(a[dim1] + min(offset, 0), a[dim2] - max(offset, 0)))
+
+
+def _diagonal_shape(a: tuple, offset: int = 0, dim1: int = 0, dim2: int = 1) -> tuple:
+    rest = tuple(n for i, n in enumerate(a) if i != dim1 and i != dim2)
+    return rest + (_diagonal_length(a, offset, dim1, dim2),)
+
+
+def _diagonal_view(xp: Any, a: Any, offset: int, dim1: int, dim2: int) -> Any:
+    """A view of the diagonal (the last dim), writable as torch's."""
+    out = xp.diagonal(a, offset, dim1, dim2)
+    if xp is np and not out.flags.writeable and a.flags.writeable:
+        out.flags.writeable = True  # NumPy makes diagonal views read-only; CuPy does not
+    return out
+
+
+def _diagonal_norm(
+    self: arg.Tensor, offset: arg.Int = 0, dim1: arg.Int = 0, dim2: arg.Int = 1
+) -> dict:
+    d1, d2 = shapes.wrap_dim(dim1, self.ndim), shapes.wrap_dim(dim2, self.ndim)
+    if d1 == d2:
+        raise RuntimeError(f"diagonal dimensions cannot be identical {dim1}, {dim2}")
+    return {"offset": int(offset), "dim1": d1, "dim2": d2}
+
+
+@op(
+    view=True,
+    grad_fn="DiagonalBackward0",
+    dtype="same",
+    shape=_diagonal_shape,
+    normalize=_diagonal_norm,
+    examples=(
+        Ex(S(3, 4)),
+        Ex(S(3, 4), 1),
+        Ex(S(2, 3, 4), -1, 2, 0),
+        Ex(S(4, 3), offset=-2),
+        Ex(S(3, 2, 3), dim1=-1, dim2=0),
+    ),
+)
+def diagonal(xp: Any, self: Any, offset: int = 0, dim1: int = 0, dim2: int = 1) -> Any:
+    """The diagonal ``offset`` of the (dim1, dim2) planes, as the last dim (a view)."""
+    return _diagonal_view(xp, self, offset, dim1, dim2)
+
+
+@diagonal.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    a = ctx.attrs
+    return (diagonal_backward.call(g, ctx.meta[0][0], a["offset"], a["dim1"], a["dim2"]),)
+
+
+@op(
+    internal=True,
+    grad_fn="DiagonalBackwardBackward0",
+    dtype="same",
+    shape=lambda g, shape, offset, dim1, dim2: shape,
+    method=False,
+    function=False,
+    examples=(Ex(S(3), (3, 4), 1, 0, 1), Ex(S(3, 2), (2, 3, 2), 0, 2, 0)),
+)
+def diagonal_backward(xp: Any, self: Any, shape: tuple, offset: int, dim1: int, dim2: int) -> Any:
+    """The adjoint of diagonal: ``self`` on that diagonal of zeros of ``shape``."""
+    out = xp.zeros(shape, dtype=self.dtype)
+    i = xp.arange(self.shape[-1])
+    # Written through index arrays into a view of the (dim1, dim2) planes as the last two dims:
+    # no diagonal view to write through (NumPy's are read-only).
+    planes = xp.moveaxis(out, (dim1, dim2), (-2, -1))
+    planes[..., i + max(-offset, 0), i + max(offset, 0)] = self
+    return out
+
+
+@diagonal_backward.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    a = ctx.attrs
+    return (g.diagonal(a["offset"], a["dim1"], a["dim2"]),)
+
+
+def _diag_shape(a: tuple, diagonal: int = 0) -> tuple:
+    if len(a) == 1:
+        n = a[0] + abs(diagonal)
+        return (n, n)
+    if len(a) == 2:
+        return (_diagonal_length(a, diagonal, 0, 1),)
+    raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {len(a)}D")
+
+
+def _diag_name(a: tuple, diagonal: int = 0) -> str:
+    return "DiagEmbedBackward0" if len(a[0]) == 1 else "DiagonalBackward0_copy"
+
+
+_diag_name.common = "DiagEmbedBackward0"  # type: ignore[attr-defined]
+
+
+@op(
+    grad_fn=_diag_name,
+    dtype="same",
+    shape=_diag_shape,
+    examples=(Ex(S(3)), Ex(S(3), 1), Ex(S(2), diagonal=-2), Ex(S(3, 4)), Ex(S(4, 3), -1)),
+)
+def diag(xp: Any, self: arg.Tensor, diagonal: arg.Int = 0) -> Any:
+    """A square matrix with ``self`` on diagonal ``diagonal`` (1-D), or that diagonal (2-D)."""
+    _diag_shape(self.shape)
+    out = xp.diag(self, diagonal)
+    return out.copy() if self.ndim == 2 else out
+
+
+@diag.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    shape, k = ctx.meta[0][0], ctx.attrs["diagonal"]
+    if len(shape) == 1:
+        return (g.diagonal(k),)
+    return (diagonal_backward.call(g, shape, k, 0, 1),)
+
+
+def _trace_dtype(self: Any) -> Any:
+    if self.dtype.name == "bool":
+        raise NotImplementedError("\"trace\" not implemented for 'Bool'")
+    return self.dtype
+
+
+def _trace_shape(a: tuple) -> tuple:
+    if len(a) != 2:
+        raise RuntimeError(f"trace: expected a matrix, but got tensor with dim {len(a)}")
+    return ()
+
+
+@op(
+    grad_fn="TraceBackward0",
+    dtype=_trace_dtype,
+    shape=_trace_shape,
+    examples=(Ex(S(3, 3)), Ex(S(2, 4)), Ex(S(4, 1))),
+)
+def trace(xp: Any, self: arg.Tensor) -> Any:
+    """The sum of a matrix's main diagonal."""
+    _trace_shape(self.shape)
+    if self.dtype.kind == "b":
+        raise NotImplementedError("\"trace\" not implemented for 'Bool'")
+    return xp.asarray(xp.trace(self))
+
+
+@trace.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    shape = ctx.meta[0][0]
+    n = min(shape)
+    return (diagonal_backward.call(g.expand(n), shape, 0, 0, 1),)

@@ -306,3 +306,70 @@ def test_as_ops_match_torch(fn: Callable) -> None:
 
 def test_unflatten_of_a_zero_dim_tensor_is_refused_as_torch() -> None:
     same_error(lambda m, x: x.unflatten(0, (1,)), np.array(1.0))
+
+
+# -- triangles and diagonals --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda m, x: x.triu(2),
+        lambda m, x: m.tril(x, -7),
+        lambda m, x: m.triu(x[0]),
+        lambda m, x: x[0].tril(),
+        lambda m, x: x.diagonal(9),
+        lambda m, x: x.diagonal(0, 1, 1),
+        lambda m, x: x.diagonal(0, 0, -2),
+        lambda m, x: x.diagonal(0, -1, 1),
+        lambda m, x: x.diagonal(0, 0, 2),
+        lambda m, x: x[0].diagonal(),
+        lambda m, x: m.diagonal(x, -1, 1, 0),
+        lambda m, x: x.diag(9),
+        lambda m, x: x.diag(-2),
+        lambda m, x: x[0].diag(-2),
+        lambda m, x: x.reshape(2, 2, 6).diag(),
+        lambda m, x: x[0, 0].diag(),
+        lambda m, x: m.trace(x),
+        lambda m, x: x.reshape(2, 2, 6).trace(),
+        lambda m, x: x[0].trace(),
+        lambda m, x: x.reshape(6, 4).trace(),
+    ],
+)
+def test_triangles_and_diagonals_match_torch(fn: Callable) -> None:
+    same_result(fn)
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda m, x: x.long().triu(),
+        lambda m, x: (x > 1).tril(1),
+        lambda m, x: (x > 1).diagonal(1),
+        lambda m, x: x.long().diag(),
+        lambda m, x: (x > 1)[0].diag(),
+        lambda m, x: x.long().trace(),
+        lambda m, x: (x > 1).trace(),
+    ],
+)
+def test_triangles_and_diagonals_of_ints_and_bools(fn: Callable) -> None:
+    g, t = both(X * 3)
+    try:
+        p = fn(torch, t)
+    except Exception as exc:
+        with pytest.raises(type(exc), match=str(exc)):
+            fn(ge, g)
+        return
+    o = fn(ge, g)
+    assert o.dtype.name == str(p.dtype).removeprefix("torch.")
+    np.testing.assert_array_equal(o.numpy(), p.numpy())
+
+
+def test_diagonal_is_a_writable_view() -> None:
+    g, t = both(X)
+    g.diagonal(1).fill_(-1.0)
+    t.diagonal(1).fill_(-1.0)
+    np.testing.assert_array_equal(g.numpy(), t.numpy())
+    assert g.diagonal()._base is g
+    with pytest.raises(RuntimeError, match="in-place operations with autograd on a view"):
+        ge.tensor(X, requires_grad=True).diagonal().mul_(2)

@@ -59,6 +59,12 @@ def _split_part(self: torch.Tensor, dim: int, start: int, stop: Any, kind: str) 
     return self.split([start, stop - start, self.shape[dim] - stop], dim)[1]
 
 
+def _diagonal_backward(g: torch.Tensor, shape: tuple, *diagonal: int) -> torch.Tensor:
+    x = torch.zeros(shape, dtype=g.dtype, requires_grad=True)
+    (gx,) = torch.autograd.grad(x.diagonal(*diagonal), x, g, create_graph=True)
+    return gx
+
+
 def _inplace(name: str) -> Callable:
     def run(self: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         base = self.clone() if self.requires_grad else self
@@ -88,6 +94,7 @@ SPECIAL: dict[str, Callable[..., Any]] = {
     "contiguous": lambda self: self.contiguous(),
     "alias": lambda self: self[...],
     "split_part": _split_part,
+    "diagonal_backward": _diagonal_backward,
     "flip": lambda self, *dims: self.flip(*dims),
     "tile": lambda self, *dims: self.tile(*dims),
 }
