@@ -408,9 +408,21 @@ def tile(self: arg.Tensor, *dims: arg.Sizes) -> Any:
 @composite(
     "repeat_interleave",
     method=True,
-    examples=(Ex(S(3, 2), 2, 0), Ex(S(2, 3), 3), Ex(S(3), 2, dim=-1), Ex(S(2, 2), 0, 1)),
+    examples=(
+        Ex(S(3, 2), 2, 0),
+        Ex(S(2, 3), 3),
+        Ex(S(3), 2, dim=-1),
+        Ex(S(2, 2), 0, 1),
+        Ex(S(2, 3), 2, 1, output_size=6),
+    ),
 )
-def repeat_interleave(self: arg.Tensor, repeats: arg.Int, dim: arg.Int | None = None) -> Any:
+def repeat_interleave(
+    self: arg.Tensor,
+    repeats: arg.Int,
+    dim: arg.Int | None = None,
+    *,
+    output_size: arg.Int | None = None,
+) -> Any:
     """Repeat each element ``repeats`` times along ``dim`` (of the flattened tensor if None)."""
     if repeats < 0:
         raise RuntimeError("Repeats must be non-negative")
@@ -418,6 +430,11 @@ def repeat_interleave(self: arg.Tensor, repeats: arg.Int, dim: arg.Int | None = 
         self, d = self.flatten(), 0
     else:
         d = shapes.wrap_dim(dim, self.ndim)
+    if output_size is not None and output_size != self.shape[d] * repeats:
+        raise RuntimeError(
+            "repeat_interleave: Invalid output_size, expected "
+            f"{self.shape[d] * repeats} but got {output_size}"
+        )
     # As torch: unsqueeze -> expand -> clone -> flatten (a view of the contiguous copy).
     sizes = self.shape[: d + 1] + (int(repeats),) + self.shape[d + 1 :]
     with _allocating(_check_storage(sizes, self.dtype.itemsize, numel_first=True)):
