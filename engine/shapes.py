@@ -126,10 +126,12 @@ def reshape(a: Shape, shape: Shape) -> Shape:
     return tuple(shape)
 
 
-def expand(a: Shape, sizes: Shape) -> Shape:
+def expand(a: Shape, sizes: Shape, tensor_type: str = "FloatTensor") -> Shape:
+    """``sizes`` with -1 resolved; ``tensor_type`` (torch's name of the input's type, as
+    ``DoubleTensor``) is for the message."""
     if len(sizes) < len(a):
         raise RuntimeError(
-            f"expand(torch.FloatTensor{{[{', '.join(map(str, a))}]}}, "
+            f"expand(torch.{tensor_type}{{[{', '.join(map(str, a))}]}}, "
             f"size=[{', '.join(map(str, sizes))}]): the number of sizes provided "
             f"({len(sizes)}) must be greater or equal to the number of dimensions in the "
             f"tensor ({len(a)})"

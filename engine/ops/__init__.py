@@ -11,6 +11,7 @@ from . import (  # noqa: F401
     nn_losses,
     pointwise,
     reduction,
+    shape_more,
     shape_ops,
     unary,
 )

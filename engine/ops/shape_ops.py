@@ -9,6 +9,7 @@ import numpy as np
 from .. import arg_kinds as arg
 from .. import dtypes as dt
 from .. import shapes
+from ..node import _TYPE_NAMES
 from ..op_examples import C, Ex, S
 from ..op_table import composite, op
 
@@ -206,7 +207,8 @@ def _(ctx: Any, g: Any) -> tuple:
 
 
 def _expand_norm(self: arg.Tensor, *sizes: arg.Sizes) -> dict:
-    return {"sizes": shapes.expand(self.shape, _sizes(sizes))}
+    tensor_type = _TYPE_NAMES.get(self.dtype.name, "BoolTensor")
+    return {"sizes": shapes.expand(self.shape, _sizes(sizes), tensor_type)}
 
 
 @op(

@@ -57,6 +57,21 @@ def _clone_clamped(x: torch.Tensor, min: float) -> torch.Tensor:  # noqa: A002
     return y
 
 
+def _split_part(self: torch.Tensor, dim: int, start: int, stop: Any, kind: str) -> torch.Tensor:
+    # gradd's pieces of a split, made by the torch call that names its node so.
+    if kind == "unbind":
+        return self.unbind(dim)[start]
+    if kind == "split":
+        return self.split(stop - start, dim)[start // (stop - start)]
+    return self.split([start, stop - start, self.shape[dim] - stop], dim)[1]
+
+
+def _diagonal_backward(g: torch.Tensor, shape: tuple, *diagonal: int) -> torch.Tensor:
+    x = torch.zeros(shape, dtype=g.dtype, requires_grad=True)
+    (gx,) = torch.autograd.grad(x.diagonal(*diagonal), x, g, create_graph=True)
+    return gx
+
+
 def _inplace(name: str) -> Callable:
     def run(self: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         base = self.clone() if self.requires_grad else self
@@ -92,6 +107,10 @@ SPECIAL: dict[str, Callable[..., Any]] = {
     "gelu_backward": lambda g, x, approximate="none": torch.ops.aten.gelu_backward(
         g, x, approximate=approximate
     ),
+    "split_part": _split_part,
+    "diagonal_backward": _diagonal_backward,
+    "flip": lambda self, *dims: self.flip(*dims),
+    "tile": lambda self, *dims: self.tile(*dims),
 }
 
 

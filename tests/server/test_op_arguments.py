@@ -290,13 +290,18 @@ def test_server_never_answers_internal_for_hostile_arguments(session, name: str)
     made, base_args, base_kwargs = wire_base(ex, d)
     values = WIRE_VALUES + [Tensor(k) for k in TENSORS]
     setup = [tensor(k, a) for k, a in TENSORS.items()] + made
-    session.execute(*setup, op(name, *base_args, outs=["r"], **base_kwargs))  # the base works
+    # One out per result: ops giving several tensors (chunk, split...) name each.
+    rng = np.random.default_rng(0)
+    kw = {k: build(v, rng, False) for k, v in ex.kwargs.items()}
+    result = d.call(*build(ex.args, rng, False), **kw)
+    outs = [f"r{i}" for i in range(len(result))] if isinstance(result, tuple) else ["r"]
+    session.execute(*setup, op(name, *base_args, outs=outs, **base_kwargs))  # the base works
     failures = []
     for slot in slots(d, ex):
         for v in values:
             args, kwargs = with_hostile(base_args, base_kwargs, slot, v)
             try:
-                session.execute(*setup, op(name, *args, outs=["r"], **kwargs))
+                session.execute(*setup, op(name, *args, outs=outs, **kwargs))
             except grpc.RpcError as err:
                 if err.code() is grpc.StatusCode.INTERNAL:
                     failures.append(f"{name} {slot} {v!r}: {err.details()}")
