@@ -25,7 +25,6 @@ from gradd.engine.errors import NOT_FLOAT_GRAD
 from gradd.engine.factories import _size
 from gradd.v1 import service_pb2 as spb
 from gradd.v1 import service_pb2_grpc as spb_grpc
-from gradd.v1 import tensor_pb2 as tpb
 
 from . import command_encoding as enc
 from .call_site import user_site
@@ -40,11 +39,11 @@ from .watch_events import WatchStream
 
 MAX_MESSAGE = (1 << 31) - 1  # the server enforces its own (ServerInfo.limits.max_message_bytes)
 CALL_TIMEOUT = 60.0  # unary calls, when connect() got no timeout
-_NP = {tpb.FLOAT32: "<f4", tpb.FLOAT64: "<f8", tpb.INT64: "<i8", tpb.BOOL: "?"}
+_NP = {enc.WIRE_DTYPES[d.name]: d.np.newbyteorder("<") for d in dt.ALL}
 _FUNCTIONS = {d.function: remote_function(d) for d in OPS.values() if d.function}
 _FUNCTIONAL = {n: remote_function(OPS[n]) for n in engine_functional.NAMES}
 _SCRATCH = ge.Generator()  # validates factory arguments with the engine's own checks
-_WIRE_NATIVE = {np.dtype(t) for t in (np.float32, np.float64, np.int64, np.bool_)}
+_WIRE_NATIVE = {d.np for d in dt.ALL}
 LARGE_TENSOR_BYTES = 1 << 20  # tensors this large are sent from their array's own memory
 _OPEN: weakref.WeakSet = weakref.WeakSet()  # sessions to close at interpreter exit
 
@@ -221,6 +220,8 @@ class RemoteSession(Session):
             d = dt.int64 if ints else dt.default_float
         else:
             d = dt.as_dtype(dtype)
+            if d is dt.bool_:  # the engine's error, here rather than later from the server
+                ge.arange(0, 1, dtype=d, device=CPU)
         n = max(0, math.ceil((end - start) / step))
         return self._factory("arange", (n,), (start, end, step), d, dtype, kw)
 

@@ -173,6 +173,8 @@ def arange(
         d = dt.int64 if ints else dt.default_float
     else:
         d = dt.as_dtype(dtype)
+    if d is dt.bool_:
+        raise NotImplementedError("\"arange_cpu\" not implemented for 'Bool'")
     if all(isinstance(v, (int, float)) for v in (start, end, step)):
         # arange makes 8-byte values, then the cast: both live for a moment
         check_active(max(0, math.ceil((end - start) / step)) * (8 + d.itemsize))
