@@ -36,17 +36,21 @@ from .dtypes import (
 )
 from .errors import AutogradError
 from .factories import (
+    FACTORIES,
     arange,
+    as_tensor,
+    empty,
+    eye,
     full,
     linspace,
+    logspace,
+    normal,
     ones,
-    ones_like,
     rand,
     randint,
     randn,
     randperm,
     zeros,
-    zeros_like,
 )
 from .generator import Generator
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
@@ -114,7 +118,6 @@ __all__ = [
     "manual_seed",
     "no_grad",
     "ones",
-    "ones_like",
     "rand",
     "randint",
     "randn",
@@ -126,5 +129,10 @@ __all__ = [
     "uint8",
     "use_generator",
     "zeros",
-    "zeros_like",
+    "FACTORIES",
+    "as_tensor",
+    "empty",
+    "eye",
+    "logspace",
+    "normal",
 ]

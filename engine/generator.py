@@ -261,6 +261,25 @@ class Generator:
         with self._lock:
             return (self._unit(math.prod(shape), _F64) < p).reshape(shape)
 
+    def bernoulli_tensor(self, p: np.ndarray) -> np.ndarray:
+        """torch.bernoulli(p): element by element, a uniform of p's precision below p (24 bits
+        of random() for float32/float16 p, 53 of random64() for float64)."""
+        unit = _F64 if p.dtype == _F64 else _F32
+        with self._lock:
+            u = self._unit(p.size, unit)
+        return (u < p.reshape(-1).astype(unit, copy=False)).reshape(p.shape)
+
+    def exponential(self, shape: tuple[int, ...], dtype: npt.DTypeLike = _F32) -> np.ndarray:
+        """Tensor.exponential_(1): -log1p(-u) of a 53-bit uniform per element, in dtype."""
+        with self._lock:
+            u = self._unit(math.prod(shape), _F64)
+        return (-np.log1p(-u)).astype(dtype).reshape(shape)
+
+    def uniform_f64(self, n: int) -> np.ndarray:
+        """n uniform doubles in [0, 1) (uniform_real_distribution<double>)."""
+        with self._lock:
+            return self._unit(n, _F64)
+
     def randint(self, low: int, high: int, shape: tuple[int, ...]) -> np.ndarray:
         """torch.randint(low, high, shape): int64 in [low, high)."""
         low, high = int(low), int(high)

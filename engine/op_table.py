@@ -627,7 +627,12 @@ def _make_caller(opdef: OpDef) -> Callable:
             sig.append(p.name)
     if opdef.normalize is not None:
         passed = [
-            f"*{p.name}" if p.kind is inspect.Parameter.VAR_POSITIONAL else p.name for p in attrs
+            f"*{p.name}"
+            if p.kind is inspect.Parameter.VAR_POSITIONAL
+            else f"{p.name}={p.name}"
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+            else p.name
+            for p in attrs
         ]
         attr_dict = f"_normalize({', '.join(inputs + passed)})"
     else:

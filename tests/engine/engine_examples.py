@@ -150,7 +150,9 @@ def renormalize(opdef: ge.OpDef, inputs: tuple, attrs: dict) -> dict:
     names = [p.name for p in params]
     assert set(attrs) <= set(names), f"attrs {sorted(attrs)} are not parameters {names}"
     if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
-        return opdef.normalize(*inputs, *(attrs[n] for n in names if n in attrs))
+        kw_only = {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+        positional = (attrs[n] for n in names if n in attrs and n not in kw_only)
+        return opdef.normalize(*inputs, *positional, **{n: attrs[n] for n in kw_only & set(attrs)})
     return opdef.normalize(*inputs, **attrs)
 
 
