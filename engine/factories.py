@@ -543,7 +543,8 @@ def normal_numbers(
         arr = gen.normal(shape, d.np, float(mean), float(std))
     else:
         with dev.scope():
-            arr = gen.device_stream(dev.xp).normal(float(mean), float(std), shape).astype(d.np)
+            z = gen.device_stream(dev.xp).standard_normal(shape, dtype=d.np)
+            arr = (z * float(std) + float(mean)).astype(d.np)
     return _finish(arr, dev, requires_grad)
 
 

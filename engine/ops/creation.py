@@ -360,9 +360,11 @@ def multinomial(xp: Any, input: Any, num_samples: int, replacement: bool = False
         if xp is np:
             q = gen.exponential(input.shape, input.dtype)
         else:
-            q = gen.device_stream(xp).standard_exponential(input.shape, dtype=input.dtype)
+            u = gen.device_stream(xp).random_sample(input.shape, dtype=_F64)
+            q = (-xp.log1p(-u)).astype(input.dtype)
         r = input / q
-        order = xp.argsort(-r, axis=-1, kind="stable")
+        # ties (equal ratios) go to the lower index, as topk's; CuPy's sort is stable itself
+        order = xp.argsort(-r, axis=-1, kind="stable") if xp is np else xp.argsort(-r, axis=-1)
         return order[..., :num_samples].astype(np.int64)
     rows = p.reshape(-1, p.shape[-1])
     cdf = xp.cumsum(rows, axis=-1)
