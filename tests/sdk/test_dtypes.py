@@ -33,6 +33,10 @@ def test_names(session: gradd.Session) -> None:
     for name in NAMES:
         assert TORCH[getattr(session, name)] == getattr(torch, name)
     assert session.bool_ is session.bool
+    assert session.promote_types(session.uint8, session.int8) is session.int16
+    x = session.ones(2, dtype=session.int8)
+    assert session.result_type(x, 2.5) is session.float32
+    assert session.result_type(x, session.tensor(1, dtype=session.int64)) is session.int8
 
 
 def test_from_numpy_keeps_the_dtype(session: gradd.Session) -> None:
