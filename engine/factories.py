@@ -89,9 +89,7 @@ def randn(
     requires_grad: bool = False,
 ) -> Tensor:
     """Standard normal samples from the session's (or the given) generator, as torch.randn."""
-    d = _float(dtype)
-    if not d.is_floating_point:
-        raise RuntimeError(f"\"normal_kernel_cpu\" not implemented for '{d.name.capitalize()}'")
+    d, _ = _float_dtype("normal_kernel_cpu", dtype)
     gen = generator or current_generator()
     arr, dev = _draw(device, gen, "normal", "standard_normal", _size(size, d.itemsize), d.np)
     return _finish(arr, dev, requires_grad)
@@ -105,9 +103,7 @@ def rand(
     requires_grad: bool = False,
 ) -> Tensor:
     """Uniform samples in [0, 1), as torch.rand."""
-    d = _float(dtype)
-    if not d.is_floating_point:
-        raise RuntimeError(f"\"check_uniform_bounds\" not implemented for '{d.name.capitalize()}'")
+    d, _ = _float_dtype("check_uniform_bounds", dtype)
     gen = generator or current_generator()
     arr, dev = _draw(device, gen, "uniform", "random_sample", _size(size, d.itemsize), d.np)
     return _finish(arr, dev, requires_grad)

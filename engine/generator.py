@@ -206,7 +206,10 @@ class Generator:
     def uniform(
         self, shape: tuple[int, ...], dtype: npt.DTypeLike = _F32, low=0.0, high=1.0
     ) -> np.ndarray:
-        """torch.rand / Tensor.uniform_(low, high)."""
+        """torch.rand / Tensor.uniform_(low, high); float16 draws float32 and rounds (as torch,
+        bit for bit for rand)."""
+        if np.dtype(dtype) == np.float16:
+            return self.uniform(shape, _F32, low, high).astype(np.float16)
         dtype = _float_dtype(dtype)
         lo, hi = dtype.type(low), dtype.type(high)
         if lo > hi:
@@ -221,7 +224,11 @@ class Generator:
     def normal(
         self, shape: tuple[int, ...], dtype: npt.DTypeLike = _F32, mean=0.0, std=1.0
     ) -> np.ndarray:
-        """torch.randn / Tensor.normal_(mean, std) on a contiguous tensor."""
+        """torch.randn / Tensor.normal_(mean, std) on a contiguous tensor. float16 draws float32
+        and rounds: torch's numbers when fewer than 16 or a multiple of 16 (torch's float16
+        kernel computes the last partial block its own way, which is not followed)."""
+        if np.dtype(dtype) == np.float16:
+            return self.normal(shape, _F32, mean, std).astype(np.float16)
         dtype, n = _float_dtype(dtype), math.prod(shape)
         with self._lock:
             out = self._normal_fill(n, dtype, mean, std) if n >= 16 else self._serial(n, mean, std)
