@@ -56,29 +56,27 @@ def _draw(device: Any, gen: Any, cpu: str, gpu: str, *args: Any) -> tuple[Any, D
         return getattr(gen.device_stream(dev.xp), gpu)(*args), dev
 
 
-def _float(dtype: Any) -> dt.DType:
-    d = dt.default_float if dtype is None else dt.as_dtype(dtype)
-    return d
-
-
 def zeros(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     """A tensor of zeros (float32 unless ``dtype`` says otherwise)."""
-    d = _float(dtype)
-    return _build(device, requires_grad, "zeros", _size(size, d.itemsize), d.np)
+    p = _zeros_plan(*size, dtype=dtype, requires_grad=requires_grad)  # the declared rules
+    check_active(math.prod(p.shape) * p.dtype.itemsize)
+    return _build(device, requires_grad, "zeros", p.shape, p.dtype.np)
 
 
 def ones(*size: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False) -> Tensor:
     """A tensor of ones."""
-    d = _float(dtype)
-    return _build(device, requires_grad, "ones", _size(size, d.itemsize), d.np)
+    p = _ones_plan(*size, dtype=dtype, requires_grad=requires_grad)
+    check_active(math.prod(p.shape) * p.dtype.itemsize)
+    return _build(device, requires_grad, "ones", p.shape, p.dtype.np)
 
 
 def full(
     size: Any, fill_value: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False
 ) -> Tensor:
     """A tensor filled with ``fill_value`` (its dtype inferred from the value, as PyTorch)."""
-    d = dt.scalar_dtype(fill_value) if dtype is None else dt.as_dtype(dtype)
-    return _build(device, requires_grad, "full", _size((size,), d.itemsize), fill_value, d.np)
+    p = _full_plan(size, fill_value, dtype=dtype, requires_grad=requires_grad)
+    check_active(math.prod(p.shape) * p.dtype.itemsize)
+    return _build(device, requires_grad, "full", p.shape, fill_value, p.dtype.np)
 
 
 def randn(
@@ -151,20 +149,9 @@ def arange(
     requires_grad: bool = False,
 ) -> Tensor:
     """Evenly spaced values in [start, end): int64 for integer arguments, else float32."""
-    if end is None:
-        start, end = 0, start
-    if step == 0:
-        raise RuntimeError("step must be nonzero")
-    if dtype is None:
-        ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end, step))
-        d = dt.int64 if ints else dt.default_float
-    else:
-        d = dt.as_dtype(dtype)
-    if d is dt.bool_:
-        raise NotImplementedError("\"arange_cpu\" not implemented for 'Bool'")
-    if all(isinstance(v, (int, float)) for v in (start, end, step)):
-        # arange makes 8-byte values, then the cast: both live for a moment
-        check_active(max(0, math.ceil((end - start) / step)) * (8 + d.itemsize))
+    p = _arange_plan(start, end, step, dtype=dtype, requires_grad=requires_grad)
+    (start, end, step), d = p.args, p.dtype
+    check_active(p.shape[0] * (8 + d.itemsize))  # 8-byte values, then the cast: both live
     dev = get_device(device)
     if dev is CPU:
         return _finish(np.arange(start, end, step).astype(d.np), dev, requires_grad)
