@@ -258,6 +258,11 @@ def bernoulli(xp: Any, input: Any, p: float | None = None) -> Any:  # noqa: A002
         return (u < (input if p is None else p)).astype(input.dtype)
     if p is not None:
         return gen.bernoulli(input.shape, p).astype(input.dtype)
+    if not ((input >= 0) & (input <= 1)).all():  # on the CPU only: a GPU would have to sync
+        raise RuntimeError(
+            "Expected p_in >= 0 && p_in <= 1 to be true, but got false.  (Could this error "
+            "message be improved?  If so, please report an enhancement request to PyTorch.)"
+        )
     return gen.bernoulli_tensor(input).astype(input.dtype)
 
 
