@@ -248,7 +248,7 @@ def _bernoulli_norm(
     shape=_same_shape,
     dtype="same",
     normalize=_bernoulli_norm,
-    examples=(Ex(C([0.0, 1.0, 1.0, 0.0])), Ex(C([[1.0, 0.0]]), 1.0)),
+    examples=(Ex(S(2, 2), 1.0), Ex(C([0.0, 1.0, 1.0, 0.0])), Ex(C([[1.0, 0.0]]), 0.0)),
 )
 def bernoulli(xp: Any, input: Any, p: float | None = None) -> Any:  # noqa: A002
     """0/1 samples: 1 with probability ``input`` (elementwise), or ``p`` when given."""
@@ -350,7 +350,11 @@ def _multinomial_norm(
     shape=_multinomial_shape,
     dtype=lambda *a, **k: dt.int64,
     normalize=_multinomial_norm,
-    examples=(Ex(C([0.0, 1.0, 0.0]), 1), Ex(C([[0.0, 0.0, 2.0], [0.0, 3.0, 0.0]]), 3, True)),
+    examples=(
+        Ex(S(2, 1, low=0.5), 3, True),  # one category: the same draws embedded and remote
+        Ex(C([0.0, 1.0, 0.0]), 1),
+        Ex(C([[0.0, 0.0, 2.0], [0.0, 3.0, 0.0]]), 3, True),
+    ),
 )
 def multinomial(xp: Any, input: Any, num_samples: int, replacement: bool = False) -> Any:  # noqa: A002
     """Indices sampled from the rows of ``input`` (unnormalised probabilities)."""
@@ -374,10 +378,11 @@ def multinomial(xp: Any, input: Any, num_samples: int, replacement: bool = False
     rows = p.reshape(-1, p.shape[-1])
     cdf = xp.cumsum(rows, axis=-1)
     cdf = cdf / cdf[:, -1:]
+    draws = (rows.shape[0], num_samples)
     if xp is np:
-        u = gen.uniform_f64(rows.shape[0] * num_samples).reshape(rows.shape[0], num_samples)
+        u = _alloc(lambda s, d: gen.uniform_f64(math.prod(s)).reshape(s), draws, np.float64)
     else:
-        u = gen.device_stream(xp).random_sample((rows.shape[0], num_samples))
+        u = _alloc(gen.device_stream(xp).random_sample, draws, np.float64)
     idx = xp.stack([xp.searchsorted(cdf[i], u[i], side="right") for i in range(rows.shape[0])])
     idx = xp.minimum(idx, p.shape[-1] - 1)
     return idx.reshape(*p.shape[:-1], num_samples).astype(np.int64)

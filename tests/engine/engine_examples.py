@@ -20,7 +20,12 @@ from gradd.engine.op_examples import C, Ex, S
 # Ops that have no gradient on purpose (PyTorch gives them none either).
 NON_DIFFERENTIABLE = frozenset(
     {"lt", "le", "gt", "ge", "eq", "ne", "logical_and", "logical_or", "argmax", "argmin", "sign"}
-)
+    | {  # creation ops (engine/ops/creation.py): new tensors, as PyTorch's have no gradient
+        "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like",
+        "randint_like", "bernoulli", "multinomial", "normal", "new_zeros", "new_ones",
+        "new_empty", "new_full", "new_tensor",
+    }
+)  # fmt: skip
 
 
 def is_composite(d: ge.OpDef) -> bool:
