@@ -12,6 +12,7 @@ import struct
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from gradd.engine import dtypes as dt
 from gradd.v1 import command_pb2 as cpb
 from gradd.v1 import tensor_pb2 as tpb
 
@@ -65,7 +66,8 @@ V_LIST = _len_key(cpb.Value, "list")
 _ITEMS = _len_key(cpb.ValueTuple, "items")
 _INTS_VALUES = _len_key(cpb.Ints, "values")
 _SLICE_KEYS = tuple(_key(cpb.Slice, f, 0) for f in ("start", "stop", "step"))
-WIRE_DTYPES = {"float32": tpb.FLOAT32, "float64": tpb.FLOAT64, "int64": tpb.INT64, "bool": tpb.BOOL}
+# Each engine dtype on the wire: the DType enum value of its upper-cased name.
+WIRE_DTYPES = {d.name: tpb.DType.Value(d.name.upper()) for d in dt.ALL}
 
 
 def tensor_value(handle: bytes) -> bytes:

@@ -10,7 +10,7 @@ from typing import Any
 import gradd.engine as ge
 from gradd.engine import autograd as engine_autograd
 from gradd.engine import functional as engine_functional
-from gradd.engine.random_state import use_generator
+from gradd.engine.random_state import DRAWING_OPS, use_generator
 
 from .errors import UnimplementedError
 from .session_base import Session
@@ -21,6 +21,43 @@ _FUNCTIONS = {
     for name in {d.function for d in ge.OPS.values() if d.function}
     if hasattr(ge, name)
 }
+
+_OP_OF_FUNCTION = {d.function: name for name, d in ge.OPS.items() if d.function}
+
+
+def _op_of(function: str) -> str | None:
+    return _OP_OF_FUNCTION.get(function)
+
+
+def _drawing(fn: Any, gen: Any) -> Any:
+    """``fn`` drawing from ``gen`` (a session's stream)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with use_generator(gen):
+            return fn(*args, **kwargs)
+
+    call.__name__ = call.__qualname__ = getattr(fn, "__name__", "op")
+    call.__doc__ = fn.__doc__
+    return call
+
+
+def _factory_method(fdef: Any) -> Any:
+    """``s.<factory>``: the engine's factory on the session's device, drawing (if it draws)
+    from the session's stream; a tensor overload (normal(mean_tensor)) runs its op."""
+
+    def method(self: EmbeddedSession, *args: Any, **kw: Any) -> ge.Tensor:
+        op = fdef.op_for(args, kw)
+        if op is not None:
+            kw.pop("generator", None)
+            with use_generator(self._gen):
+                return ge.OPS[op].call(*args, **kw)
+        if fdef.draws:
+            kw["generator"] = kw.get("generator") or self._gen
+        return fdef.fn(*args, **self._dev(kw))
+
+    method.__name__ = method.__qualname__ = fdef.name
+    method.__doc__ = fdef.fn.__doc__
+    return method
 
 
 class EmbeddedSession(Session):
@@ -46,7 +83,9 @@ class EmbeddedSession(Session):
         self.autograd = types.SimpleNamespace(
             backward=engine_autograd.backward, grad=engine_autograd.grad
         )
-        self._own_functions = {**_FUNCTIONS, "dropout": dropout}
+        # Ops that draw (rand_like, bernoulli, ...) draw from this session's stream.
+        drawing = {n: _drawing(f, gen) for n, f in _FUNCTIONS.items() if _op_of(n) in DRAWING_OPS}
+        self._own_functions = {**_FUNCTIONS, **drawing, "dropout": dropout}
 
     def _functions(self) -> dict[str, Any]:
         return self._own_functions
@@ -63,29 +102,9 @@ class EmbeddedSession(Session):
             data, dtype=dtype, device=device or self.device, requires_grad=requires_grad
         )
 
-    def randn(self, *size: Any, generator: Any = None, **kw: Any) -> ge.Tensor:
-        """Standard normal samples from the session's stream."""
-        return ge.randn(*size, generator=generator or self._gen, **self._dev(kw))
-
-    def rand(self, *size: Any, generator: Any = None, **kw: Any) -> ge.Tensor:
-        """Uniform samples in [0, 1) from the session's stream."""
-        return ge.rand(*size, generator=generator or self._gen, **self._dev(kw))
-
-    def zeros(self, *size: Any, **kw: Any) -> ge.Tensor:
-        """A tensor of zeros."""
-        return ge.zeros(*size, **self._dev(kw))
-
-    def ones(self, *size: Any, **kw: Any) -> ge.Tensor:
-        """A tensor of ones."""
-        return ge.ones(*size, **self._dev(kw))
-
-    def full(self, size: Any, fill_value: Any, **kw: Any) -> ge.Tensor:
-        """A tensor filled with ``fill_value``."""
-        return ge.full(size, fill_value, **self._dev(kw))
-
-    def arange(self, start: Any, end: Any = None, step: Any = 1, **kw: Any) -> ge.Tensor:
-        """Evenly spaced values in [start, end)."""
-        return ge.arange(start, end, step, **self._dev(kw))
+    def as_tensor(self, data: Any, dtype: Any = None, device: Any = None) -> ge.Tensor:
+        """``data`` itself when already a tensor of that dtype and device, else a new tensor."""
+        return ge.as_tensor(data, dtype=dtype, device=device or self.device)
 
     def _dev(self, kw: dict) -> dict:
         if kw.get("device") is None:
@@ -105,3 +124,8 @@ class EmbeddedSession(Session):
 
     def __repr__(self) -> str:
         return f"<gradd embedded session {self.id} on {self.device}>"
+
+
+for _fdef in ge.FACTORIES.values():
+    setattr(EmbeddedSession, _fdef.name, _factory_method(_fdef))
+del _fdef

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gradd.engine import dtypes as dt
 from gradd.engine.autograd import _size, _topo
 from gradd.engine.errors import (
     BACKWARD_TWICE,
@@ -23,7 +24,7 @@ from gradd.engine.node import AccumulateGrad, accumulator
 
 from .errors import AutogradRuleError, rule_error
 
-_TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "int64": "LongTensor"}
+_TYPE_NAMES = {d.name: d.tensor_type.removeprefix("torch.") for d in dt.ALL}
 
 
 class MirrorNode:

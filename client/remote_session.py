@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import atexit
 import itertools
-import math
 import types
 import uuid
 import weakref
@@ -22,10 +21,8 @@ from gradd.engine import dtypes as dt
 from gradd.engine import functional as engine_functional
 from gradd.engine.device import CPU, Device
 from gradd.engine.errors import NOT_FLOAT_GRAD
-from gradd.engine.factories import _size
 from gradd.v1 import service_pb2 as spb
 from gradd.v1 import service_pb2_grpc as spb_grpc
-from gradd.v1 import tensor_pb2 as tpb
 
 from . import command_encoding as enc
 from . import remote_autograd
@@ -41,11 +38,10 @@ from .watch_events import WatchStream
 
 MAX_MESSAGE = (1 << 31) - 1  # the server enforces its own (ServerInfo.limits.max_message_bytes)
 CALL_TIMEOUT = 60.0  # unary calls, when connect() got no timeout
-_NP = {tpb.FLOAT32: "<f4", tpb.FLOAT64: "<f8", tpb.INT64: "<i8", tpb.BOOL: "?"}
+_NP = {enc.WIRE_DTYPES[d.name]: d.np.newbyteorder("<") for d in dt.ALL}
 _FUNCTIONS = {d.function: remote_function(d) for d in OPS.values() if d.function}
 _FUNCTIONAL = {n: remote_function(OPS[n]) for n in engine_functional.NAMES}
-_SCRATCH = ge.Generator()  # validates factory arguments with the engine's own checks
-_WIRE_NATIVE = {np.dtype(t) for t in (np.float32, np.float64, np.int64, np.bool_)}
+_WIRE_NATIVE = {d.np for d in dt.ALL}
 LARGE_TENSOR_BYTES = 1 << 20  # tensors this large are sent from their array's own memory
 _OPEN: weakref.WeakSet = weakref.WeakSet()  # sessions to close at interpreter exit
 
@@ -58,6 +54,25 @@ def _close_open_sessions() -> None:
             session.close()
         except Exception:  # the server is gone: nothing left to free
             pass
+
+
+def _factory_method(fdef: Any) -> Any:
+    """``s.<factory>``: the factory's plan checks the arguments and gives the result's
+    metadata here; the server runs the same declaration (a tensor overload is its op)."""
+    takes = ("generator", "device") if fdef.draws else ("device",)
+
+    def method(self: RemoteSession, *args: Any, **kw: Any) -> RemoteTensor:
+        op = fdef.op_for(args, kw)
+        if op is not None:
+            if kw.pop("generator", None) is not None:
+                raise UnimplementedError("remote sessions draw from the session's own generator")
+            return _FUNCTIONS.get(op, remote_function(OPS[op]))(*args, **kw)
+        own = {k: kw.pop(k) for k in takes if k in kw}
+        return self._send_factory(fdef.name, fdef.plan(*args, **kw), own)
+
+    method.__name__ = method.__qualname__ = fdef.name
+    method.__doc__ = fdef.fn.__doc__
+    return method
 
 
 class RemoteSession(Session):
@@ -166,68 +181,23 @@ class RemoteSession(Session):
             self._push(b"".join(parts), site)
         return t
 
-    def _factory(
-        self, kind: str, shape: tuple, args: tuple, dtype: Any, given: Any, kw: dict
-    ) -> RemoteTensor:
+    def _send_factory(self, kind: str, plan: Any, kw: dict) -> RemoteTensor:
+        """Queue one Factory command for a planned call (metadata from the plan, no wait)."""
         if kw.get("generator") is not None:
             raise UnimplementedError("remote sessions draw from the session's own generator")
         self._check_device(kw.get("device"))
-        requires_grad = bool(kw.get("requires_grad", False))
-        if requires_grad and not dtype.is_floating_point:
-            raise RuntimeError(NOT_FLOAT_GRAD)
-        t = new_tensor(self, shape, dtype, requires_grad, None)
-        wire = enc.WIRE_DTYPES[dtype.name] if given is not None else 0
-        cmd = enc.factory(t._h, kind, shape, args, wire, requires_grad)
+        t = new_tensor(self, plan.shape, plan.dtype, plan.requires_grad, None)
+        wire = enc.WIRE_DTYPES[plan.dtype.name] if plan.given is not None else 0
+        cmd = enc.factory(t._h, kind, plan.shape, plan.args, wire, plan.requires_grad)
         self._push(cmd, (kind, *user_site(3)))
         return t
 
-    def _random(self, kind: str, size: tuple, kw: dict) -> RemoteTensor:
-        dtype = kw.get("dtype")
-        d = dt.default_float if dtype is None else dt.as_dtype(dtype)
-        if not d.is_floating_point:  # the engine's error, without drawing from any stream
-            getattr(ge, kind)(0, dtype=d, generator=_SCRATCH, device=CPU)
-        return self._factory(kind, _size(size), (), d, dtype, kw)
-
-    def randn(self, *size: Any, **kw: Any) -> RemoteTensor:
-        """Standard normal samples from the session's stream (``torch.randn``)."""
-        return self._random("randn", size, kw)
-
-    def rand(self, *size: Any, **kw: Any) -> RemoteTensor:
-        """Uniform samples in [0, 1) from the session's stream (``torch.rand``)."""
-        return self._random("rand", size, kw)
-
-    def zeros(self, *size: Any, **kw: Any) -> RemoteTensor:
-        """A tensor of zeros (float32 unless ``dtype`` says otherwise)."""
-        dtype = kw.get("dtype")
-        d = dt.default_float if dtype is None else dt.as_dtype(dtype)
-        return self._factory("zeros", _size(size), (), d, dtype, kw)
-
-    def ones(self, *size: Any, **kw: Any) -> RemoteTensor:
-        """A tensor of ones."""
-        dtype = kw.get("dtype")
-        d = dt.default_float if dtype is None else dt.as_dtype(dtype)
-        return self._factory("ones", _size(size), (), d, dtype, kw)
-
-    def full(self, size: Any, fill_value: Any, **kw: Any) -> RemoteTensor:
-        """A tensor filled with ``fill_value`` (dtype inferred from it, as PyTorch)."""
-        dtype = kw.get("dtype")
-        d = dt.scalar_dtype(fill_value) if dtype is None else dt.as_dtype(dtype)
-        return self._factory("full", _size((size,)), (fill_value,), d, dtype, kw)
-
-    def arange(self, start: Any, end: Any = None, step: Any = 1, **kw: Any) -> RemoteTensor:
-        """Evenly spaced values in [start, end): int64 for integer arguments, else float32."""
-        if end is None:
-            start, end = 0, start
-        if step == 0:
-            raise RuntimeError("step must be nonzero")
-        dtype = kw.get("dtype")
-        if dtype is None:
-            ints = all(type(v) is int for v in (start, end, step))
-            d = dt.int64 if ints else dt.default_float
-        else:
-            d = dt.as_dtype(dtype)
-        n = max(0, math.ceil((end - start) / step))
-        return self._factory("arange", (n,), (start, end, step), d, dtype, kw)
+    def as_tensor(self, data: Any, dtype: Any = None, device: Any = None) -> RemoteTensor:
+        """``data`` itself when already this session's tensor of that dtype, else a new one."""
+        self._check_device(device)
+        if type(data) is RemoteTensor and data._s is self:
+            return data if dtype is None else data.to(dtype)
+        return self.tensor(data, dtype=dtype)
 
     # --- reading back (these wait) -------------------------------------------------------
     def _fetch_array(self, t: RemoteTensor, grad: bool = False) -> np.ndarray:
@@ -315,3 +285,8 @@ class RemoteSession(Session):
 
 def _closed_push(cmd: bytes, site: tuple) -> None:
     raise GraddError("this gradd session is closed", code_name="FAILED_PRECONDITION")
+
+
+for _fdef in ge.FACTORIES.values():
+    setattr(RemoteSession, _fdef.name, _factory_method(_fdef))
+del _fdef

@@ -21,6 +21,9 @@ class Session:
     enable_grad = ge.enable_grad
     set_grad_enabled = ge.set_grad_enabled
     is_grad_enabled = staticmethod(ge.is_grad_enabled)
+    # Type promotion needs only dtypes and ranks, which every tensor kind knows here.
+    promote_types = staticmethod(dt.promote_types)
+    result_type = staticmethod(dt.result_type)
 
     def _functions(self) -> dict[str, Any]:
         raise NotImplementedError

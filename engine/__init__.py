@@ -19,20 +19,38 @@ from .device import (
     get_device,
     set_default_device,
 )
-from .dtypes import DType, bool_, dtype_from_name, float32, float64, int64, result_type
+from .dtypes import (
+    DType,
+    bool_,
+    dtype_from_name,
+    float16,
+    float32,
+    float64,
+    int8,
+    int16,
+    int32,
+    int64,
+    promote_types,
+    result_type,
+    uint8,
+)
 from .errors import AutogradError
 from .factories import (
+    FACTORIES,
     arange,
+    as_tensor,
+    empty,
+    eye,
     full,
     linspace,
+    logspace,
+    normal,
     ones,
-    ones_like,
     rand,
     randint,
     randn,
     randperm,
     zeros,
-    zeros_like,
 )
 from .generator import Generator
 from .grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
@@ -47,6 +65,9 @@ _bind()
 
 float = float32  # noqa: A001 - PyTorch's aliases
 double = float64
+half = float16
+short = int16
+int = int32  # noqa: A001
 long = int64
 bool = bool_  # noqa: A001
 
@@ -78,6 +99,7 @@ __all__ = [
     "current_generator",
     "dtype_from_name",
     "enable_grad",
+    "float16",
     "float32",
     "float64",
     "full",
@@ -85,14 +107,17 @@ __all__ = [
     "get_default_device",
     "get_device",
     "grad",
+    "int8",
+    "int16",
+    "int32",
     "int64",
+    "promote_types",
     "is_grad_enabled",
     "linspace",
     "make_dot",
     "manual_seed",
     "no_grad",
     "ones",
-    "ones_like",
     "rand",
     "randint",
     "randn",
@@ -101,7 +126,13 @@ __all__ = [
     "set_default_device",
     "set_grad_enabled",
     "tensor",
+    "uint8",
     "use_generator",
     "zeros",
-    "zeros_like",
+    "FACTORIES",
+    "as_tensor",
+    "empty",
+    "eye",
+    "logspace",
+    "normal",
 ]

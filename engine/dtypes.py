@@ -1,4 +1,4 @@
-"""The four dtypes gradd supports and PyTorch's type-promotion rules over them."""
+"""The nine dtypes gradd supports and PyTorch's type-promotion rules over them."""
 
 from __future__ import annotations
 
@@ -8,14 +8,31 @@ import numpy as np
 class DType:
     """A tensor element type; prints like PyTorch's (``gradd.float32``)."""
 
-    __slots__ = ("name", "np", "itemsize", "is_floating_point", "category")
+    __slots__ = (
+        "name",
+        "np",
+        "itemsize",
+        "is_floating_point",
+        "is_signed",
+        "category",
+        "torch_name",
+        "c_name",
+    )
 
-    def __init__(self, name: str, np_dtype: type, category: int) -> None:
+    def __init__(self, name: str, np_dtype: type, category: int, torch_name: str, c_name: str):
         self.name = name
         self.np = np.dtype(np_dtype)
         self.itemsize = self.np.itemsize
         self.is_floating_point = category == FLOAT
+        self.is_signed = self.np.kind in "if"
         self.category = category
+        self.torch_name = torch_name  # PyTorch's scalar-type name: "Float", "Long", "Byte"...
+        self.c_name = c_name  # its C++ name in PyTorch's messages: "float", "c10::Half"...
+
+    @property
+    def tensor_type(self) -> str:
+        """The legacy tensor-type name ``Tensor.type()`` returns ("torch.FloatTensor")."""
+        return f"torch.{self.torch_name}Tensor"
 
     def __repr__(self) -> str:
         return f"gradd.{self.name}"
@@ -26,22 +43,23 @@ class DType:
 
 BOOL, INT, FLOAT = 0, 1, 2
 
-float32 = DType("float32", np.float32, FLOAT)
-float64 = DType("float64", np.float64, FLOAT)
-int64 = DType("int64", np.int64, INT)
-bool_ = DType("bool", np.bool_, BOOL)
+float16 = DType("float16", np.float16, FLOAT, "Half", "c10::Half")
+float32 = DType("float32", np.float32, FLOAT, "Float", "float")
+float64 = DType("float64", np.float64, FLOAT, "Double", "double")
+uint8 = DType("uint8", np.uint8, INT, "Byte", "unsigned char")
+int8 = DType("int8", np.int8, INT, "Char", "signed char")
+int16 = DType("int16", np.int16, INT, "Short", "short int")
+int32 = DType("int32", np.int32, INT, "Int", "int")
+int64 = DType("int64", np.int64, INT, "Long", "long int")
+bool_ = DType("bool", np.bool_, BOOL, "Bool", "bool")
 
-# PyTorch's aliases: torch.float is float32, torch.double float64, torch.long int64.
-ALIASES: dict[str, DType] = {
-    "float32": float32,
-    "float": float32,
-    "float64": float64,
-    "double": float64,
-    "int64": int64,
-    "long": int64,
-    "bool": bool_,
-}
-_BY_NP: dict[np.dtype, DType] = {d.np: d for d in (float32, float64, int64, bool_)}
+ALL: tuple[DType, ...] = (float16, float32, float64, uint8, int8, int16, int32, int64, bool_)
+
+# Canonical names and PyTorch's aliases (torch.float is float32, torch.half float16, ...).
+ALIASES: dict[str, DType] = {d.name: d for d in ALL}
+ALIASES.update(half=float16, float=float32, double=float64, short=int16, int=int32, long=int64)
+_BY_NP: dict[np.dtype, DType] = {d.np: d for d in ALL}
+_BY_TENSOR_TYPE: dict[str, DType] = {d.tensor_type: d for d in ALL}
 default_float = float32
 
 
@@ -51,6 +69,14 @@ def dtype_from_name(name: str) -> DType:
         return ALIASES[name.removeprefix("torch.").removeprefix("gradd.")]
     except KeyError:
         raise TypeError(f"unsupported dtype {name!r}; gradd supports {sorted(ALIASES)}") from None
+
+
+def from_tensor_type(name: str) -> DType:
+    """The dtype of a legacy tensor-type name ("torch.IntTensor"), as ``Tensor.type(str)``."""
+    d = _BY_TENSOR_TYPE.get(name.replace("torch.cuda.", "torch.", 1))
+    if d is None:
+        raise ValueError(f"invalid type: '{name}'")
+    return d
 
 
 def as_dtype(dtype: object) -> DType:
@@ -69,28 +95,33 @@ def as_dtype(dtype: object) -> DType:
 
 
 def from_numpy(np_dtype: np.dtype) -> DType:
-    """Map a NumPy dtype to gradd's; narrower ints widen to int64, float16 to float32."""
+    """Map a NumPy dtype to gradd's: the nine keep their type; other ints (uint16 and wider
+    unsigned) widen to int64."""
     d = _BY_NP.get(np_dtype)
     if d is not None:
         return d
     if np_dtype.kind in "iu":
         return int64
-    if np_dtype.kind == "f":
-        return float32 if np_dtype.itemsize < 8 else float64
+    if np_dtype.kind == "f" and np_dtype.itemsize > 8:
+        return float64
     if np_dtype.kind == "b":
         return bool_
     raise TypeError(
-        f"can't convert np.ndarray of type {np_dtype}. The only supported types are: "
-        "float64, float32, int64 (and narrower ints), and bool."
+        f"can't convert np.ndarray of type numpy.{np_dtype}. The only supported types are: "
+        "float64, float32, float16, int64, int32, int16, int8, uint8, and bool."
     )
 
 
 def promote(a: DType, b: DType) -> DType:
-    """promote_types for two dtypes: higher category wins, wider float wins."""
+    """torch.promote_types: the higher category wins; within one, the wider type, except that
+    uint8 with a signed int needs a signed type holding both (uint8 + int8 is int16)."""
     if a is b:
         return a
     if a.category != b.category:
         return a if a.category > b.category else b
+    if a.category == INT and a.is_signed != b.is_signed:
+        u, s = (a, b) if b.is_signed else (b, a)
+        return s if s.itemsize > u.itemsize else int16
     return a if a.itemsize >= b.itemsize else b
 
 
@@ -137,3 +168,8 @@ def result_type(*operands: object) -> DType:
         else:
             zero = dt if zero is None else promote(zero, dt)
     return _combine(dim, _combine(zero, wrapped))
+
+
+def promote_types(type1: object, type2: object) -> DType:
+    """torch.promote_types: the smallest dtype both convert to without losing category."""
+    return promote(as_dtype(type1), as_dtype(type2))

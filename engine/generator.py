@@ -206,7 +206,10 @@ class Generator:
     def uniform(
         self, shape: tuple[int, ...], dtype: npt.DTypeLike = _F32, low=0.0, high=1.0
     ) -> np.ndarray:
-        """torch.rand / Tensor.uniform_(low, high)."""
+        """torch.rand / Tensor.uniform_(low, high); float16 draws float32 and rounds (as torch,
+        bit for bit for rand)."""
+        if np.dtype(dtype) == np.float16:
+            return self.uniform(shape, _F32, low, high).astype(np.float16)
         dtype = _float_dtype(dtype)
         lo, hi = dtype.type(low), dtype.type(high)
         if lo > hi:
@@ -221,7 +224,11 @@ class Generator:
     def normal(
         self, shape: tuple[int, ...], dtype: npt.DTypeLike = _F32, mean=0.0, std=1.0
     ) -> np.ndarray:
-        """torch.randn / Tensor.normal_(mean, std) on a contiguous tensor."""
+        """torch.randn / Tensor.normal_(mean, std) on a contiguous tensor. float16 draws float32
+        and rounds: torch's numbers when fewer than 16 or a multiple of 16 (torch's float16
+        kernel computes the last partial block its own way, which is not followed)."""
+        if np.dtype(dtype) == np.float16:
+            return self.normal(shape, _F32, mean, std).astype(np.float16)
         dtype, n = _float_dtype(dtype), math.prod(shape)
         with self._lock:
             out = self._normal_fill(n, dtype, mean, std) if n >= 16 else self._serial(n, mean, std)
@@ -260,6 +267,25 @@ class Generator:
         with p = 1 - drop; torch's dropout draws nothing when drop is 0 or 1."""
         with self._lock:
             return (self._unit(math.prod(shape), _F64) < p).reshape(shape)
+
+    def bernoulli_tensor(self, p: np.ndarray) -> np.ndarray:
+        """torch.bernoulli(p): element by element, a uniform of p's precision below p (24 bits
+        of random() for float32/float16 p, 53 of random64() for float64)."""
+        unit = _F64 if p.dtype == _F64 else _F32
+        with self._lock:
+            u = self._unit(p.size, unit)
+        return (u < p.reshape(-1).astype(unit, copy=False)).reshape(p.shape)
+
+    def exponential(self, shape: tuple[int, ...], dtype: npt.DTypeLike = _F32) -> np.ndarray:
+        """Tensor.exponential_(1): -log1p(-u) of a 53-bit uniform per element, in dtype."""
+        with self._lock:
+            u = self._unit(math.prod(shape), _F64)
+        return (-np.log1p(-u)).astype(dtype).reshape(shape)
+
+    def uniform_f64(self, n: int) -> np.ndarray:
+        """n uniform doubles in [0, 1) (uniform_real_distribution<double>)."""
+        with self._lock:
+            return self._unit(n, _F64)
 
     def randint(self, low: int, high: int, shape: tuple[int, ...]) -> np.ndarray:
         """torch.randint(low, high, shape): int64 in [low, high)."""

@@ -10,13 +10,14 @@ from __future__ import annotations
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from . import dtypes as _dt
 from .errors import BACKWARD_TWICE, AutogradError, modified_inplace
 
 if TYPE_CHECKING:
     from .op_table import OpDef
     from .tensor import Tensor
 
-_TYPE_NAMES = {"float32": "FloatTensor", "float64": "DoubleTensor", "int64": "LongTensor"}
+_TYPE_NAMES = {d.name: d.tensor_type.removeprefix("torch.") for d in _dt.ALL}
 
 
 class Node:

@@ -555,13 +555,12 @@ def _on(dev: Any, fn: Callable, *args: Any, **kwargs: Any) -> Any:
 def _check_cast(src: dt.DType, dst: dt.DType, name: str) -> None:
     if src.category > dst.category:
         raise RuntimeError(
-            f"result type {_TORCH_NAME[src.name]} can't be cast to the desired output type "
-            f"{_TORCH_NAME[dst.name]}"
+            f"result type {src.torch_name} can't be cast to the desired output type "
+            f"{dst.torch_name}"
         )
 
 
 _CATEGORY = {"b": 0, "i": 1, "u": 1, "f": 2}
-_TORCH_NAME = {"float32": "Float", "float64": "Double", "int64": "Long", "bool": "Bool"}
 
 
 class _NoGrad:
@@ -628,7 +627,12 @@ def _make_caller(opdef: OpDef) -> Callable:
             sig.append(p.name)
     if opdef.normalize is not None:
         passed = [
-            f"*{p.name}" if p.kind is inspect.Parameter.VAR_POSITIONAL else p.name for p in attrs
+            f"*{p.name}"
+            if p.kind is inspect.Parameter.VAR_POSITIONAL
+            else f"{p.name}={p.name}"
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+            else p.name
+            for p in attrs
         ]
         attr_dict = f"_normalize({', '.join(inputs + passed)})"
     else:

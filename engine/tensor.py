@@ -282,13 +282,10 @@ def check_assigned_grad(tensor: Any, value: Any, kind: type) -> None:
         )
     if value.dtype is not tensor.dtype:
         raise RuntimeError(
-            f"attempting to assign a gradient with dtype '{_C_NAME[value.dtype.name]}' to a "
-            f"tensor with grad_dtype '{_C_NAME[tensor.dtype.name].capitalize()}'. The gradient "
+            f"attempting to assign a gradient with dtype '{value.dtype.c_name}' to a "
+            f"tensor with grad_dtype '{tensor.dtype.torch_name}'. The gradient "
             "must match the tensor's grad_dtype (defaults to the tensor's dtype)."
         )
-
-
-_C_NAME = {"float32": "float", "float64": "double", "int64": "long", "bool": "bool"}
 
 
 class _HookHandle:

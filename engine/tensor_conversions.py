@@ -12,8 +12,8 @@ from . import dtypes as dt
 
 
 class TensorConversions:
-    """``float()``, ``double()``, ``long()``, ``bool()``, ``cpu()``, ``cuda()``, ``T``, ``mT``,
-    and ``format()``."""
+    """``float()``, ``double()``, ``half()``, ``byte()``, ``char()``, ``short()``, ``int()``,
+    ``long()``, ``bool()``, ``type()``, ``cpu()``, ``cuda()``, ``T``, ``mT``, ``format()``."""
 
     __slots__ = ()
     to: Any
@@ -34,8 +34,37 @@ class TensorConversions:
     def double(self) -> Self:
         return self.to(dt.float64)
 
+    def half(self) -> Self:
+        return self.to(dt.float16)
+
+    def byte(self) -> Self:
+        return self.to(dt.uint8)
+
+    def char(self) -> Self:
+        return self.to(dt.int8)
+
+    def short(self) -> Self:
+        return self.to(dt.int16)
+
+    def int(self) -> Self:
+        return self.to(dt.int32)
+
     def long(self) -> Self:
         return self.to(dt.int64)
+
+    def type(self, dtype: Any = None, non_blocking: bool = False) -> Any:
+        """Without ``dtype``, the legacy type name ("torch.FloatTensor", "torch.cuda.IntTensor"
+        on a GPU); with one (a dtype or such a name), the tensor converted to it."""
+        if dtype is None:
+            name = self.dtype.tensor_type  # type: ignore[attr-defined]
+            on_gpu = self.device.type != "cpu"  # type: ignore[attr-defined]
+            return name.replace("torch.", "torch.cuda.", 1) if on_gpu else name
+        if isinstance(dtype, str):
+            d = dt.from_tensor_type(dtype)
+            if dtype.startswith("torch.cuda."):
+                return self.to("cuda", d)
+            return self.to(d) if self.device.type == "cpu" else self.to("cpu", d)  # type: ignore[attr-defined]
+        return self.to(dtype)
 
     def bool(self) -> Self:
         return self.to(dt.bool_)

@@ -14,7 +14,7 @@ def _format_floats(a: np.ndarray) -> Any:
     finite = a[np.isfinite(a)]
     if finite.size == 0:
         return lambda x: _special(x) or f"{x:.4f}"
-    absf = np.abs(finite)
+    absf = np.abs(finite.astype(np.float64))  # float16's max / min can overflow
     nz = absf[absf > 0]
     spread = nz.size and (nz.max() / nz.min() > 1000.0 or nz.max() > 1e8)
     if np.all(finite == np.round(finite)):  # PyTorch's int mode: "2." unless widely spread

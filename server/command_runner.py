@@ -39,7 +39,7 @@ from .session import Session
 
 log = logging.getLogger("gradd.server")
 
-FACTORIES = ("arange", "full", "ones", "rand", "randn", "zeros")
+FACTORIES = tuple(sorted(ge.FACTORIES))  # the engine declares them (engine/factories.py)
 _OPS, _call_op, _Tensor = ge.OPS, ge.call_op, ge.Tensor  # hot path: no module lookups
 MAX_HANDLE_LENGTH = 256
 
@@ -74,23 +74,20 @@ def factory(s: Session, c: cpb.Factory, budget: ValueBudget | None = None) -> No
         raise invalid(f"unknown factory {shown(c.kind)}; allowed: {', '.join(FACTORIES)}")
     budget = budget or ValueBudget()
     budget.take(len(c.args))
-    args = [to_python(v, _no_tensor, budget) for v in c.args]
-    wanted = {"full": (1,), "arange": (1, 2, 3)}.get(c.kind, (0,))
-    if len(args) not in wanted:
-        raise invalid(f"{c.kind} takes {' or '.join(map(str, wanted))} args, got {len(args)}")
+    args = tuple(to_python(v, _no_tensor, budget) for v in c.args)
+    fdef = ge.FACTORIES[c.kind]
     s.table.check_handles((_out(c.out),))  # the engine checks the bytes before allocating
-    kwargs = {"dtype": engine_dtype(c.dtype) if c.dtype else None, "device": s.device}
-    kwargs["requires_grad"] = c.requires_grad
+    dtype = engine_dtype(c.dtype) if c.dtype else None
     shape = tuple(c.shape)
-    if c.kind in ("randn", "rand"):
-        with _gives_back_draws(s):
-            tensor = getattr(ge, c.kind)(*shape, generator=s.generator, **kwargs)
-    elif c.kind == "full":
-        tensor = ge.full(shape, args[0], **kwargs)
-    elif c.kind == "arange":
-        tensor = ge.arange(*args, **kwargs)
-    else:
-        tensor = getattr(ge, c.kind)(*shape, **kwargs)
+    try:
+        if fdef.draws:
+            with _gives_back_draws(s):
+                tensor = fdef.run(shape, args, dtype, s.device, c.requires_grad, s.generator)
+        else:
+            tensor = fdef.run(shape, args, dtype, s.device, c.requires_grad)
+    except (TypeError, IndexError) as exc:  # args that do not fit the factory's wire form
+        what = f"{c.kind}: bad factory arguments {list(args)} (shape {list(shape)})"
+        raise invalid(f"{what}: {exc}") from None
     s.table.bind_one(c.out, tensor)
 
 

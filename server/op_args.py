@@ -10,18 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import gradd.engine as ge
+from gradd.engine import dtypes as _dt
 from gradd.v1 import command_pb2 as cpb
 from gradd.v1 import tensor_pb2 as tpb
 
 from .errors import invalid, shown
 
-ENGINE_DTYPES: dict[int, Any] = {
-    tpb.FLOAT32: ge.float32,
-    tpb.FLOAT64: ge.float64,
-    tpb.INT64: ge.int64,
-    tpb.BOOL: ge.bool_,
-}
+ENGINE_DTYPES: dict[int, Any] = {tpb.DType.Value(d.name.upper()): d for d in _dt.ALL}
 
 
 def engine_dtype(dtype: int) -> Any:

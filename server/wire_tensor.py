@@ -10,19 +10,15 @@ import math
 from typing import Any
 
 import numpy as np
+from gradd.engine import dtypes as _dt
 from gradd.v1 import tensor_pb2 as tpb
 
 from .errors import invalid
 
 # Wire dtype -> little-endian NumPy dtype, and the engine's dtype names back to the wire.
-NP_DTYPES: dict[int, np.dtype] = {
-    tpb.FLOAT32: np.dtype("<f4"),
-    tpb.FLOAT64: np.dtype("<f8"),
-    tpb.INT64: np.dtype("<i8"),
-    tpb.BOOL: np.dtype("?"),
-}
-WIRE_DTYPES: dict[str, int] = {"float32": tpb.FLOAT32, "float64": tpb.FLOAT64}
-WIRE_DTYPES.update({"int64": tpb.INT64, "bool": tpb.BOOL})
+# Each engine dtype's wire value is the DType enum value of its upper-cased name.
+WIRE_DTYPES: dict[str, int] = {d.name: tpb.DType.Value(d.name.upper()) for d in _dt.ALL}
+NP_DTYPES: dict[int, np.dtype] = {WIRE_DTYPES[d.name]: d.np.newbyteorder("<") for d in _dt.ALL}
 _TYPED_DEFAULTS = {"float_values": tpb.FLOAT32, "int_values": tpb.INT64, "bool_values": tpb.BOOL}
 
 

@@ -14,11 +14,21 @@ class DType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     FLOAT64: _ClassVar[DType]
     INT64: _ClassVar[DType]
     BOOL: _ClassVar[DType]
+    FLOAT16: _ClassVar[DType]
+    UINT8: _ClassVar[DType]
+    INT8: _ClassVar[DType]
+    INT16: _ClassVar[DType]
+    INT32: _ClassVar[DType]
 DTYPE_UNSPECIFIED: DType
 FLOAT32: DType
 FLOAT64: DType
 INT64: DType
 BOOL: DType
+FLOAT16: DType
+UINT8: DType
+INT8: DType
+INT16: DType
+INT32: DType
 
 class TensorData(_message.Message):
     __slots__ = ("dtype", "shape", "raw", "float_values", "int_values", "bool_values")

@@ -3,6 +3,7 @@
 from . import (  # noqa: F401
     arithmetic,
     compare,
+    creation,
     indexing,
     inplace,
     linalg,

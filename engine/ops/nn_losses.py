@@ -12,9 +12,10 @@ from typing import Any
 import numpy as np
 
 from .. import arg_kinds as arg
+from .. import dtypes as dt
 from .. import shapes
 from ..op_examples import C, Ex, S
-from ..op_table import _TORCH_NAME, composite, op
+from ..op_table import composite, op
 from .nn import _check_reduction, _loss_shape, warn_if_sizes_differ
 from .nn_activations import logsigmoid
 from .pointwise import clamp_min
@@ -69,8 +70,8 @@ def _bce_norm(
         )
     if input.dtype is not target.dtype:
         raise RuntimeError(
-            f"Found dtype {_TORCH_NAME[target.dtype.name]} but expected "
-            f"{_TORCH_NAME[input.dtype.name]}"
+            f"Found dtype {dt.from_numpy(target.dtype).torch_name} but expected "
+            f"{dt.from_numpy(input.dtype).torch_name}"
         )
     _check_weight(weight, target)
     return {"weight": weight, "reduction": reduction}

@@ -16,7 +16,6 @@ from ..op_examples import C, Ex, S
 from ..op_table import OpDef, composite, op, register
 from ..special import special
 from .arithmetic import pow as _pow
-from .reduction import _TORCH as _TORCH_TYPE
 from .shape_ops import where as _where
 
 same = shapes.same
@@ -248,7 +247,7 @@ def square(self: arg.Tensor) -> Any:
 
 def _not_implemented(kernel: str, d: dt.DType) -> NotImplementedError:
     """PyTorch's error for a dtype its CPU kernel lacks (``"frac_cpu" not implemented...``)."""
-    return NotImplementedError(f"\"{kernel}\" not implemented for '{_TORCH_TYPE[d.name]}'")
+    return NotImplementedError(f"\"{kernel}\" not implemented for '{d.torch_name}'")
 
 
 def _kept_dtype(kernel: str, integers: bool = True) -> Callable[..., dt.DType]:

@@ -68,12 +68,9 @@ def _mean_dtype(self: Any, **_: Any) -> dt.DType:
     if not d.is_floating_point:
         raise RuntimeError(
             "mean(): could not infer output dtype. Input dtype must be either a floating point "
-            f"or complex dtype. Got: {_TORCH[d.name]}"
+            f"or complex dtype. Got: {d.torch_name}"
         )
     return d
-
-
-_TORCH = {"int64": "Long", "bool": "Bool", "float32": "Float", "float64": "Double"}
 
 
 def _mean_name(a: Any, dim: Any = None, keepdim: bool = False) -> str:

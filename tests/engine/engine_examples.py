@@ -21,7 +21,12 @@ from gradd.engine.op_examples import C, Ex, S
 NON_DIFFERENTIABLE = frozenset(
     {"lt", "le", "gt", "ge", "eq", "ne", "logical_and", "logical_or", "argmax", "argmin", "sign"}
     | {"logical_xor", "logical_not", "isnan", "isinf", "isfinite", "one_hot"}
-)
+    | {  # creation ops (engine/ops/creation.py): new tensors, as PyTorch's have no gradient
+        "zeros_like", "ones_like", "empty_like", "full_like", "rand_like", "randn_like",
+        "randint_like", "bernoulli", "multinomial", "normal", "new_zeros", "new_ones",
+        "new_empty", "new_full", "new_tensor",
+    }
+)  # fmt: skip
 
 
 def is_composite(d: ge.OpDef) -> bool:
@@ -151,7 +156,9 @@ def renormalize(opdef: ge.OpDef, inputs: tuple, attrs: dict) -> dict:
     names = [p.name for p in params]
     assert set(attrs) <= set(names), f"attrs {sorted(attrs)} are not parameters {names}"
     if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
-        return opdef.normalize(*inputs, *(attrs[n] for n in names if n in attrs))
+        kw_only = {p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
+        positional = (attrs[n] for n in names if n in attrs and n not in kw_only)
+        return opdef.normalize(*inputs, *positional, **{n: attrs[n] for n in kw_only & set(attrs)})
     return opdef.normalize(*inputs, **attrs)
 
 

@@ -16,7 +16,6 @@ from gradd import command_encoding as enc
 from gradd.engine.op_examples import C, Ex, S
 from gradd.op_recording import remote_function
 from gradd.remote_tensor import RemoteTensor
-from gradd.v1 import tensor_pb2 as tpb
 
 EXTRA = {  # ops without examples in the table, and tensor-tensor comparisons
     "argmax": (Ex(S(3, 4)), Ex(S(3, 4), 1, True)),
@@ -97,7 +96,7 @@ def describe(t: Any) -> dict:
     }
 
 
-WIRE = {tpb.FLOAT32: ge.float32, tpb.FLOAT64: ge.float64, tpb.INT64: ge.int64, tpb.BOOL: ge.bool_}
+WIRE = {enc.WIRE_DTYPES[d.name]: d for d in ge.dtypes.ALL}
 
 
 def check_against_server(s: Any, t: RemoteTensor) -> None:
