@@ -14,7 +14,7 @@ from ..op_table import composite, op
 
 def _dim_norm(self: arg.Tensor, dim: arg.Dims = None, keepdim: arg.Bool = False) -> dict:
     if type(dim) in (tuple, list) and not dim:
-        dim = None  # as PyTorch: an empty dim list reduces over every dim
+        dim = tuple(range(self.ndim))  # as PyTorch: an empty dim list reduces over every dim
     return {"dim": shapes.dims_arg(dim, self.ndim), "keepdim": bool(keepdim)}
 
 
@@ -51,6 +51,8 @@ def _grad_to_input(g: Any, shape: tuple, dim: Any, keepdim: bool) -> Any:
         Ex(S(2, 3, 4), dim=1),
         Ex(S(2, 3, 4), dim=(0, 2), keepdim=True),
         Ex(S(3, 2), dim=-1),
+        Ex(S(), 0),
+        Ex(S(2, 3), dim=()),
     ),
 )
 def sum(xp: Any, self: Any, dim: Any = None, keepdim: bool = False) -> Any:  # noqa: A001
@@ -88,7 +90,12 @@ _mean_name.common = "MeanBackward0"  # type: ignore[attr-defined]
     dtype=_mean_dtype,
     shape=_reduce_shape,
     normalize=_dim_norm,
-    examples=(Ex(S(2, 3)), Ex(S(2, 3, 4), dim=1), Ex(S(2, 3), dim=(0, 1), keepdim=True)),
+    examples=(
+        Ex(S(2, 3)),
+        Ex(S(2, 3, 4), dim=1),
+        Ex(S(2, 3), dim=(0, 1), keepdim=True),
+        Ex(S(), -1, keepdim=True),
+    ),
 )
 def mean(xp: Any, self: Any, dim: Any = None, keepdim: bool = False) -> Any:
     """Mean over ``dim`` (int, tuple or None for all); floating point only."""
@@ -192,7 +199,7 @@ def _extreme(kind: str) -> tuple:
         saves=(0,),
         method=False,
         function=False,
-        examples=(Ex(S(3, 4), 1), Ex(S(3, 4), 0, True)),
+        examples=(Ex(S(3, 4), 1), Ex(S(3, 4), 0, True), Ex(S(), 0)),
     )
     def extreme_dim(xp: Any, self: Any, dim: Any, keepdim: bool = False) -> Any:
         return getattr(xp, reduce_name)(self, axis=dim, keepdims=keepdim)
@@ -200,6 +207,8 @@ def _extreme(kind: str) -> tuple:
     @extreme_dim.derivative
     def _(ctx: Any, g: Any) -> tuple:
         (a,) = ctx.saved
+        if not ctx.attrs["dim"]:  # a 0-d input: its one element is the extreme
+            return (g,)
         (d,) = ctx.attrs["dim"]
         with a._dev.scope():
             idx = getattr(a._dev.xp, arg_name)(a._data, axis=d, keepdims=True)
@@ -216,6 +225,8 @@ def _extreme(kind: str) -> tuple:
     def arg_extreme(xp: Any, self: Any, dim: Any = None, keepdim: bool = False) -> Any:
         if dim is None:
             return xp.asarray(getattr(xp, arg_name)(self))
+        if not dim:  # a 0-d input
+            return xp.zeros((), dtype=xp.int64)
         return getattr(xp, arg_name)(self, axis=dim[0], keepdims=keepdim)
 
     arg_extreme.doc = f"Index of the {kind}imum (of the flattened tensor when dim is None)."
@@ -236,7 +247,8 @@ def _arg_norm(
     self: arg.Tensor, dim: arg.Int | arg.IntTuple | None = None, keepdim: arg.Bool = False
 ) -> dict:
     # One dim; a 1-tuple is the canonical form the SDK sends (normalising is idempotent).
-    if type(dim) in (tuple, list) and len(dim) != 1:
+    if type(dim) in (tuple, list) and len(dim) != (1 if self.ndim else 0):
+        # ``()`` is the canonical dim of a 0-d tensor (``shapes.dims_arg``)
         raise TypeError(f"argmax(): argument 'dim' must be int, not {type(dim).__name__}")
     return _dim_norm(self, dim, keepdim)
 
@@ -263,7 +275,9 @@ _min_all_op, _min_dim_op, _min_public = _extreme("min")
 
 
 @composite(
-    "max", method=True, examples=(Ex(S(2, 3)), Ex(S(3, 4), 1), Ex(S(3, 4), dim=0, keepdim=True))
+    "max",
+    method=True,
+    examples=(Ex(S(2, 3)), Ex(S(3, 4), 1), Ex(S(3, 4), dim=0, keepdim=True), Ex(S(), -1)),
 )
 def max(  # noqa: A001
     self: arg.Tensor, dim: arg.Int | None = None, keepdim: arg.Bool = False
@@ -273,7 +287,9 @@ def max(  # noqa: A001
 
 
 @composite(
-    "min", method=True, examples=(Ex(S(2, 3)), Ex(S(3, 4), 1), Ex(S(3, 4), dim=0, keepdim=True))
+    "min",
+    method=True,
+    examples=(Ex(S(2, 3)), Ex(S(3, 4), 1), Ex(S(3, 4), dim=0, keepdim=True), Ex(S(), 0, True)),
 )
 def min(  # noqa: A001
     self: arg.Tensor, dim: arg.Int | None = None, keepdim: arg.Bool = False

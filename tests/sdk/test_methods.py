@@ -19,7 +19,7 @@ from gradd.remote_tensor import RemoteTensor
 from gradd.v1 import tensor_pb2 as tpb
 
 EXTRA = {  # ops without examples in the table, and tensor-tensor comparisons
-    "argmax": (Ex(S(3, 4)), Ex(S(3, 4), 1, True)),
+    "argmax": (Ex(S(3, 4)), Ex(S(3, 4), 1, True), Ex(S(), -1)),
     "argmin": (Ex(S(3, 4), dim=0),),
     "sign": (Ex(S(5)),),
     "lt": (Ex(S(3, grad=False), S(3, grad=False)),),
