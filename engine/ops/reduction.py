@@ -8,7 +8,7 @@ from typing import Any
 from .. import arg_kinds as arg
 from .. import dtypes as dt
 from .. import shapes
-from ..op_examples import Ex, S
+from ..op_examples import C, Ex, S
 from ..op_table import composite, op
 
 
@@ -296,3 +296,309 @@ def min(  # noqa: A001
 ) -> Any:
     """The minimum of all elements, or (values, indices) along ``dim``."""
     return _min_public(self, dim, keepdim)
+
+
+# ---------------------------------------------------------------------------------------------
+# prod, cumsum, cumprod, logsumexp, amax/amin, all/any, count_nonzero
+
+
+def _where(condition: Any, input: Any, other: Any) -> Any:  # noqa: A002
+    from ..op_table import OP_TABLE
+
+    return OP_TABLE["where"].call(condition, input, other)
+
+
+def _const(like: Any, array_fn: Any) -> Any:
+    """A constant tensor on ``like``'s device, from ``array_fn(xp)``."""
+    from ..tensor import wrap
+
+    with like._dev.scope():
+        return wrap(array_fn(like._dev.xp), like._dev)
+
+
+def _one_dim_norm(self: arg.Tensor, dim: arg.Int | None = None, keepdim: arg.Bool = False) -> dict:
+    """One optional dim, canonical as a non-negative int (0 for a 0-d tensor)."""
+    return {"dim": None if dim is None else shapes.wrap_dim(dim, self.ndim), "keepdim": keepdim}
+
+
+def _as_dims(dim: int | None, ndim: int) -> tuple | None:
+    """A single canonical dim as ``shapes.reduce``'s dims: ``()`` names no dim of a 0-d shape."""
+    return None if dim is None else ((dim,) if ndim else ())
+
+
+def _one_reduce_shape(a: Any, dim: Any = None, keepdim: bool = False) -> tuple:
+    return shapes.reduce(a, _as_dims(dim, len(a)), keepdim)
+
+
+def _int_to_long(self: Any, **_: Any) -> dt.DType:
+    """Sums and products: floating dtypes stay, integers and bools accumulate in int64."""
+    d = dt.as_dtype(self.dtype)
+    return d if d.is_floating_point else dt.int64
+
+
+def _prod_name(a: Any, dim: Any = None, keepdim: bool = False) -> str:
+    return "ProdBackward0" if dim is None else "ProdBackward1"
+
+
+_prod_name.common = "ProdBackward0"  # type: ignore[attr-defined]
+
+
+@op(
+    grad_fn=_prod_name,
+    dtype=_int_to_long,
+    shape=_one_reduce_shape,
+    normalize=_one_dim_norm,
+    saves=(0,),
+    saves_output=True,
+    examples=(
+        Ex(S(2, 3)),
+        Ex(S(3, 4), 1),
+        Ex(S(2, 3), dim=0, keepdim=True),
+        Ex(S(), 0),
+    ),
+)
+def prod(xp: Any, self: Any, dim: Any = None, keepdim: bool = False) -> Any:
+    """Product over ``dim`` (or of all elements); the gradient is exact with zeros."""
+    out_dt = _int_to_long(self).np
+    if dim is None:
+        return xp.asarray(xp.prod(self, dtype=out_dt))
+    return xp.prod(self, axis=shapes.axis(dim, self.ndim), keepdims=keepdim, dtype=out_dt)
+
+
+@prod.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    (x,) = ctx.saved
+    out = ctx.output
+    dim = ctx.attrs["dim"]
+    if dim is not None and x.ndim and not ctx.attrs["keepdim"]:
+        g, out = g.unsqueeze(dim), out.unsqueeze(dim)
+    zero = x.eq(0)
+    safe = _where(zero, 1.0, x)
+    if dim is None or not x.ndim:
+        zeros, rest = zero.sum(), safe.prod()
+    else:
+        zeros, rest = zero.sum(dim, keepdim=True), safe.prod(dim, keepdim=True)
+    # The product of the others: out / x where x != 0; at a zero, the product of the non-zeros
+    # when it is the only zero, else 0. No branch on values: no device sync, and every piece
+    # is differentiable, so second derivatives are exact too.
+    at_zero = _where(zeros.eq(1), rest, 0.0)
+    return (g * _where(zero, at_zero, out / safe),)
+
+
+def _cum_norm(self: arg.Tensor, dim: arg.Int) -> dict:
+    return {"dim": shapes.wrap_dim(dim, self.ndim)}
+
+
+def _cum(kind: str) -> Any:
+    def forward(xp: Any, self: Any, dim: int) -> Any:
+        out_dt = _int_to_long(self).np
+        if not self.ndim:
+            return self.astype(out_dt)
+        return getattr(xp, kind)(self, axis=dim, dtype=out_dt)
+
+    forward.__name__ = forward.__qualname__ = kind
+    forward.__module__ = __name__
+    return forward
+
+
+cumsum = op(
+    "cumsum",
+    grad_fn="CumsumBackward0",
+    dtype=_int_to_long,
+    shape=lambda a, dim: a,
+    normalize=_cum_norm,
+    examples=(Ex(S(3, 4), 1), Ex(S(5), 0), Ex(S(2, 3, 2), -2), Ex(S(), 0)),
+)(_cum("cumsum"))
+cumsum.doc = "Cumulative sum along ``dim``."
+
+
+@cumsum.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    if not g.ndim:
+        return (g,)
+    d = ctx.attrs["dim"]
+    # The reversed cumulative sum: sum_{k >= i} g_k
+    return (g.sum(d, keepdim=True) - g.cumsum(d) + g,)
+
+
+cumprod = op(
+    "cumprod",
+    grad_fn="CumprodBackward0",
+    dtype=_int_to_long,
+    shape=lambda a, dim: a,
+    normalize=_cum_norm,
+    saves=(0,),
+    examples=(Ex(S(3, 4), 1), Ex(S(5), 0), Ex(S(2, 3, 2), 0), Ex(S(), -1)),
+)(_cum("cumprod"))
+cumprod.doc = "Cumulative product along ``dim``; the gradient is exact with zeros."
+
+
+@cumprod.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    (x,) = ctx.saved
+    if not x.ndim:
+        return (g,)
+    d = ctx.attrs["dim"]
+    last = x.ndim - 1
+    if d != last:
+        x, g = x.transpose(d, last), g.transpose(d, last)
+    n = x.shape[-1]
+    # d out_k / d x_i = prod_{j <= k, j != i} x_j for k >= i: the cumulative products of x with
+    # x_i replaced by 1, one row per i (n x n along the dim). Exact with zeros, no branch on
+    # values, and written in differentiable ops.
+    rows = x.unsqueeze(-2).expand(*x.shape[:-1], n, n)
+    eye = _const(x, lambda xp: xp.eye(n, dtype=bool))
+    upper = _const(x, lambda xp: xp.triu(xp.ones((n, n), dtype=bool)))
+    partial = _where(eye, 1.0, rows).cumprod(-1)
+    grad = _where(upper, partial * g.unsqueeze(-2), 0.0).sum(-1)
+    return (grad.transpose(d, last) if d != last else grad,)
+
+
+def _float_of(self: Any, **_: Any) -> dt.DType:
+    """Floating dtypes stay; integers and bools give the default float dtype."""
+    d = dt.as_dtype(self.dtype)
+    return d if d.is_floating_point else dt.default_float
+
+
+def _required_dims_norm(self: arg.Tensor, dim: arg.Dims, keepdim: arg.Bool = False) -> dict:
+    return _dim_norm(self, dim, keepdim)
+
+
+@op(
+    grad_fn="LogsumexpBackward0",
+    dtype=_float_of,
+    shape=_reduce_shape,
+    normalize=_required_dims_norm,
+    saves=(0,),
+    saves_output=True,
+    examples=(
+        Ex(S(3, 4), 1),
+        Ex(S(2, 3, 4), (0, 2), keepdim=True),
+        Ex(S(4, low=-200.0, high=200.0), 0),
+        Ex(S(), -1),
+    ),
+)
+def logsumexp(xp: Any, self: Any, dim: Any, keepdim: bool = False) -> Any:
+    """log(sum(exp(x))) over ``dim``, computed stably (shifted by the maximum)."""
+    if self.dtype.kind != "f":
+        self = self.astype(dt.default_float.np)
+    m = xp.amax(self, axis=dim, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, 0)  # all -inf (or an inf): no shift
+    out = xp.log(xp.sum(xp.exp(self - m), axis=dim, keepdims=True)) + m
+    return out if keepdim else xp.squeeze(out, axis=dim)
+
+
+@logsumexp.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    (x,) = ctx.saved
+    out = ctx.output
+    dim = ctx.attrs["dim"]
+    if not ctx.attrs["keepdim"]:
+        for d in dim:
+            g, out = g.unsqueeze(d), out.unsqueeze(d)
+    return (g * (x - out).exp(),)
+
+
+def _amax_norm(self: arg.Tensor, dim: arg.Dims = (), keepdim: arg.Bool = False) -> dict:
+    return _dim_norm(self, dim, keepdim)
+
+
+def _amax_amin(kind: str) -> Any:
+    def forward(xp: Any, self: Any, dim: Any = (), keepdim: bool = False) -> Any:
+        if self.size == 0 and any(self.shape[d] == 0 for d in dim):
+            raise IndexError(f"{kind}(): Expected reduction dim {dim[0]} to have non-zero size.")
+        return getattr(xp, kind)(self, axis=dim, keepdims=keepdim)
+
+    forward.__name__ = forward.__qualname__ = kind
+    forward.__module__ = __name__
+    extreme = "maximum" if kind == "amax" else "minimum"
+    opdef = op(
+        kind,
+        grad_fn=f"{kind.capitalize()}Backward0",
+        dtype="same",
+        shape=_reduce_shape,
+        normalize=_amax_norm,
+        saves=(0,),
+        saves_output=True,
+        examples=(
+            Ex(S(3, 4)),
+            Ex(S(3, 4), 1),
+            Ex(S(2, 3, 4), (0, 2), True),
+            Ex(S(), 0),
+        ),
+    )(forward)
+    opdef.doc = f"The {extreme} over ``dim`` (all dims by default); ties share the gradient."
+
+    @opdef.derivative
+    def _(ctx: Any, g: Any) -> tuple:
+        (x,) = ctx.saved
+        out = ctx.output.detach()
+        dim = ctx.attrs["dim"]
+        if not dim:  # a 0-d input: its one element is the extreme
+            return (g,)
+        if not ctx.attrs["keepdim"]:
+            for d in dim:
+                g, out = g.unsqueeze(d), out.unsqueeze(d)
+        mask = x.eq(out)
+        count = mask.sum(dim, keepdim=True)
+        return (g * mask / count,)  # ties share the gradient evenly, as PyTorch
+
+    return opdef
+
+
+amax = _amax_amin("amax")
+amin = _amax_amin("amin")
+
+
+def _bool_of(self: Any, **_: Any) -> dt.DType:
+    return dt.bool_
+
+
+def _all_any(kind: str) -> Any:
+    def forward(xp: Any, self: Any, dim: Any = None, keepdim: bool = False) -> Any:
+        return getattr(xp, kind)(self, axis=dim, keepdims=keepdim)
+
+    forward.__name__ = forward.__qualname__ = kind
+    forward.__module__ = __name__
+    opdef = op(
+        kind,
+        grad_fn=None,
+        dtype=_bool_of,
+        shape=_reduce_shape,
+        normalize=_dim_norm,
+        examples=(
+            Ex(C([[1.0, 0.0], [2.0, 3.0]])),
+            Ex(C([[1.0, 0.0], [2.0, 3.0]]), 1),
+            Ex(C([[0.0, 0.0], [2.0, 3.0]]), dim=0, keepdim=True),
+            Ex(C([True, False]), 0),
+            Ex(C(0.0), -1),
+        ),
+    )(forward)
+    word = "every" if kind == "all" else "any"
+    opdef.doc = f"Whether {word} element over ``dim`` (or of all) is non-zero (bool result)."
+    return opdef
+
+
+all_ = _all_any("all")
+any_ = _all_any("any")
+
+
+def _count_norm(self: arg.Tensor, dim: arg.Dims = None) -> dict:
+    return {"dim": _dim_norm(self, dim)["dim"]}
+
+
+@op(
+    grad_fn=None,
+    dtype=lambda self, **_: dt.int64,
+    shape=lambda a, dim=None: shapes.reduce(a, dim),
+    normalize=_count_norm,
+    examples=(
+        Ex(C([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]])),
+        Ex(C([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]]), 1),
+        Ex(C([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]]), dim=(0, 1)),
+        Ex(C(2.0), 0),
+    ),
+)
+def count_nonzero(xp: Any, self: Any, dim: Any = None) -> Any:
+    """The number of non-zero elements over ``dim`` (int64)."""
+    return (self != 0).sum(axis=dim, dtype=xp.int64)

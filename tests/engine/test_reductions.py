@@ -1,0 +1,112 @@
+"""Reductions where the op table's random examples say little: zeros in prod and cumprod (first
+and second derivatives), ties in amax/amin, huge logits in logsumexp, dtypes, errors; all
+against torch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradd.engine as ge
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+
+def both(values: Any) -> tuple[ge.Tensor, Any]:
+    a = np.asarray(values, dtype=np.float64)
+    return ge.tensor(a.copy(), requires_grad=True), torch.tensor(a.copy(), requires_grad=True)
+
+
+def close(ours: Any, theirs: Any) -> None:
+    np.testing.assert_allclose(
+        ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-12, atol=1e-12
+    )
+
+
+def first_and_second(fn_g: Any, fn_t: Any, values: Any) -> None:
+    """Values, gradients and the gradient of the gradient's sum, gradd against torch."""
+    x, tx = both(values)
+    out, tout = fn_g(x), fn_t(tx)
+    close(out, tout)
+    seed = np.random.default_rng(0).standard_normal(tuple(out.shape))
+    (gx,) = ge.grad([out], [x], [ge.tensor(seed)], create_graph=True)
+    (tgx,) = torch.autograd.grad(tout, tx, torch.tensor(seed), create_graph=True)
+    close(gx, tgx)
+    (ggx,) = ge.grad([(gx * gx).sum()], [x])
+    (tggx,) = torch.autograd.grad((tgx * tgx).sum(), tx)
+    close(ggx, tggx)
+
+
+ZEROS = [
+    [[1.5, 0.0, 2.0], [3.0, 4.0, -0.5]],  # one zero in a row
+    [[0.0, 0.0, 2.0], [3.0, 0.0, -0.5]],  # two zeros in a row
+    [[0.0, 2.0, 0.0], [0.0, 0.0, 0.0]],
+]
+
+
+@pytest.mark.parametrize("values", ZEROS)
+@pytest.mark.parametrize("dim", [None, 0, 1])
+def test_prod_with_zeros(values: list, dim: int | None) -> None:
+    if dim is None:
+        first_and_second(lambda x: x.prod(), lambda x: x.prod(), values)
+    else:
+        first_and_second(lambda x: x.prod(dim), lambda x: x.prod(dim), values)
+
+
+@pytest.mark.parametrize("values", ZEROS)
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_cumprod_with_zeros(values: list, dim: int) -> None:
+    first_and_second(lambda x: x.cumprod(dim), lambda x: x.cumprod(dim), values)
+
+
+@pytest.mark.parametrize("name", ["amax", "amin"])
+@pytest.mark.parametrize("dim", [(), 1, (0, 1)])
+def test_ties_share_the_gradient(name: str, dim: Any) -> None:
+    values = [[1.0, 3.0, 3.0], [-2.0, -2.0, 0.5]]
+    x, tx = both(values)
+    out, tout = getattr(x, name)(dim), getattr(tx, name)(dim)
+    close(out, tout)
+    out.sum().backward()
+    tout.sum().backward()
+    close(x.grad, tx.grad)
+
+
+def test_logsumexp_is_stable() -> None:
+    x, tx = both([[1e8, 1e8 - 1.0], [-1e8, -float("inf")]])
+    close(ge.logsumexp(x, 1), torch.logsumexp(tx, 1))
+    inf, tinf = both([-float("inf"), -float("inf")])
+    close(ge.logsumexp(inf, 0), torch.logsumexp(tinf, 0))
+    ge.logsumexp(x, 1).sum().backward()
+    torch.logsumexp(tx, 1).sum().backward()
+    close(x.grad, tx.grad)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m, x: m.prod(x),
+        lambda m, x: m.prod(x, 0),
+        lambda m, x: m.cumsum(x, 1),
+        lambda m, x: m.cumprod(x, 0),
+        lambda m, x: m.logsumexp(x, 1),
+        lambda m, x: m.amax(x, 0),
+        lambda m, x: m.all(x),
+        lambda m, x: m.any(x, 1),
+        lambda m, x: m.count_nonzero(x, (0, 1)),
+    ],
+)
+@pytest.mark.parametrize("kind", ["int64", "bool", "float32"])
+def test_dtypes(call: Any, kind: str) -> None:
+    a = np.array([[1, 0, 2], [3, 1, 0]]).astype(kind)
+    ours, theirs = call(ge, ge.tensor(a)), call(torch, torch.tensor(a))
+    assert ours.dtype.name == str(theirs.dtype).removeprefix("torch.")
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-6)
+
+
+def test_logsumexp_needs_dim() -> None:
+    with pytest.raises(TypeError) as ours:
+        ge.logsumexp(ge.tensor([1.0]))  # type: ignore[call-arg]
+    with pytest.raises(TypeError) as theirs:
+        torch.logsumexp(torch.tensor([1.0]))
+    assert "dim" in str(ours.value) and "dim" in str(theirs.value)
