@@ -9,6 +9,7 @@ from typing import Any
 
 import gradd.engine as ge
 from gradd.engine import functional as engine_functional
+from gradd.engine import linalg as engine_linalg
 from gradd.engine.random_state import use_generator
 
 from .errors import UnimplementedError
@@ -42,6 +43,9 @@ class EmbeddedSession(Session):
             **{n: getattr(engine_functional, n) for n in engine_functional.NAMES}
         )
         self.functional.dropout = dropout
+        self.linalg = types.SimpleNamespace(
+            **{n: getattr(engine_linalg, n) for n in engine_linalg.NAMES}
+        )
         self._own_functions = {**_FUNCTIONS, "dropout": dropout}
 
     def _functions(self) -> dict[str, Any]:

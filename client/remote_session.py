@@ -20,6 +20,7 @@ import grpc
 import numpy as np
 from gradd.engine import dtypes as dt
 from gradd.engine import functional as engine_functional
+from gradd.engine import linalg as engine_linalg
 from gradd.engine.device import CPU, Device
 from gradd.engine.errors import NOT_FLOAT_GRAD
 from gradd.engine.factories import _size
@@ -43,6 +44,7 @@ CALL_TIMEOUT = 60.0  # unary calls, when connect() got no timeout
 _NP = {tpb.FLOAT32: "<f4", tpb.FLOAT64: "<f8", tpb.INT64: "<i8", tpb.BOOL: "?"}
 _FUNCTIONS = {d.function: remote_function(d) for d in OPS.values() if d.function}
 _FUNCTIONAL = {n: remote_function(OPS[n]) for n in engine_functional.NAMES}
+_LINALG = {n: remote_function(OPS[op]) for n, op in engine_linalg.NAMES.items()}
 _SCRATCH = ge.Generator()  # validates factory arguments with the engine's own checks
 _WIRE_NATIVE = {np.dtype(t) for t in (np.float32, np.float64, np.int64, np.bool_)}
 LARGE_TENSOR_BYTES = 1 << 20  # tensors this large are sent from their array's own memory
@@ -109,6 +111,7 @@ class RemoteSession(Session):
         self._stream = CommandStream(self._channel, self.id, self._md, timeout=timeout)
         self._push = self._stream.push
         self.functional = types.SimpleNamespace(**_FUNCTIONAL)
+        self.linalg = types.SimpleNamespace(**_LINALG)
         _OPEN.add(self)
 
     def _functions(self) -> dict[str, Any]:

@@ -618,9 +618,14 @@ def _make_caller(opdef: OpDef) -> Callable:
     attrs = params[opdef.arity :]
     sig = []
     ns: dict[str, Any] = {}
+    starred = False
     for i, p in enumerate(params):
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and not starred:
+            sig.append("*")  # keyword-only parameters (var's ``correction``)
+            starred = True
         if p.kind is inspect.Parameter.VAR_POSITIONAL:
             sig.append(f"*{p.name}")
+            starred = True
         elif p.default is not inspect.Parameter.empty:
             ns[f"_d{i}"] = p.default
             sig.append(f"{p.name}=_d{i}")
@@ -628,7 +633,12 @@ def _make_caller(opdef: OpDef) -> Callable:
             sig.append(p.name)
     if opdef.normalize is not None:
         passed = [
-            f"*{p.name}" if p.kind is inspect.Parameter.VAR_POSITIONAL else p.name for p in attrs
+            f"*{p.name}"
+            if p.kind is inspect.Parameter.VAR_POSITIONAL
+            else f"{p.name}={p.name}"
+            if p.kind is inspect.Parameter.KEYWORD_ONLY
+            else p.name
+            for p in attrs
         ]
         attr_dict = f"_normalize({', '.join(inputs + passed)})"
     else:

@@ -110,3 +110,89 @@ def test_logsumexp_needs_dim() -> None:
     with pytest.raises(TypeError) as theirs:
         torch.logsumexp(torch.tensor([1.0]))
     assert "dim" in str(ours.value) and "dim" in str(theirs.value)
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs"),
+    [
+        ((), {}),
+        ((1,), {}),
+        ((False,), {}),
+        ((0, False, True), {}),
+        ((), {"dim": (0, 1), "correction": 0}),
+        ((1,), {"unbiased": True, "keepdim": True}),
+        ((), {"dim": 1, "correction": 3}),  # N - correction < 0: inf, as PyTorch
+    ],
+)
+@pytest.mark.parametrize("name", ["var", "std"])
+def test_var_std_signatures(name: str, args: tuple, kwargs: dict) -> None:
+    values = [[1.0, 0.5, 2.0], [3.0, 4.0, -1.0]]
+    x, tx = both(values)
+    with pytest.warns(UserWarning) if kwargs.get("correction") == 3 else _nothing():
+        tout = getattr(tx, name)(*args, **kwargs)
+    out = getattr(x, name)(*args, **kwargs)
+    assert out.grad_fn.name() == tout.grad_fn.name()
+    close(out, tout)
+    if kwargs.get("correction") != 3:
+        out.sum().backward()
+        tout.sum().backward()
+        close(x.grad, tx.grad)
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def test_var_errors() -> None:
+    x = ge.tensor([1.0, 2.0])
+    with pytest.raises(RuntimeError, match="cannot specify both unbiased and correction"):
+        x.var(0, True, correction=1)
+    with pytest.raises(TypeError):  # correction is keyword-only, as PyTorch's
+        x.var(0, True, False, 1)
+    with pytest.raises(RuntimeError) as ours:
+        ge.tensor([1, 2]).std()
+    with pytest.raises(RuntimeError) as theirs:
+        torch.tensor([1, 2]).std()
+    assert str(ours.value) == str(theirs.value)
+
+
+@pytest.mark.parametrize("p", [2, 1, 3, float("inf"), -float("inf"), 0, 0.5])
+def test_vector_norm_of_zeros_and_ties(p: float) -> None:
+    # A zero row: the 2-norm's gradient is 0 there, as PyTorch's; ties share the inf-norm's.
+    values = [[0.0, 0.0, 0.0], [3.0, -3.0, 1.0]]
+    x, tx = both(values)
+    out = ge.linalg.vector_norm(x, p, 1)
+    tout = torch.linalg.vector_norm(tx, p, 1)
+    close(out, tout)
+    out.sum().backward()
+    tout.sum().backward()
+    if p == 0:  # a count: PyTorch leaves .grad None, gradd writes zeros (see the op)
+        assert tx.grad is None
+        np.testing.assert_array_equal(x.grad.numpy(), np.zeros((2, 3)))
+    elif p >= 1:  # below 1 PyTorch's gradient at 0 is nan or inf, so is gradd's
+        close(x.grad, tx.grad)
+
+
+def test_norm_forms() -> None:
+    x, tx = both([[1.0, -2.0], [3.0, 0.5]])
+    for args, kwargs in [((), {}), (("fro",), {}), ((1, 0), {}), ((), {"p": 3, "dim": 1})]:
+        out, tout = x.norm(*args, **kwargs), tx.norm(*args, **kwargs)
+        close(out, tout)
+        assert out.grad_fn.name() == tout.grad_fn.name() == "LinalgVectorNormBackward0"
+    with pytest.raises(RuntimeError) as ours:
+        ge.linalg.vector_norm(ge.tensor([1, 2]))
+    with pytest.raises(RuntimeError) as theirs:
+        torch.linalg.vector_norm(torch.tensor([1, 2]))
+    assert str(ours.value) == str(theirs.value)
+    with pytest.raises(NotImplementedError):
+        x.norm("nuc")
+
+
+def test_linalg_namespace() -> None:
+    assert "vector_norm" in dir(ge.linalg)
+    with pytest.raises(AttributeError):
+        ge.linalg.matrix_power  # noqa: B018

@@ -87,6 +87,8 @@ def torch_op(name: str) -> Callable[..., Any]:
         return SPECIAL[name]
     if name.endswith("_"):
         return _inplace(name)
+    if name.startswith("linalg_"):
+        return getattr(torch.linalg, name.removeprefix("linalg_"))
     for space in (TF, torch):
         fn = getattr(space, name, None)
         if fn is not None:

@@ -8,6 +8,7 @@ import gradd
 import gradd.engine as ge
 import numpy as np
 import pytest
+from gradd.op_recording import remote_function
 from gradd.remote_tensor import RemoteTensor
 
 from .test_methods import check_against_server, describe
@@ -20,10 +21,19 @@ DIM_OPS = sorted(
 )
 
 
+def bound(x: object, name: str) -> object:
+    """The op on ``x`` as a user reaches it: its method, else its function."""
+    d = ge.OPS[name]
+    if d.method:
+        return getattr(x, d.method)
+    fn = remote_function(d) if isinstance(x, RemoteTensor) else d.call
+    return lambda *args, **kwargs: fn(x, *args, **kwargs)
+
+
 def run(s: gradd.Session, name: str, dim: int, keepdim: bool | None) -> dict:
     x = s.tensor(np.array(1.5), requires_grad=True)
     kw = {} if keepdim is None else {"keepdim": keepdim}
-    out = getattr(x, ge.OPS[name].method)(*EXTRA_ARGS.get(name, ()), dim=dim, **kw)
+    out = bound(x, name)(*EXTRA_ARGS.get(name, ()), dim=dim, **kw)
     outs = list(out) if isinstance(out, tuple) else [out]
     for o in outs:
         if isinstance(o, RemoteTensor):
@@ -54,8 +64,17 @@ def test_dim_on_0d_embedded_and_remote(name: str, remote: gradd.Session) -> None
 @pytest.mark.parametrize("name", DIM_OPS)
 def test_dim_out_of_range_on_0d(name: str, session: gradd.Session) -> None:
     x = session.tensor(np.array(1.5))
-    method = getattr(x, ge.OPS[name].method)
+    method = bound(x, name)
     words = r"^Dimension out of range \(expected to be in range of \[-1, 0\], but got 1\)$"
     with pytest.raises(IndexError, match=words):
         method(*EXTRA_ARGS.get(name, ()), dim=1)
         session.synchronize()
+
+
+def test_linalg_namespace(session: gradd.Session) -> None:
+    x = session.tensor([[3.0, -4.0], [0.0, 1.0]], requires_grad=True)
+    out = session.linalg.vector_norm(x, 2, 1)
+    np.testing.assert_allclose(out.detach().numpy(), [5.0, 1.0])
+    assert out.grad_fn.name() == "LinalgVectorNormBackward0"
+    out.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [[0.6, -0.8], [0.0, 1.0]])
