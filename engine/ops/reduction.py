@@ -835,3 +835,374 @@ def norm(
             raise NotImplementedError("norm(p='nuc'): nuclear norms are not implemented in gradd")
         raise RuntimeError(f"linalg.vector_norm: ord must be a number, got {p!r}")
     return linalg_vector_norm.call(self, p, dim, keepdim)
+
+
+# ---------------------------------------------------------------------------------------------
+# sort, argsort, topk, median: values picked by indices; the gradient goes back to them
+
+
+def _take_shape(a: Any, index: Any, dim: Any) -> tuple:
+    return tuple(index)
+
+
+@op(
+    "take_along",
+    internal=True,
+    arity=2,
+    grad_fn="GatherBackward0",
+    dtype=lambda self, index, **_: self.dtype,
+    saves=(1,),
+    shape=_take_shape,
+    method=False,
+    function=False,
+    examples=(Ex(S(3, 4), C([[0, 2], [1, 1], [3, 0]]), 1), Ex(S(2, 3), C([[1, 0, 1]]), 0)),
+)
+def take_along(xp: Any, self: Any, index: Any, dim: int) -> Any:
+    """``torch.gather``: ``self`` at ``index`` along ``dim`` (the adjoint of put_along)."""
+    if not self.ndim:
+        return self.copy()
+    return xp.take_along_axis(self, index, axis=dim)
+
+
+@take_along.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    index = ctx.saved[0]
+    return (put_along.call(g, index, ctx.attrs["dim"], ctx.meta[0][0]), None)
+
+
+def _along_key(xp: Any, index: Any, dim: int) -> tuple:
+    """The advanced-index key that names ``index``'s positions along ``dim``."""
+    key = []
+    for i, n in enumerate(index.shape):
+        if i == dim:
+            key.append(index)
+        else:
+            key.append(xp.arange(n).reshape((-1,) + (1,) * (index.ndim - i - 1)))
+    return tuple(key)
+
+
+@op(
+    "put_along",
+    internal=True,
+    arity=2,
+    grad_fn="ScatterAddBackward0",
+    dtype=lambda self, index, **_: self.dtype,
+    saves=(1,),
+    shape=lambda g, index, dim, shape: tuple(shape),
+    method=False,
+    function=False,
+    examples=(Ex(S(3, 2), C([[0, 2], [1, 3], [3, 0]]), 1, (3, 4)),),
+)
+def put_along(xp: Any, self: Any, index: Any, dim: int, shape: tuple) -> Any:
+    """Zeros of ``shape`` with ``self`` added at ``index`` along ``dim`` (scatter_add)."""
+    if not self.ndim:
+        return self.copy()
+    out = xp.zeros(shape, dtype=self.dtype)
+    xp.add.at(out, _along_key(xp, index, dim), self)
+    return out
+
+
+@put_along.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    return (take_along.call(g, ctx.saved[0], ctx.attrs["dim"]), None)
+
+
+def _wrap_like(g: Any, array: Any) -> Any:
+    from ..tensor import wrap
+
+    return wrap(array, g._dev)
+
+
+def _picked_grad(ctx: Any, g: Any) -> tuple:
+    """The gradient of values picked at ``ctx.attrs['indices']`` along the dim: g put back."""
+    dim = ctx.attrs["dim"]
+    shape = ctx.meta[0][0]
+    if not shape:
+        return (g,)
+    if not ctx.attrs.get("keepdim", True):
+        g = g.unsqueeze(dim)
+    return (put_along.call(g, _wrap_like(g, ctx.attrs["indices"]), dim, shape),)
+
+
+def _order(xp: Any, a: Any, dim: int, descending: bool) -> Any:
+    """Indices that sort ``a`` along ``dim`` (stable: ties keep their order, as PyTorch's)."""
+    if a.dtype.kind == "b":
+        a = a.astype(xp.int8)
+    return xp.argsort(-a if descending else a, axis=dim, kind="stable")
+
+
+def _sort_norm(
+    self: arg.Tensor,
+    dim: arg.Int = -1,
+    descending: arg.Bool = False,
+    stable: arg.Bool | None = None,
+) -> dict:
+    return {"dim": shapes.wrap_dim(dim, self.ndim), "descending": descending, "stable": stable}
+
+
+def _sort_name(a: Any, stable: Any = None, **_: Any) -> str:
+    # PyTorch's sort.stable overload (``stable=`` given) records SortBackward1
+    return "SortBackward0" if stable is None else "SortBackward1"
+
+
+_sort_name.common = "SortBackward0"  # type: ignore[attr-defined]
+
+
+@op(
+    "sort_values",
+    internal=True,
+    grad_fn=_sort_name,
+    dtype="same",
+    shape=lambda a, dim, descending=False, stable=False: a,
+    normalize=_sort_norm,
+    extras=True,
+    method=False,
+    function=False,
+    examples=(
+        Ex(S(3, 4)),
+        Ex(S(3, 4), 0, True),
+        Ex(S(5), descending=True, stable=True),
+        Ex(S()),
+        Ex(S(2, 3), stable=False),
+    ),
+)
+def sort_values(xp: Any, self: Any, dim: int, descending: bool = False, stable: Any = None):
+    if not self.ndim:
+        return self.copy(), {"indices": xp.zeros((), dtype=xp.int64)}
+    idx = _order(xp, self, dim, descending)
+    return xp.take_along_axis(self, idx, axis=dim), {"indices": idx}
+
+
+sort_values.derivative(_picked_grad)
+
+
+def _argsort_norm(
+    self: arg.Tensor, dim: arg.Int = -1, descending: arg.Bool = False, *, stable: arg.Bool = False
+) -> dict:
+    return {"dim": shapes.wrap_dim(dim, self.ndim), "descending": descending, "stable": stable}
+
+
+@op(
+    grad_fn=None,
+    dtype=lambda self, **_: dt.int64,
+    shape=lambda a, dim, descending=False, stable=False: a,
+    normalize=_argsort_norm,
+    examples=(),
+)
+def argsort(xp: Any, self: Any, dim: int = -1, descending: bool = False, stable: bool = False):
+    """Indices that sort ``self`` along ``dim`` (ties in their order: always stable)."""
+    if not self.ndim:
+        return xp.zeros((), dtype=xp.int64)
+    return _order(xp, self, dim, descending).astype(xp.int64)
+
+
+SortResult = namedtuple("sort", ["values", "indices"])  # type: ignore[name-match]
+TopkResult = namedtuple("topk", ["values", "indices"])  # type: ignore[name-match]
+MedianResult = namedtuple("median", ["values", "indices"])  # type: ignore[name-match]
+
+
+@composite(
+    "sort",
+    method=True,
+    examples=(Ex(S(3, 4)), Ex(S(3, 4), 0), Ex(S(2, 5), descending=True), Ex(S(), 0)),
+)
+def sort(
+    self: arg.Tensor,
+    dim: arg.Int = -1,
+    descending: arg.Bool = False,
+    *,
+    stable: arg.Bool | None = None,
+) -> Any:
+    """(values, indices) of ``self`` sorted along ``dim`` (ties keep their order)."""
+    return SortResult(
+        sort_values.call(self, dim, descending, stable),
+        argsort.call(self, dim, descending, stable=bool(stable)),
+    )
+
+
+def _topk_norm(
+    self: arg.Tensor,
+    k: arg.Int,
+    dim: arg.Int = -1,
+    largest: arg.Bool = True,
+    sorted: arg.Bool = True,  # noqa: A002
+) -> dict:
+    d = shapes.wrap_dim(dim, self.ndim)
+    n = self.shape[d] if self.ndim else 1
+    if not 0 <= k <= n:
+        raise RuntimeError("selected index k out of range")
+    return {"k": k, "dim": d, "largest": largest, "sorted": sorted}
+
+
+def _topk_shape(a: Any, k: int, dim: int, largest: bool = True, sorted: bool = True) -> tuple:  # noqa: A002
+    return a[:dim] + (k,) + a[dim + 1 :] if a else a
+
+
+def _topk_indices(xp: Any, a: Any, k: int, dim: int, largest: bool) -> Any:
+    if not a.ndim:
+        return xp.zeros((), dtype=xp.int64)
+    idx = _order(xp, a, dim, largest)
+    return xp.take(idx, xp.arange(k), axis=dim).astype(xp.int64)
+
+
+@op(
+    "topk_values",
+    internal=True,
+    grad_fn="TopkBackward0",
+    dtype="same",
+    shape=_topk_shape,
+    normalize=_topk_norm,
+    extras=True,
+    method=False,
+    function=False,
+    examples=(Ex(S(3, 5), 2), Ex(S(4, 3), 3, 0, False), Ex(S(6), 1), Ex(S(), 1)),
+)
+def topk_values(xp: Any, self: Any, k: int, dim: int, largest: bool = True, sorted: bool = True):  # noqa: A002
+    idx = _topk_indices(xp, self, k, dim, largest)
+    if not self.ndim:
+        return self.copy(), {"indices": idx}
+    return xp.take_along_axis(self, idx, axis=dim), {"indices": idx}
+
+
+topk_values.derivative(_picked_grad)
+
+
+@op(
+    "topk_indices",
+    internal=True,
+    grad_fn=None,
+    dtype=lambda self, **_: dt.int64,
+    shape=_topk_shape,
+    normalize=_topk_norm,
+    method=False,
+    function=False,
+    examples=(),
+)
+def topk_indices(xp: Any, self: Any, k: int, dim: int, largest: bool = True, sorted: bool = True):  # noqa: A002
+    return _topk_indices(xp, self, k, dim, largest)
+
+
+@composite(
+    "topk",
+    method=True,
+    examples=(Ex(S(3, 5), 2), Ex(S(4, 3), 3, 0, False), Ex(S(6), k=4, largest=False), Ex(S(), 1)),
+)
+def topk(
+    self: arg.Tensor,
+    k: arg.Int,
+    dim: arg.Int = -1,
+    largest: arg.Bool = True,
+    sorted: arg.Bool = True,  # noqa: A002
+) -> Any:
+    """The ``k`` largest (or smallest) elements along ``dim``: (values, indices), sorted."""
+    return TopkResult(
+        topk_values.call(self, k, dim, largest, sorted),
+        topk_indices.call(self, k, dim, largest, sorted),
+    )
+
+
+def _median_index(xp: Any, a: Any, dim: int) -> Any:
+    """The lower median's index along ``dim`` (kept as a size-1 dim)."""
+    n = a.shape[dim]
+    if n == 0:
+        raise IndexError(f"median(): Expected reduction dim {dim} to have non-zero size.")
+    idx = _order(xp, a, dim, False)
+    return xp.take(idx, xp.arange((n - 1) // 2, (n - 1) // 2 + 1), axis=dim).astype(xp.int64)
+
+
+@op(
+    "median_all",
+    internal=True,
+    grad_fn="MedianBackward0",
+    dtype="same",
+    shape=lambda a: (),
+    extras=True,
+    method=False,
+    function=False,
+    examples=(Ex(S(3, 4)), Ex(S(5)), Ex(S())),
+)
+def median_all(xp: Any, self: Any) -> Any:
+    if self.size == 0:
+        raise RuntimeError("median() input tensor cannot be empty")
+    flat = self.reshape(-1)
+    idx = _median_index(xp, flat, 0)
+    return flat[idx].reshape(()), {"indices": idx}
+
+
+@median_all.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    shape = ctx.meta[0][0]
+    n = 1
+    for k in shape:
+        n *= k
+    idx = _wrap_like(g, ctx.attrs["indices"])
+    return (put_along.call(g.reshape(1), idx, 0, (n,)).reshape(*shape),)
+
+
+def _median_norm(self: arg.Tensor, dim: arg.Int, keepdim: arg.Bool = False) -> dict:
+    return {"dim": shapes.wrap_dim(dim, self.ndim), "keepdim": keepdim}
+
+
+def _median_shape(a: Any, dim: int, keepdim: bool = False) -> tuple:
+    return shapes.reduce(a, (dim,) if a else (), keepdim)
+
+
+def _median_pick(xp: Any, a: Any, dim: int, keepdim: bool) -> tuple:
+    if not a.ndim:
+        return a.copy(), xp.zeros((), dtype=xp.int64)
+    idx = _median_index(xp, a, dim)
+    values = xp.take_along_axis(a, idx, axis=dim)
+    if not keepdim:
+        return xp.squeeze(values, axis=dim), xp.squeeze(idx, axis=dim)
+    return values, idx
+
+
+@op(
+    "median_dim",
+    internal=True,
+    grad_fn="MedianBackward1",
+    dtype="same",
+    shape=_median_shape,
+    normalize=_median_norm,
+    extras=True,
+    method=False,
+    function=False,
+    examples=(Ex(S(3, 4), 1), Ex(S(3, 4), 0, True), Ex(S(4), 0), Ex(S(), -1)),
+)
+def median_dim(xp: Any, self: Any, dim: int, keepdim: bool = False) -> Any:
+    values, idx = _median_pick(xp, self, dim, keepdim)
+    if idx.ndim != self.ndim:
+        idx = xp.expand_dims(idx, dim)
+    return values, {"indices": idx}
+
+
+median_dim.derivative(_picked_grad)
+
+
+@op(
+    "median_indices",
+    internal=True,
+    grad_fn=None,
+    dtype=lambda self, **_: dt.int64,
+    shape=_median_shape,
+    normalize=_median_norm,
+    method=False,
+    function=False,
+    examples=(),
+)
+def median_indices(xp: Any, self: Any, dim: int, keepdim: bool = False) -> Any:
+    return _median_pick(xp, self, dim, keepdim)[1]
+
+
+@composite(
+    "median",
+    method=True,
+    examples=(Ex(S(3, 4)), Ex(S(4, 5), 1), Ex(S(3, 4), dim=0, keepdim=True), Ex(S(), 0)),
+)
+def median(self: arg.Tensor, dim: arg.Int | None = None, keepdim: arg.Bool = False) -> Any:
+    """The lower median of all elements, or (values, indices) along ``dim``."""
+    if dim is None:
+        return median_all.call(self)
+    return MedianResult(
+        median_dim.call(self, dim, keepdim), median_indices.call(self, dim, keepdim)
+    )

@@ -196,3 +196,53 @@ def test_linalg_namespace() -> None:
     assert "vector_norm" in dir(ge.linalg)
     with pytest.raises(AttributeError):
         ge.linalg.matrix_power  # noqa: B018
+
+
+def test_sort_argsort_indices_and_stability() -> None:
+    values = [[3.0, 1.0, 3.0, 2.0, 1.0], [0.5, 0.5, -1.0, 2.0, 0.5]]  # ties
+    x, tx = both(values)
+    for kwargs in [{}, {"descending": True}, {"dim": 0}, {"stable": True, "descending": True}]:
+        ours, theirs = x.sort(**kwargs), tx.sort(**kwargs)
+        close(ours.values, theirs.values)
+        assert ours.values.grad_fn.name() == theirs.values.grad_fn.name()
+        if kwargs.get("stable"):  # stable: the same indices as PyTorch, ties in order
+            np.testing.assert_array_equal(ours.indices.numpy(), theirs.indices.numpy())
+        # whatever the order of ties, the indices pick the values
+        picked = np.take_along_axis(np.asarray(values), ours.indices.numpy(), kwargs.get("dim", -1))
+        np.testing.assert_array_equal(picked, ours.values.detach().numpy())
+    stable = ge.argsort(x, 1, True, stable=True)
+    np.testing.assert_array_equal(
+        stable.numpy(), torch.argsort(tx, dim=1, descending=True, stable=True).numpy()
+    )
+    assert stable.dtype is ge.int64 and stable.grad_fn is None
+
+
+def test_sort_topk_median_second_derivatives() -> None:
+    values = np.random.default_rng(3).standard_normal((3, 5))
+    for fg, ft in [
+        (lambda x: x.sort(1).values ** 2, lambda x: x.sort(1).values ** 2),
+        (lambda x: x.topk(2, 0).values ** 3, lambda x: x.topk(2, 0).values ** 3),
+        (lambda x: x.median() ** 2, lambda x: x.median() ** 2),
+        (lambda x: x.median(1).values ** 2, lambda x: x.median(1).values ** 2),
+    ]:
+        first_and_second(fg, ft, values)
+
+
+def test_topk_and_median_details() -> None:
+    x, tx = both([[4.0, 1.0, 2.0, 3.0], [0.0, -1.0, 5.0, 2.0]])
+    for args, kwargs in [((2,), {}), ((3,), {"largest": False}), ((1, 0), {}), ((0,), {})]:
+        ours, theirs = x.topk(*args, **kwargs), tx.topk(*args, **kwargs)
+        close(ours.values, theirs.values)
+        np.testing.assert_array_equal(ours.indices.numpy(), theirs.indices.numpy())
+    with pytest.raises(RuntimeError, match="selected index k out of range"):
+        x.topk(5)
+    with pytest.raises(RuntimeError, match="selected index k out of range"):
+        tx.topk(5)
+    # an even count: the lower of the two middle values, as PyTorch (not their mean)
+    close(x.median(), tx.median())
+    ours, theirs = x.median(1, keepdim=True), tx.median(1, keepdim=True)
+    close(ours.values, theirs.values)
+    np.testing.assert_array_equal(ours.indices.numpy(), theirs.indices.numpy())
+    assert type(ours).__name__ == "median" and type(x.topk(1)).__name__ == "topk"
+    ints = ge.tensor([[3, 1, 2]])
+    assert ints.median().dtype is ge.int64 and int(ints.median().item()) == 2

@@ -78,6 +78,14 @@ SPECIAL: dict[str, Callable[..., Any]] = {
     "permute": lambda self, *dims: self.permute(*dims),
     "contiguous": lambda self: self.contiguous(),
     "alias": lambda self: self[...],
+    "take_along": lambda self, index, dim: torch.gather(self, dim, index),
+    "put_along": lambda g, index, dim, shape: torch.zeros(shape, dtype=g.dtype).scatter_add(
+        dim, index, g
+    ),
+    "sort_values": lambda self, *a, **k: torch.sort(self, *a, **k).values,
+    "topk_values": lambda self, *a, **k: torch.topk(self, *a, **k).values,
+    "median_all": lambda self: torch.median(self),
+    "median_dim": lambda self, *a, **k: torch.median(self, *a, **k).values,
 }
 
 
