@@ -567,6 +567,7 @@ def _all_any(kind: str) -> Any:
         shape=_reduce_shape,
         normalize=_dim_norm,
         examples=(
+            Ex(S(2, 3)),
             Ex(C([[1.0, 0.0], [2.0, 3.0]])),
             Ex(C([[1.0, 0.0], [2.0, 3.0]]), 1),
             Ex(C([[0.0, 0.0], [2.0, 3.0]]), dim=0, keepdim=True),
@@ -593,6 +594,7 @@ def _count_norm(self: arg.Tensor, dim: arg.Dims = None) -> dict:
     shape=lambda a, dim=None: shapes.reduce(a, dim),
     normalize=_count_norm,
     examples=(
+        Ex(S(2, 3), 1),
         Ex(C([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]])),
         Ex(C([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]]), 1),
         Ex(C([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]]), dim=(0, 1)),
@@ -1076,7 +1078,7 @@ topk_values.derivative(_picked_grad)
     normalize=_topk_norm,
     method=False,
     function=False,
-    examples=(),
+    examples=(Ex(S(3, 5), 2), Ex(S(4, 3), 3, 0, False)),
 )
 def topk_indices(xp: Any, self: Any, k: int, dim: int, largest: bool = True, sorted: bool = True):  # noqa: A002
     return _topk_indices(xp, self, k, dim, largest)
@@ -1188,7 +1190,7 @@ median_dim.derivative(_picked_grad)
     normalize=_median_norm,
     method=False,
     function=False,
-    examples=(),
+    examples=(Ex(S(3, 4), 1), Ex(S(3, 4), 0, True)),
 )
 def median_indices(xp: Any, self: Any, dim: int, keepdim: bool = False) -> Any:
     return _median_pick(xp, self, dim, keepdim)[1]

@@ -20,6 +20,7 @@ from gradd.engine.op_examples import C, Ex, S
 # Ops that have no gradient on purpose (PyTorch gives them none either).
 NON_DIFFERENTIABLE = frozenset(
     {"lt", "le", "gt", "ge", "eq", "ne", "logical_and", "logical_or", "argmax", "argmin", "sign"}
+    | {"all", "any", "count_nonzero", "argsort", "topk_indices", "median_indices"}
 )
 
 

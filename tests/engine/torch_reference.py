@@ -85,6 +85,8 @@ SPECIAL: dict[str, Callable[..., Any]] = {
     "sort_values": lambda self, *a, **k: torch.sort(self, *a, **k).values,
     "topk_values": lambda self, *a, **k: torch.topk(self, *a, **k).values,
     "median_all": lambda self: torch.median(self),
+    "topk_indices": lambda self, *a, **k: torch.topk(self, *a, **k).indices,
+    "median_indices": lambda self, *a, **k: torch.median(self, *a, **k).indices,
     "median_dim": lambda self, *a, **k: torch.median(self, *a, **k).values,
 }
 
