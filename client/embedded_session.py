@@ -10,6 +10,7 @@ from typing import Any
 import gradd.engine as ge
 from gradd.engine import autograd as engine_autograd
 from gradd.engine import functional as engine_functional
+from gradd.engine import linalg as engine_linalg
 from gradd.engine.random_state import DRAWING_OPS, use_generator
 
 from .errors import UnimplementedError
@@ -82,6 +83,9 @@ class EmbeddedSession(Session):
         self.functional.dropout = dropout
         self.autograd = types.SimpleNamespace(
             backward=engine_autograd.backward, grad=engine_autograd.grad
+        )
+        self.linalg = types.SimpleNamespace(
+            **{n: getattr(engine_linalg, n) for n in engine_linalg.NAMES}
         )
         # Ops that draw (rand_like, bernoulli, ...) draw from this session's stream.
         drawing = {n: _drawing(f, gen) for n, f in _FUNCTIONS.items() if _op_of(n) in DRAWING_OPS}

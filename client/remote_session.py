@@ -19,6 +19,7 @@ import grpc
 import numpy as np
 from gradd.engine import dtypes as dt
 from gradd.engine import functional as engine_functional
+from gradd.engine import linalg as engine_linalg
 from gradd.engine.device import CPU, Device
 from gradd.engine.errors import NOT_FLOAT_GRAD
 from gradd.v1 import service_pb2 as spb
@@ -41,6 +42,7 @@ CALL_TIMEOUT = 60.0  # unary calls, when connect() got no timeout
 _NP = {enc.WIRE_DTYPES[d.name]: d.np.newbyteorder("<") for d in dt.ALL}
 _FUNCTIONS = {d.function: remote_function(d) for d in OPS.values() if d.function}
 _FUNCTIONAL = {n: remote_function(OPS[n]) for n in engine_functional.NAMES}
+_LINALG = {n: remote_function(OPS[op]) for n, op in engine_linalg.NAMES.items()}
 _WIRE_NATIVE = {d.np for d in dt.ALL}
 LARGE_TENSOR_BYTES = 1 << 20  # tensors this large are sent from their array's own memory
 _OPEN: weakref.WeakSet = weakref.WeakSet()  # sessions to close at interpreter exit
@@ -129,6 +131,7 @@ class RemoteSession(Session):
         self.autograd = types.SimpleNamespace(
             backward=remote_autograd.backward, grad=remote_autograd.grad
         )
+        self.linalg = types.SimpleNamespace(**_LINALG)
         _OPEN.add(self)
 
     def _functions(self) -> dict[str, Any]:

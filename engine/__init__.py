@@ -6,7 +6,7 @@ ops); Tensor methods, the ``functional`` namespace and the server's allow-list d
 
 from __future__ import annotations
 
-from . import functional
+from . import functional, linalg
 from . import ops as _ops  # noqa: F401  (fills the op table)
 from .autograd import backward, grad
 from .device import (
@@ -112,6 +112,7 @@ __all__ = [
     "int32",
     "int64",
     "promote_types",
+    "linalg",
     "is_grad_enabled",
     "linspace",
     "make_dot",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .functional import is_functional
+from .linalg import PREFIX as LINALG_PREFIX
 from .methods import OPERATORS
 from .op_table import OPS
 
@@ -23,6 +24,8 @@ def ops_markdown() -> str:
         calls += operators.get(name, [])
         if is_functional(name):
             calls.append(f"`F.{name}()`")
+        elif name.startswith(LINALG_PREFIX):
+            calls.append(f"`linalg.{name.removeprefix(LINALG_PREFIX)}()`")
         elif d.function and not d.method:
             calls.append(f"`{name}()`")
         grad = d.grad_fn_name or ("(composite)" if d.shape is None else "no gradient")

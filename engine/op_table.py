@@ -617,9 +617,14 @@ def _make_caller(opdef: OpDef) -> Callable:
     attrs = params[opdef.arity :]
     sig = []
     ns: dict[str, Any] = {}
+    starred = False
     for i, p in enumerate(params):
+        if p.kind is inspect.Parameter.KEYWORD_ONLY and not starred:
+            sig.append("*")  # keyword-only parameters (var's ``correction``)
+            starred = True
         if p.kind is inspect.Parameter.VAR_POSITIONAL:
             sig.append(f"*{p.name}")
+            starred = True
         elif p.default is not inspect.Parameter.empty:
             ns[f"_d{i}"] = p.default
             sig.append(f"{p.name}=_d{i}")

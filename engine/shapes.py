@@ -49,7 +49,11 @@ def wrap_dim(dim: int, ndim: int) -> int:
 
 
 def dims_arg(dim: int | Sequence[int] | None, ndim: int) -> tuple[int, ...] | None:
-    """A reduction's dim argument as a sorted tuple of non-negative dims (None = all)."""
+    """A reduction's dim argument as a sorted tuple of non-negative dims (None = all).
+
+    A 0-d tensor accepts dims in [-1, 0], as PyTorch: they name no axis of its array, so the
+    result is ``()`` (every dim of a 0-d tensor), which array reductions take as ``axis=()``.
+    """
     if dim is None:
         return None
     if not isinstance(dim, (tuple, list)):
@@ -57,7 +61,12 @@ def dims_arg(dim: int | Sequence[int] | None, ndim: int) -> tuple[int, ...] | No
     out = tuple(sorted({wrap_dim(int(d), ndim) for d in dim}))
     if len(out) != len(tuple(dim)):
         raise RuntimeError("dim appears multiple times in the list of dims")
-    return out
+    return out if ndim else ()
+
+
+def axis(dim: int, ndim: int) -> int | tuple[()]:
+    """A wrapped single dim as an array axis: ``()`` for a 0-d array (no axis to name)."""
+    return dim if ndim else ()
 
 
 def reduce(a: Shape, dim: tuple[int, ...] | None = None, keepdim: bool = False) -> Shape:

@@ -23,12 +23,13 @@ def _softmax_norm(self: arg.Tensor, dim: arg.Int) -> dict:
     shape=lambda a, dim: a,
     saves_output=True,
     normalize=_softmax_norm,
-    examples=(Ex(S(2, 3), 1), Ex(S(4), 0), Ex(S(2, 3), -2)),
+    examples=(Ex(S(2, 3), 1), Ex(S(4), 0), Ex(S(2, 3), -2), Ex(S(), 0)),
 )
 def softmax(xp: Any, self: Any, dim: int) -> Any:
     """exp(x) / sum(exp(x)) along ``dim``, computed stably."""
-    e = xp.exp(self - self.max(axis=dim, keepdims=True))
-    return e / e.sum(axis=dim, keepdims=True)
+    ax = shapes.axis(dim, self.ndim)
+    e = xp.exp(self - self.max(axis=ax, keepdims=True))
+    return e / e.sum(axis=ax, keepdims=True)
 
 
 @softmax.derivative
@@ -43,12 +44,13 @@ def _(ctx: Any, g: Any) -> tuple:
     shape=lambda a, dim: a,
     saves_output=True,
     normalize=_softmax_norm,
-    examples=(Ex(S(2, 3), 1), Ex(S(4), 0)),
+    examples=(Ex(S(2, 3), 1), Ex(S(4), 0), Ex(S(), -1)),
 )
 def log_softmax(xp: Any, self: Any, dim: int) -> Any:
     """log(softmax(x)) by a fused log-sum-exp: finite even for logits of 1e8."""
-    shifted = self - self.max(axis=dim, keepdims=True)
-    return shifted - xp.log(xp.exp(shifted).sum(axis=dim, keepdims=True))
+    ax = shapes.axis(dim, self.ndim)
+    shifted = self - self.max(axis=ax, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=ax, keepdims=True))
 
 
 @log_softmax.derivative

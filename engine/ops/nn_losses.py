@@ -19,6 +19,7 @@ from ..op_table import composite, op
 from .nn import _check_reduction, _loss_shape, warn_if_sizes_differ
 from .nn_activations import logsigmoid
 from .pointwise import clamp_min
+from .reduction import linalg_vector_norm
 
 
 def _reduced(loss: Any, reduction: str) -> Any:
@@ -532,55 +533,6 @@ def kl_div(
 
 
 # -- normalize, cosine_similarity --------------------------------------------------------------
-
-
-def _vector_norm_norm(self: Any, ord: float, dim: Any, keepdim: bool = False) -> dict:  # noqa: A002
-    if not (0 < ord < float("inf")):
-        raise NotImplementedError(f"gradd's vector norm supports finite ord > 0, not {ord}")
-    return {"ord": float(ord), "dim": shapes.dims_arg(dim, self.ndim), "keepdim": bool(keepdim)}
-
-
-@op(
-    grad_fn="LinalgVectorNormBackward0",
-    dtype="same",
-    shape=lambda a, ord, dim, keepdim=False: shapes.reduce(a, dim, keepdim),  # noqa: A006
-    saves=(0,),
-    saves_output=True,
-    normalize=_vector_norm_norm,
-    method=False,
-    function=False,
-    internal=True,
-    examples=(Ex(S(3, 4), 2.0, 1, True), Ex(S(3, 4), 3.0, 0), Ex(S(2, 3), 1.0, (0, 1), True)),
-)
-def linalg_vector_norm(xp: Any, self: Any, ord: float, dim: Any, keepdim: bool = False) -> Any:  # noqa: A002
-    """sum(|x| ** ord) ** (1 / ord) over ``dim``: PyTorch's linalg.vector_norm, the piece
-    normalize and cosine_similarity record (internal until a linalg norm is public)."""
-    if ord == 2.0:
-        return xp.sqrt((self * self).sum(axis=dim, keepdims=keepdim))
-    if ord == 1.0:
-        return xp.abs(self).sum(axis=dim, keepdims=keepdim)
-    return (xp.abs(self) ** ord).sum(axis=dim, keepdims=keepdim) ** (1 / ord)
-
-
-@linalg_vector_norm.derivative
-def _(ctx: Any, g: Any) -> tuple:
-    from .reduction import _grad_to_input
-
-    (x,) = ctx.saved
-    a = ctx.attrs
-    ord_, dim, keepdim = a["ord"], a["dim"], a["keepdim"]
-    shape = ctx.meta[0][0]
-    if ord_ == 1.0:
-        return (_grad_to_input(g, shape, dim, keepdim) * x.sign(),)
-    norm = ctx.output
-    zero = norm.eq(0)  # PyTorch's norm_backward: no gradient where the norm is 0
-    from .shape_ops import where
-
-    scale = g / where.call(zero, 1.0, norm) * norm.ne(0)
-    if ord_ == 2.0:
-        return (x * _grad_to_input(scale, shape, dim, keepdim),)
-    scale = g / where.call(zero, 1.0, norm) ** (ord_ - 1) * norm.ne(0)
-    return (x.sign() * x.abs() ** (ord_ - 1) * _grad_to_input(scale, shape, dim, keepdim),)
 
 
 @op(

@@ -26,6 +26,7 @@ NON_DIFFERENTIABLE = frozenset(
         "randint_like", "bernoulli", "multinomial", "normal", "new_zeros", "new_ones",
         "new_empty", "new_full", "new_tensor",
     }
+    | {"all", "any", "count_nonzero", "argsort", "topk_indices", "median_indices"}
 )  # fmt: skip
 
 

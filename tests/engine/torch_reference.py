@@ -111,6 +111,16 @@ SPECIAL: dict[str, Callable[..., Any]] = {
     "diagonal_backward": _diagonal_backward,
     "flip": lambda self, *dims: self.flip(*dims),
     "tile": lambda self, *dims: self.tile(*dims),
+    "take_along": lambda self, index, dim: torch.gather(self, dim, index),
+    "put_along": lambda g, index, dim, shape: torch.zeros(shape, dtype=g.dtype).scatter_add(
+        dim, index, g
+    ),
+    "sort_values": lambda self, *a, **k: torch.sort(self, *a, **k).values,
+    "topk_values": lambda self, *a, **k: torch.topk(self, *a, **k).values,
+    "median_all": lambda self: torch.median(self),
+    "topk_indices": lambda self, *a, **k: torch.topk(self, *a, **k).indices,
+    "median_indices": lambda self, *a, **k: torch.median(self, *a, **k).indices,
+    "median_dim": lambda self, *a, **k: torch.median(self, *a, **k).values,
 }
 
 
@@ -120,6 +130,8 @@ def torch_op(name: str) -> Callable[..., Any]:
         return SPECIAL[name]
     if name.endswith("_"):
         return _inplace(name)
+    if name.startswith("linalg_"):
+        return getattr(torch.linalg, name.removeprefix("linalg_"))
     for space in (TF, torch):
         fn = getattr(space, name, None)
         if fn is not None:

@@ -18,9 +18,10 @@ from gradd.op_recording import remote_function
 from gradd.remote_tensor import RemoteTensor
 
 EXTRA = {  # ops without examples in the table, and tensor-tensor comparisons
-    "argmax": (Ex(S(3, 4)), Ex(S(3, 4), 1, True)),
+    "argmax": (Ex(S(3, 4)), Ex(S(3, 4), 1, True), Ex(S(), -1)),
     "argmin": (Ex(S(3, 4), dim=0),),
     "sign": (Ex(S(5)),),
+    "argsort": (Ex(S(3, 4)), Ex(S(3, 4), 0, True), Ex(S(5), stable=True), Ex(S(), -1)),
     "lt": (Ex(S(3, grad=False), S(3, grad=False)),),
 }
 CASES = [

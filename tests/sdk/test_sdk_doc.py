@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import gradd.engine as ge
-from gradd.engine import functional
+from gradd.engine import functional, linalg
 from gradd.engine.methods import OPERATORS
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "sdk.md"
@@ -51,6 +51,8 @@ def ops_table() -> str:
         if d.function:
             prefix = "F" if d.function in functional.NAMES else "s"
             function = f"`{prefix}.{d.function}`"
+        elif name.startswith(linalg.PREFIX):
+            function = f"`s.linalg.{name.removeprefix(linalg.PREFIX)}`"
         else:
             function = ""
         grad_fn = f"`{d.grad_fn_name}`" if d.grad_fn_name else ""
