@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from .. import arg_kinds as arg
-from .. import dtypes as dt
 from .. import shapes
 from ..op_examples import Ex, S
 from ..op_table import composite, op
@@ -27,7 +26,7 @@ def _floating(x: Any, kernel: str) -> None:
     """PyTorch's error for a float-only kernel run on an integer or bool tensor."""
     if not x.dtype.is_floating_point:
         raise NotImplementedError(
-            f"\"{kernel}\" not implemented for '{dt.from_numpy(x.dtype).torch_name.capitalize()}'"
+            f"\"{kernel}\" not implemented for '{x.dtype.torch_name}'"
         )
 
 

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from .. import arg_kinds as arg
-from .. import dtypes as dt
 from .. import shapes
 from ..op_examples import C, Ex, S
 from ..op_table import composite, op
@@ -71,8 +70,8 @@ def _bce_norm(
         )
     if input.dtype is not target.dtype:
         raise RuntimeError(
-            f"Found dtype {dt.from_numpy(target.dtype).torch_name} but expected "
-            f"{dt.from_numpy(input.dtype).torch_name}"
+            f"Found dtype {target.dtype.torch_name} but expected "
+            f"{input.dtype.torch_name}"
         )
     _check_weight(weight, target)
     return {"weight": weight, "reduction": reduction}
