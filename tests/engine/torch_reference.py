@@ -50,6 +50,14 @@ def _index_backward(g: torch.Tensor, shape: tuple, key: tuple) -> torch.Tensor:
     return gx
 
 
+def _grad_of(fn: Callable, g: torch.Tensor, shape: tuple) -> torch.Tensor:
+    """The create_graph gradient of ``fn`` at zeros of ``shape``: how torch makes the adjoint
+    ops gradd declares as internal ops (index_select_backward, masked_select_backward)."""
+    x = torch.zeros(shape, dtype=g.dtype, requires_grad=True)
+    (gx,) = torch.autograd.grad(fn(x), x, g, create_graph=True)
+    return gx
+
+
 def _inplace(name: str) -> Callable:
     def run(self: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         base = self.clone() if self.requires_grad else self
@@ -78,6 +86,17 @@ SPECIAL: dict[str, Callable[..., Any]] = {
     "permute": lambda self, *dims: self.permute(*dims),
     "contiguous": lambda self: self.contiguous(),
     "alias": lambda self: self[...],
+    "gather_dim": lambda self, index, dim: torch.gather(self, dim, index),
+    "scatter_dim": lambda self, index, src, dim: torch.scatter(self, dim, index, src),
+    "scatter_add_dim": lambda self, index, src, dim: torch.scatter_add(self, dim, index, src),
+    "index_select_dim": lambda self, index, dim: torch.index_select(self, dim, index),
+    "index_select_backward": lambda g, index, shape, dim: _grad_of(
+        lambda x: x.index_select(dim, index), g, shape
+    ),
+    "masked_select_mask": lambda self, mask: self.masked_select(torch.as_tensor(mask)),
+    "masked_select_backward": lambda g, mask, shape: _grad_of(
+        lambda x: x.masked_select(torch.as_tensor(mask)), g, shape
+    ),
 }
 
 
