@@ -231,3 +231,246 @@ def _(ctx: Any, g: Any) -> tuple:
         ga = ga * alpha if ga is not None else None
         gb = gb * alpha if gb is not None else None
     return gs, ga, gb
+
+
+# --- einsum --------------------------------------------------------------------------------
+# PyTorch's einsum is not one autograd node: it records the permutes, views, bmm and sums it
+# runs (sumproduct_pair), so its graph has no einsum name. gradd computes with xp.einsum and
+# records its own nodes: a one-operand step (diagonals and sums) and a two-operand step
+# (EinsumBackward0 both), contracting operands left to right as PyTorch does.
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _einsum_sizes(terms: list[str], shapes_: list[tuple]) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for term, shape in zip(terms, shapes_):
+        for letter, n in zip(term, shape):
+            sizes.setdefault(letter, n)
+    return sizes
+
+
+def _einsum_shape(*shapes_: tuple, equation: str) -> tuple:
+    lhs, out = equation.split("->")
+    sizes = _einsum_sizes(lhs.split(","), list(shapes_))
+    return tuple(sizes[c] for c in out)
+
+
+def _unique(term: str) -> str:
+    return "".join(dict.fromkeys(term))
+
+
+@op(
+    internal=True,
+    grad_fn="EinsumBackward0",
+    shape=lambda a, equation: _einsum_shape(a, equation=equation),
+    method=False,
+    function=False,
+    examples=(Ex(S(3, 3), "ii->i"), Ex(S(2, 3), "ij->j"), Ex(S(2, 2, 3), "iij->ji")),
+)
+def einsum_single(xp: Any, self: Any, equation: str) -> Any:
+    """One operand's einsum step: a transpose, diagonals and sums (``equation``: explicit
+    subscripts, no ellipsis, distinct output letters)."""
+    return xp.array(xp.einsum(equation, self), copy=True)  # never a view of self
+
+
+@einsum_single.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    return (einsum_single_backward.call(g, ctx.meta[0][0], ctx.attrs["equation"]),)
+
+
+@op(
+    internal=True,
+    grad_fn="EinsumBackwardBackward0",
+    shape=lambda g, shape, equation: shape,
+    method=False,
+    function=False,
+    examples=(Ex(S(3), (3, 3), "ii->i"), Ex(S(3, 2), (2, 2, 3), "iij->ji")),
+)
+def einsum_single_backward(xp: Any, self: Any, shape: tuple, equation: str) -> Any:
+    """The adjoint of ``einsum_single``: ``self`` spread back over the summed letters and
+    written on the diagonals of repeated ones (zeros elsewhere)."""
+    term, out = equation.split("->")
+    kept = [c for c in _unique(term) if c in out]  # out's letters, in term's order
+    g = xp.transpose(self, [out.index(c) for c in kept]) if kept else self
+    # One axis per position of term: its letter's axis at the letter's first occurrence,
+    # size 1 at repeats and at summed letters (the broadcast below spreads self over them).
+    axes = iter(g.shape)
+    g = g.reshape(
+        [next(axes) if term.index(c) == k and c in out else 1 for k, c in enumerate(term)]
+    )
+    out_arr = xp.broadcast_to(g, shape)
+    for k, c in enumerate(term):
+        j = term.index(c)
+        if j != k:  # a repeated letter: keep only its diagonal with the first occurrence
+            n = shape[k]
+            ar = xp.arange(n)
+            eye = ar.reshape([n if d == j else 1 for d in range(len(term))]) == ar.reshape(
+                [n if d == k else 1 for d in range(len(term))]
+            )
+            out_arr = out_arr * eye
+    return xp.array(xp.broadcast_to(out_arr, shape), dtype=self.dtype, copy=True)
+
+
+@einsum_single_backward.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    return (einsum_single.call(g, ctx.attrs["equation"]),)
+
+
+@op(
+    internal=True,
+    grad_fn="EinsumBackward0",
+    arity=2,
+    saves=(0, 1),
+    shape=lambda a, b, equation: _einsum_shape(a, b, equation=equation),
+    method=False,
+    function=False,
+    examples=(Ex(S(2, 3), S(3, 4), "ij,jk->ik"), Ex(S(3), S(2, 3), "j,ij->ji")),
+)
+def einsum_pair(xp: Any, self: Any, other: Any, equation: str) -> Any:
+    """Two operands' einsum step (``equation``: explicit subscripts, each letter once per
+    operand, every letter of an operand in the other or in the output)."""
+    return xp.einsum(equation, self, other)
+
+
+@einsum_pair.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    a, b = ctx.saved
+    lhs, out = ctx.attrs["equation"].split("->")
+    ta, tb = lhs.split(",")
+    ga = einsum_pair.call(g, b, f"{out},{tb}->{ta}") if ctx.needs(0) else None
+    gb = einsum_pair.call(g, a, f"{out},{ta}->{tb}") if ctx.needs(1) else None
+    return ga, gb
+
+
+def _einsum_terms(equation: str, operands: list) -> tuple[list[str], str]:
+    """Explicit subscripts per operand and for the output (ellipses made letters), with
+    PyTorch's errors."""
+    eq = equation.replace(" ", "")
+    lhs, arrow, rhs = eq.partition("->")
+    terms = lhs.split(",")
+    if len(terms) > len(operands):
+        raise RuntimeError("einsum(): fewer operands were provided than specified in the equation")
+    if len(terms) < len(operands):
+        raise RuntimeError("einsum(): more operands were provided than specified in the equation")
+    for c in eq:
+        if c not in _LETTERS and c not in ",.->":
+            raise RuntimeError(
+                f"einsum(): invalid subscript given at index {eq.index(c)} in the "
+                f"equation string, subscripts must be in [a-zA-Z]"
+            )
+    n_ell = 0
+    for i, (term, x) in enumerate(zip(terms, operands)):
+        letters = len(term.replace("...", ""))
+        if "..." in term:
+            if letters > x.ndim:
+                raise RuntimeError(
+                    f"einsum(): the number of subscripts in the equation ({letters}) is more "
+                    f"than the number of dimensions ({x.ndim}) for operand {i}"
+                )
+            n_ell = max(n_ell, x.ndim - letters)
+        elif letters != x.ndim:
+            raise RuntimeError(
+                f"einsum(): the number of subscripts in the equation ({letters}) does not match "
+                f"the number of dimensions ({x.ndim}) for operand {i} and no ellipsis was given"
+            )
+    free = [c for c in _LETTERS if c not in eq]
+    ell = "".join(free[:n_ell])
+    out_terms = []
+    for term, x in zip(terms, operands):
+        if "..." in term:
+            k = x.ndim - len(term.replace("...", ""))
+            term = term.replace("...", ell[n_ell - k :] if k else "")
+        out_terms.append(term)
+    if arrow:
+        out = rhs.replace("...", ell)
+        for c in out:
+            if not any(c in t for t in out_terms):
+                raise RuntimeError(
+                    f"einsum(): output subscript {c} does not appear in the equation for any "
+                    "input operand"
+                )
+        if len(set(out)) != len(out):
+            raise RuntimeError(
+                f"einsum(): output subscript {out[0]} appears more than once in the output"
+            )
+    else:
+        counts: dict[str, int] = {}
+        for t in out_terms:
+            for c in t:
+                counts[c] = counts.get(c, 0) + 1
+        out = ell + "".join(
+            sorted((c for c, n in counts.items() if n == 1 and c not in ell), key=_LETTERS.index)
+        )
+    return out_terms, out
+
+
+@composite(
+    "einsum",
+    examples=(
+        Ex("ij,jk->ik", S(2, 3), S(3, 4)),
+        Ex("ii->i", S(3, 3)),
+        Ex("ij->", S(2, 3)),
+        Ex("bij,bjk->bik", S(2, 2, 3), S(2, 3, 2)),
+        Ex("i,j", S(3), S(2)),
+        Ex("...ij,...jk", S(2, 1, 2, 3), S(4, 3, 2)),
+        Ex("ij,jk,kl->il", S(2, 3), S(3, 2), S(2, 2)),
+        Ex("iij,jk->ki", S(2, 2, 3), S(3, 2)),
+        Ex("ab,cd->", S(2, 2), S(3, 1)),
+    ),
+)
+def einsum(equation: str, *operands: arg.Anything) -> Any:
+    """Sum of products over the subscripts of ``equation`` (operands as arguments or one
+    list): PyTorch's einsum, ellipses and broadcasting of size-1 dims included."""
+    # ``equation`` declares no kind: the first parameter of a kind other than Tensor would make
+    # the argument check ask for a tensor there. It is checked here instead.
+    if type(equation) is not str:
+        raise TypeError(
+            f"einsum(): argument 'equation' (position 1) must be str, not {type(equation).__name__}"
+        )
+    if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
+        operands = tuple(operands[0])
+    for i, x in enumerate(operands):
+        if not arg.is_tensor(x):
+            raise TypeError(
+                f"einsum(): argument 'tensors' must be tuple of Tensors, but element {i} is "
+                f"{type(x).__name__}"
+            )
+    terms, out = _einsum_terms(equation, list(operands))
+    ops = list(operands)
+    # Sizes: a letter's sizes agree, or are 1 (that operand is expanded, as PyTorch broadcasts).
+    sizes: dict[str, int] = {}
+    for i, (term, x) in enumerate(zip(terms, ops)):
+        for c, n in zip(term, x.shape):
+            seen = sizes.get(c)
+            if seen is None or seen == 1:
+                sizes[c] = n
+            elif n != seen and n != 1:
+                raise RuntimeError(
+                    f"einsum(): subscript {c} has size {n} for operand {i} which does not "
+                    f"broadcast with previously seen size {seen}"
+                )
+    for i, (term, x) in enumerate(zip(terms, ops)):
+        full = tuple(sizes[c] for c in term)
+        if x.shape != full:
+            ops[i] = x.expand(*full)
+    if len(ops) == 1:
+        return einsum_single.call(ops[0], f"{terms[0]}->{out}")
+    # Each operand first loses the letters no other operand nor the output has (summed) and
+    # its repeated letters (diagonals); then the operands are contracted left to right.
+    for i, term in enumerate(terms):
+        others = out + "".join(t for j, t in enumerate(terms) if j != i)
+        keep = "".join(c for c in _unique(term) if c in others)
+        if keep != term:
+            ops[i] = einsum_single.call(ops[i], f"{term}->{keep}")
+            terms[i] = keep
+    cur, cur_term = ops[0], terms[0]
+    for k in range(1, len(ops)):
+        if k == len(ops) - 1:
+            step_out = out
+        else:
+            later = out + "".join(terms[k + 1 :])
+            step_out = "".join(c for c in _unique(cur_term + terms[k]) if c in later)
+        cur = einsum_pair.call(cur, ops[k], f"{cur_term},{terms[k]}->{step_out}")
+        cur_term = step_out
+    return cur

@@ -52,7 +52,7 @@ def _index_backward(g: torch.Tensor, shape: tuple, key: tuple) -> torch.Tensor:
 
 def _grad_of(fn: Callable, g: torch.Tensor, shape: tuple) -> torch.Tensor:
     """The create_graph gradient of ``fn`` at zeros of ``shape``: how torch makes the adjoint
-    ops gradd declares as internal ops (index_select_backward, masked_select_backward)."""
+    ops gradd declares as internal ops (index_select_backward, einsum_single_backward...)."""
     x = torch.zeros(shape, dtype=g.dtype, requires_grad=True)
     (gx,) = torch.autograd.grad(fn(x), x, g, create_graph=True)
     return gx
@@ -90,6 +90,11 @@ SPECIAL: dict[str, Callable[..., Any]] = {
     "scatter_dim": lambda self, index, src, dim: torch.scatter(self, dim, index, src),
     "scatter_add_dim": lambda self, index, src, dim: torch.scatter_add(self, dim, index, src),
     "index_select_dim": lambda self, index, dim: torch.index_select(self, dim, index),
+    "einsum_single": lambda self, equation: torch.einsum(equation, self),
+    "einsum_pair": lambda self, other, equation: torch.einsum(equation, self, other),
+    "einsum_single_backward": lambda g, shape, equation: _grad_of(
+        lambda x: torch.einsum(equation, x), g, shape
+    ),
     "index_select_backward": lambda g, index, shape, dim: _grad_of(
         lambda x: x.index_select(dim, index), g, shape
     ),
