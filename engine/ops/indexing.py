@@ -261,8 +261,7 @@ def scatter(
     src: arg.TensorOrNumber | None = None,
     value: arg.Number | None = None,
 ) -> Any:
-    """A copy of self with ``src`` (a tensor, or a number as ``value``) written along ``dim`` at
-    ``index``."""
+    """A copy of self with ``src`` (or the number ``value``) written along ``dim`` at index."""
     if (src is None) == (value is None):
         raise TypeError("scatter(): pass exactly one of src (a tensor) and value (a number)")
     src = value if src is None else src
@@ -387,8 +386,7 @@ def index_select(self: arg.Tensor, dim: arg.Int, index: arg.Tensor) -> Any:
     examples=(Ex(S(3, 3), C([0, 2, 2]), (3, 4), 1), Ex(S(2, 4), C([1, 1]), (3, 4), 0)),
 )
 def index_select_backward(xp: Any, self: Any, index: Any, shape: tuple, dim: int) -> Any:
-    """The adjoint of index_select: ``self`` added into zeros of ``shape`` along ``dim`` at
-    ``index`` (PyTorch's ``zeros.index_add_``)."""
+    """The adjoint of index_select: PyTorch's ``zeros(shape).index_add_(dim, index, self)``."""
     out = xp.zeros(shape, dtype=self.dtype)
     if not shape:
         return out + self.sum()
@@ -532,8 +530,9 @@ def _(ctx: Any, g: Any) -> tuple:
     ),
 )
 def masked_select(self: arg.Tensor, mask: arg.Tensor) -> Any:
-    """The elements of self where ``mask`` holds, as a 1-D tensor (they broadcast). Its length
-    depends on the mask's values: on a GPU it waits for them, as PyTorch's."""
+    """The elements of self where ``mask`` holds (the two broadcast), as a 1-D tensor.
+
+    Its length depends on the mask's values: on a GPU it waits for them, as PyTorch's."""
     if mask.dtype is not dt.bool_:
         raise RuntimeError("masked_select: expected BoolTensor for mask")
     shapes.broadcast(mask.shape, self.shape)
@@ -553,8 +552,9 @@ def masked_select(self: arg.Tensor, mask: arg.Tensor) -> Any:
     ),
 )
 def take_along_dim(self: arg.Tensor, indices: arg.Tensor, dim: arg.Int | None = None) -> Any:
-    """self's values at ``indices`` along ``dim`` (the two broadcast apart from ``dim``); with
-    no dim, at flat positions."""
+    """self's values at ``indices`` along ``dim`` (flat positions when ``dim`` is None).
+
+    Apart from ``dim``, self and indices broadcast."""
     from ..op_table import _TORCH_NAME
 
     if dim is None:

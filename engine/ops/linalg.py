@@ -269,8 +269,9 @@ def _unique(term: str) -> str:
     examples=(Ex(S(3, 3), "ii->i"), Ex(S(2, 3), "ij->j"), Ex(S(2, 2, 3), "iij->ji")),
 )
 def einsum_single(xp: Any, self: Any, equation: str) -> Any:
-    """One operand's einsum step: a transpose, diagonals and sums (``equation``: explicit
-    subscripts, no ellipsis, distinct output letters)."""
+    """One operand's einsum step: a transpose, diagonals and sums.
+
+    ``equation`` has explicit subscripts, no ellipsis and distinct output letters."""
     return xp.array(xp.einsum(equation, self), copy=True)  # never a view of self
 
 
@@ -288,8 +289,9 @@ def _(ctx: Any, g: Any) -> tuple:
     examples=(Ex(S(3), (3, 3), "ii->i"), Ex(S(3, 2), (2, 2, 3), "iij->ji")),
 )
 def einsum_single_backward(xp: Any, self: Any, shape: tuple, equation: str) -> Any:
-    """The adjoint of ``einsum_single``: ``self`` spread back over the summed letters and
-    written on the diagonals of repeated ones (zeros elsewhere)."""
+    """The adjoint of ``einsum_single``, zeros off the diagonals of repeated letters.
+
+    ``self`` is spread back over the summed letters and written on those diagonals."""
     term, out = equation.split("->")
     kept = [c for c in _unique(term) if c in out]  # out's letters, in term's order
     g = xp.transpose(self, [out.index(c) for c in kept]) if kept else self
@@ -328,8 +330,10 @@ def _(ctx: Any, g: Any) -> tuple:
     examples=(Ex(S(2, 3), S(3, 4), "ij,jk->ik"), Ex(S(3), S(2, 3), "j,ij->ji")),
 )
 def einsum_pair(xp: Any, self: Any, other: Any, equation: str) -> Any:
-    """Two operands' einsum step (``equation``: explicit subscripts, each letter once per
-    operand, every letter of an operand in the other or in the output)."""
+    """Two operands' einsum step: a contraction of two operands.
+
+    ``equation`` has explicit subscripts, each letter once per operand, and every letter of an
+    operand in the other or in the output."""
     return xp.einsum(equation, self, other)
 
 
@@ -420,8 +424,9 @@ def _einsum_terms(equation: str, operands: list) -> tuple[list[str], str]:
     ),
 )
 def einsum(equation: str, *operands: arg.Anything) -> Any:
-    """Sum of products over the subscripts of ``equation`` (operands as arguments or one
-    list): PyTorch's einsum, ellipses and broadcasting of size-1 dims included."""
+    """Sum of products over the subscripts of ``equation``, as PyTorch's einsum.
+
+    Operands come as arguments or as one list; ellipses and size-1 broadcasting included."""
     # ``equation`` declares no kind: the first parameter of a kind other than Tensor would make
     # the argument check ask for a tensor there. It is checked here instead.
     if type(equation) is not str:
