@@ -347,6 +347,21 @@ def _(ctx: Any, g: Any) -> tuple:
     return ga, gb
 
 
+def _check_dots(term: str, twice: str, stray: str) -> None:
+    """A term's dots form at most one ellipsis (PyTorch's two messages otherwise)."""
+    k, found = 0, False
+    while k < len(term):
+        if term[k] == ".":
+            if found:
+                raise RuntimeError(twice)
+            if term[k : k + 3] != "...":
+                raise RuntimeError(stray)
+            found = True
+            k += 3
+        else:
+            k += 1
+
+
 def _einsum_terms(equation: str, operands: list) -> tuple[list[str], str]:
     """Explicit subscripts per operand and for the output (ellipses made letters), with
     PyTorch's errors."""
@@ -357,12 +372,18 @@ def _einsum_terms(equation: str, operands: list) -> tuple[list[str], str]:
         raise RuntimeError("einsum(): fewer operands were provided than specified in the equation")
     if len(terms) < len(operands):
         raise RuntimeError("einsum(): more operands were provided than specified in the equation")
-    for c in eq:
-        if c not in _LETTERS and c not in ",.->":
+    for k, c in enumerate(lhs):
+        if c not in _LETTERS and c not in ",.":
             raise RuntimeError(
-                f"einsum(): invalid subscript given at index {eq.index(c)} in the "
-                f"equation string, subscripts must be in [a-zA-Z]"
+                f"einsum(): invalid subscript given at index {k} in the equation string, "
+                "subscripts must be in [a-zA-Z]"
             )
+    for i, term in enumerate(terms):
+        _check_dots(
+            term,
+            f"einsum(): found '.' for operand {i} for which an ellipsis was already found",
+            f"einsum(): found '.' for operand {i} that is not part of any ellipsis",
+        )
     n_ell = 0
     for i, (term, x) in enumerate(zip(terms, operands)):
         letters = len(term.replace("...", ""))
@@ -387,6 +408,17 @@ def _einsum_terms(equation: str, operands: list) -> tuple[list[str], str]:
             term = term.replace("...", ell[n_ell - k :] if k else "")
         out_terms.append(term)
     if arrow:
+        for k, c in enumerate(rhs, len(lhs) + 2):
+            if c not in _LETTERS and c != ".":
+                raise RuntimeError(
+                    f"einsum(): invalid subscript given at index {k} in the equation string, "
+                    "subscripts must be in [a-zA-Z]"
+                )
+        _check_dots(
+            rhs,
+            "einsum(): found '.' for output but an ellipsis (...) was already found",
+            "einsum(): found '.' for output that is not part of any ellipsis (...)",
+        )
         out = rhs.replace("...", ell)
         for c in out:
             if not any(c in t for t in out_terms):

@@ -194,6 +194,27 @@ def test_einsum_values_and_gradients_are_torchs(name: str, i: int) -> None:
         ),
         ("i,i", [(3,)], "einsum(): fewer operands were provided than specified in the equation"),
         ("i", [(3,), (3,)], "einsum(): more operands were provided than specified in the equation"),
+        (
+            "i.j",
+            [(2, 3)],
+            "einsum(): found '.' for operand 0 that is not part of any ellipsis",
+        ),
+        (
+            "a...b...",
+            [(2, 3, 4)],
+            "einsum(): found '.' for operand 0 for which an ellipsis was already found",
+        ),
+        (
+            "i->i.",
+            [(2,)],
+            "einsum(): found '.' for output that is not part of any ellipsis (...)",
+        ),
+        (
+            "i-j",
+            [(2,)],
+            "einsum(): invalid subscript given at index 1 in the equation string, subscripts "
+            "must be in [a-zA-Z]",
+        ),
     ],
 )
 def test_einsum_errors_are_pytorchs(equation: str, shapes: list, message: str) -> None:
