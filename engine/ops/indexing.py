@@ -90,9 +90,18 @@ def _same_ndim(a: tuple, index: tuple, what: str = "input") -> None:
         raise RuntimeError(f"Index tensor must have the same number of dimensions as {what} tensor")
 
 
+def _numel(shape: tuple) -> int:
+    n = 1
+    for k in shape:
+        n *= k
+    return n
+
+
 def _gather_shape(a: tuple, dim: int, index: tuple) -> tuple:
     """gather's checks (PyTorch's words); the result has the index's shape."""
     d = shapes.wrap_dim(dim, len(a))
+    if _numel(index) == 0:  # as PyTorch: an empty index is not checked
+        return index
     _same_ndim(a, index)
     for k, (n, m) in enumerate(zip(index, a)):
         if k != d and n > m:
@@ -104,6 +113,8 @@ def _gather_shape(a: tuple, dim: int, index: tuple) -> tuple:
 
 
 def _gather(xp: Any, self: Any, index: Any, dim: int) -> Any:
+    if index.size == 0:
+        return xp.empty(index.shape, dtype=self.dtype)
     if self.ndim == 0 or index.ndim == 0:  # scalars gather as one-element vectors
         return _gather(xp, self.reshape(-1), index.reshape(-1), 0).reshape(index.shape)
     _check_bounds(xp, index, self.shape[dim], dim)
@@ -164,6 +175,8 @@ def gather(self: arg.Tensor, dim: arg.Int, index: arg.Tensor, sparse_grad: arg.B
 def _scatter_shape(a: tuple, dim: int, index: tuple, src: tuple | None) -> tuple:
     """scatter's and scatter_add's shape checks (PyTorch's words); the result has self's."""
     d = shapes.wrap_dim(dim, len(a))
+    if _numel(index) == 0:  # as PyTorch: an empty index is not checked (self is returned)
+        return a
     _same_ndim(a, index, "self")
     if src is not None:
         _same_ndim(src, index, "src")
@@ -191,6 +204,8 @@ def _scatter_checks(name: str, self: Any, dim: int, index: Any, src: Any) -> int
 
 
 def _scatter_write(xp: Any, self: Any, index: Any, values: Any, dim: int, add: bool) -> Any:
+    if index.size == 0:
+        return self.copy()
     if self.ndim == 0 or index.ndim == 0:  # scalars scatter as one-element vectors
         vals = values.reshape(-1) if hasattr(values, "ndim") else values
         out = _scatter_write(xp, self.reshape(-1), index.reshape(-1), vals, 0, add)
@@ -313,16 +328,22 @@ def _index_select_shape(a: tuple, index: tuple, dim: int) -> tuple:
     if len(index) > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
     n = index[0] if index else 1
+    if not a:  # a scalar self: one index, a scalar result
+        if n != 1:
+            raise RuntimeError(
+                f"index_select(): Index to scalar can have only 1 value, got {n} value(s)"
+            )
+        return ()
     return a[:dim] + (n,) + a[dim + 1 :]
 
 
 def _check_select_bounds(xp: Any, index: Any, size: int, dim: int) -> None:
-    """index_select's range errors: torch's CPU kernel for dim 0 and its other one differ."""
+    """index_select's range errors: PyTorch's CPU kernel for dim 1 words them differently."""
     if xp is not np or index.size == 0:
         return
     bad = (index < 0) | (index >= size)
     if bad.any():
-        if dim == 0:
+        if dim != 1:
             raise IndexError("index out of range in self")
         raise RuntimeError(
             f"INDICES element is out of DATA bounds, id={index[bad][0]} axis_dim={size}"
@@ -345,7 +366,7 @@ def index_select_dim(xp: Any, self: Any, index: Any, dim: int) -> Any:
     flat = index.reshape(-1)
     if self.ndim == 0:
         _check_select_bounds(xp, flat, 1, 0)
-        return xp.take(self.reshape(1), flat)
+        return xp.take(self.reshape(1), flat).reshape(())
     _check_select_bounds(xp, flat, self.shape[dim], dim)
     return xp.take(self, flat, axis=dim)
 
@@ -571,6 +592,8 @@ def take_along_dim(self: arg.Tensor, indices: arg.Tensor, dim: arg.Int | None = 
             "dimensions for indices"
         )
     d = shapes.wrap_dim(dim, self.ndim)
+    if self.ndim == 0:
+        raise IndexError(f"Dimension specified as {d} but tensor has no dimensions")
     sizes = list(self.shape)
     sizes[d] = indices.shape[d]
     indices = indices.expand(*shapes.broadcast(tuple(sizes), indices.shape))

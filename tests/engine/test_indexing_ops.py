@@ -213,6 +213,24 @@ ERRORS: list[tuple[str, Callable[[Any], Any], type, str]] = [
         RuntimeError,
         "index 12 is out of bounds for dimension 0 with size 12",
     ),
+    (
+        "index_select index out of dim 2",
+        lambda m: m.index_select(_t(m, np.zeros((2, 3, 4))), 2, _t(m, [4])),
+        IndexError,
+        "index out of range in self",
+    ),
+    (
+        "index_select of a scalar",
+        lambda m: m.index_select(_t(m, np.float64(2.0)), 0, _t(m, [0, 0])),
+        RuntimeError,
+        "index_select(): Index to scalar can have only 1 value, got 2 value(s)",
+    ),
+    (
+        "take_along_dim of a scalar",
+        lambda m: m.take_along_dim(_t(m, np.float64(2.0)), _t(m, 0), -1),
+        IndexError,
+        "Dimension specified as 0 but tensor has no dimensions",
+    ),
 ]
 
 
@@ -327,3 +345,31 @@ def test_gather_double_backward_records_scatter_add_as_torch() -> None:
     (gx,) = ge.grad(x.gather(1, idx), x, g, create_graph=True)
     assert gx.grad_fn.name() == "ScatterAddBackward0"
     assert gx.tolist() == [[2.0, 0.0, 1.0], [0.0, 0.0, 0.0]]
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m, x, e: m.gather(x, 0, e),
+        lambda m, x, e: m.scatter(x, 1, e, 2.0),
+        lambda m, x, e: m.scatter_add(x, 0, e, _t(m, np.ones((2, 2)))),
+    ],
+    ids=["gather", "scatter", "scatter_add"],
+)
+def test_an_empty_index_is_not_checked_as_torch(call: Callable) -> None:
+    # PyTorch returns early for an index without elements: no dims or sizes are compared.
+    x = np.arange(6.0).reshape(2, 3)
+    out = call(ge, _t(ge, x), _long(ge, 0))
+    expected = (0,) if out.shape == (0,) else x.shape
+    assert out.shape == expected
+    if torch is not None:
+        ref = call(torch, _t(torch, x), _long(torch, 0))
+        assert tuple(ref.shape) == out.shape and np.array_equal(ref.numpy(), out.numpy())
+
+
+def test_index_select_of_a_scalar_is_a_scalar() -> None:
+    x = ge.tensor(np.float64(3.0), requires_grad=True)
+    out = ge.index_select(x, 0, ge.tensor([0]))
+    assert out.shape == () and out.item() == 3.0
+    out.backward()
+    assert x.grad.item() == 1.0
