@@ -57,8 +57,9 @@ def _dot_dtype(self: Any, tensor: Any) -> dt.DType:
 )
 def dot(xp: Any, self: arg.Tensor, tensor: arg.Tensor) -> Any:
     """The inner product of two vectors of one dtype."""
+    if self.ndim == 1 and tensor.ndim == 1:  # PyTorch: dims, then dtypes, then sizes
+        _dot_dtype(self, tensor)
     _dot_shape(self.shape, tensor.shape)
-    _dot_dtype(self, tensor)
     return xp.asarray(xp.dot(self, tensor))
 
 
@@ -172,9 +173,11 @@ def _(ctx: Any, g: Any) -> tuple:
 
 
 def _baddbmm_shape(s: tuple, a: tuple, b: tuple, beta: Any = 1, alpha: Any = 1) -> tuple:
-    out = _bmm_shape(a, b)
-    shapes.expand(s, out)  # self broadcasts to the product's shape, with expand's error
-    return out
+    if len(a) >= 2 and len(b) >= 3:
+        # As PyTorch: self is expanded to [batch1 0, batch1 1, batch2 2] before the batches
+        # are checked, so expand's error comes first.
+        shapes.expand(s, (a[0], a[1], b[2]))
+    return _bmm_shape(a, b)
 
 
 def _baddbmm_dtype(self: Any, batch1: Any, batch2: Any, beta: Any = 1, alpha: Any = 1) -> Any:

@@ -109,6 +109,19 @@ ERRORS: list[tuple[str, Callable[[Any], Any], type, str]] = [
         RuntimeError,
         "Input dtypes must be the same, got: input float, batch1: double, batch2: double",
     ),
+    (
+        "dot dtypes before sizes",
+        lambda m: m.dot(_r(m, 3), _r(m, 2, dtype="float32")),
+        RuntimeError,
+        "dot : expected both vectors to have same dtype, but found Double and Float",
+    ),
+    (
+        "baddbmm self before batches",
+        lambda m: m.baddbmm(_r(m, 2, 0, 2), _r(m, 2, 3), _r(m, 2, 0, 3)),
+        RuntimeError,
+        "The expanded size of the tensor (3) must match the existing size (2) at non-singleton "
+        "dimension 2.  Target sizes: [2, 3, 3].  Tensor sizes: [2, 0, 2]",
+    ),
 ]
 
 
