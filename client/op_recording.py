@@ -296,26 +296,36 @@ def _index_placeholder(k: RemoteTensor) -> EngineTensor:
     return wrap(np.zeros(k.shape, k.dtype.np))
 
 
-_GETITEM = OPS["getitem"].call
+def _traced_on(s: Any, opdef: OpDef, args: tuple, meta_args: tuple) -> Any:
+    """A composite whose result's shape needs values only the server has: its body runs here
+    on ``meta_args`` (``args`` with those values fetched) for metadata, and one Op with the
+    user's ``args`` is queued."""
+    if s._tracing:
+        return opdef.call(*meta_args)
+    site = (opdef.name, *user_site(3))
+    s._tracing = 1
+    try:
+        out = opdef.call(*meta_args)
+    finally:
+        s._tracing = 0
+    return _send_composite(s, opdef, args, {}, out, site)
 
 
 def _getitem(self: RemoteTensor, key: Any) -> Any:
     """``self[key]``: the engine's indexing rules, tensor indices included."""
-    s = self._s
     keys = key if type(key) is tuple else (key,)
     meta_key = key
     if any(type(k) is RemoteTensor for k in keys):
         meta_keys = tuple(_index_placeholder(k) if type(k) is RemoteTensor else k for k in keys)
         meta_key = meta_keys if type(key) is tuple else meta_keys[0]
-    if s._tracing:
-        return _GETITEM(self, meta_key)
-    site = ("getitem", *user_site(2))
-    s._tracing = 1
-    try:
-        out = _GETITEM(self, meta_key)
-    finally:
-        s._tracing = 0
-    return _send_composite(s, OPS["getitem"], (self, key), {}, out, site)
+    return _traced_on(self._s, OPS["getitem"], (self, key), (self, meta_key))
+
+
+def _masked_select(self: RemoteTensor, mask: Any) -> Any:
+    """``masked_select``: its length is the mask's count, so the mask's values are fetched,
+    as a boolean index's are."""
+    meta_mask = mask._local() if type(mask) is RemoteTensor else mask
+    return _traced_on(self._s, OPS["masked_select"], (self, mask), (self, meta_mask))
 
 
 def _rmatmul(self: RemoteTensor, other: Any) -> Any:
@@ -329,8 +339,12 @@ def _contiguous(self: RemoteTensor) -> RemoteTensor:
     return self
 
 
-# Ops whose engine call depends on data the client does not have (the array's layout).
-_REMOTE_OVERRIDES: dict[str, Callable] = {"contiguous": _contiguous}
+# Ops whose engine call depends on data the client does not have (the array's layout, a
+# mask's values).
+_REMOTE_OVERRIDES: dict[str, Callable] = {
+    "contiguous": _contiguous,
+    "masked_select": _masked_select,
+}
 
 
 def remote_function(opdef: OpDef) -> Callable:

@@ -145,16 +145,17 @@ def expand(a: Shape, sizes: Shape, tensor_type: str = "FloatTensor") -> Shape:
             f"({len(sizes)}) must be greater or equal to the number of dimensions in the "
             f"tensor ({len(a)})"
         )
-    out = []
+    out = [0] * len(sizes)
     lead = len(sizes) - len(a)
-    for i, n in enumerate(sizes):
+    for i in reversed(range(len(sizes))):  # from the last dim, as PyTorch: it names the last
+        n = sizes[i]  # mismatch
         if i < lead:
             if n < 0:
                 raise RuntimeError(
                     "The expanded size of the tensor (-1) isn't allowed in a "
                     "leading, non-existing dimension 0"
                 )
-            out.append(n)
+            out[i] = n
             continue
         m = a[i - lead]
         if n == -1:
@@ -165,7 +166,7 @@ def expand(a: Shape, sizes: Shape, tensor_type: str = "FloatTensor") -> Shape:
                 f"non-singleton dimension {i}.  Target sizes: {list(sizes)}.  Tensor sizes: "
                 f"{list(a)}"
             )
-        out.append(n)
+        out[i] = n
     return tuple(out)
 
 

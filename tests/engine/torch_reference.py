@@ -72,6 +72,14 @@ def _diagonal_backward(g: torch.Tensor, shape: tuple, *diagonal: int) -> torch.T
     return gx
 
 
+def _grad_of(fn: Callable, g: torch.Tensor, shape: tuple) -> torch.Tensor:
+    """The create_graph gradient of ``fn`` at zeros of ``shape``: how torch makes the adjoint
+    ops gradd declares as internal ops (index_select_backward, einsum_single_backward...)."""
+    x = torch.zeros(shape, dtype=g.dtype, requires_grad=True)
+    (gx,) = torch.autograd.grad(fn(x), x, g, create_graph=True)
+    return gx
+
+
 def _inplace(name: str) -> Callable:
     def run(self: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         base = self.clone() if self.requires_grad else self
@@ -121,6 +129,22 @@ SPECIAL: dict[str, Callable[..., Any]] = {
     "topk_indices": lambda self, *a, **k: torch.topk(self, *a, **k).indices,
     "median_indices": lambda self, *a, **k: torch.median(self, *a, **k).indices,
     "median_dim": lambda self, *a, **k: torch.median(self, *a, **k).values,
+    "gather_dim": lambda self, index, dim: torch.gather(self, dim, index),
+    "scatter_dim": lambda self, index, src, dim: torch.scatter(self, dim, index, src),
+    "scatter_add_dim": lambda self, index, src, dim: torch.scatter_add(self, dim, index, src),
+    "index_select_dim": lambda self, index, dim: torch.index_select(self, dim, index),
+    "einsum_single": lambda self, equation: torch.einsum(equation, self),
+    "einsum_pair": lambda self, other, equation: torch.einsum(equation, self, other),
+    "einsum_single_backward": lambda g, shape, equation: _grad_of(
+        lambda x: torch.einsum(equation, x), g, shape
+    ),
+    "index_select_backward": lambda g, index, shape, dim: _grad_of(
+        lambda x: x.index_select(dim, index), g, shape
+    ),
+    "masked_select_mask": lambda self, mask: self.masked_select(torch.as_tensor(mask)),
+    "masked_select_backward": lambda g, mask, shape: _grad_of(
+        lambda x: x.masked_select(torch.as_tensor(mask)), g, shape
+    ),
 }
 
 
