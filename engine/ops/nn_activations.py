@@ -25,9 +25,7 @@ same = shapes.same
 def _floating(x: Any, kernel: str) -> None:
     """PyTorch's error for a float-only kernel run on an integer or bool tensor."""
     if not x.dtype.is_floating_point:
-        raise NotImplementedError(
-            f"\"{kernel}\" not implemented for '{x.dtype.torch_name}'"
-        )
+        raise NotImplementedError(f"\"{kernel}\" not implemented for '{x.dtype.torch_name}'")
 
 
 def _named(out_of_place: str, in_place: str) -> Any:

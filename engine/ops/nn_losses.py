@@ -70,8 +70,7 @@ def _bce_norm(
         )
     if input.dtype is not target.dtype:
         raise RuntimeError(
-            f"Found dtype {target.dtype.torch_name} but expected "
-            f"{input.dtype.torch_name}"
+            f"Found dtype {target.dtype.torch_name} but expected {input.dtype.torch_name}"
         )
     _check_weight(weight, target)
     return {"weight": weight, "reduction": reduction}
