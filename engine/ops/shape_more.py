@@ -150,9 +150,9 @@ def chunk(self: arg.Tensor, chunks: arg.Int, dim: arg.Int = 0) -> tuple:
 @composite("unbind", method=True, examples=(Ex(S(3, 4)), Ex(S(3, 4), 1), Ex(S(2, 3, 2), -1)))
 def unbind(self: arg.Tensor, dim: arg.Int = 0) -> tuple:
     """The slices along ``dim``, that dim removed (views)."""
+    d = shapes.wrap_dim(dim, self.ndim)  # out of range first, as PyTorch
     if self.ndim == 0:
         raise IndexError("Dimension specified as 0 but tensor has no dimensions")
-    d = shapes.wrap_dim(dim, self.ndim)
     return tuple(split_part.call(self, d, i, None, "unbind") for i in range(self.shape[d]))
 
 

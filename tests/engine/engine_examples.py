@@ -165,3 +165,32 @@ def renormalize(opdef: ge.OpDef, inputs: tuple, attrs: dict) -> dict:
 
 def input_shape(x: Any) -> tuple | None:
     return tuple(x.shape) if isinstance(x, ge.Tensor) else None
+
+
+# --- ops that take a ``dim`` (tests/engine/test_zero_dim.py, tests/sdk/test_zero_dim.py) -------
+
+DIM_LISTS = {"cat", "stack"}  # their dim is checked against the tensors of a list
+DIM_EXTRA_ARGS = {"topk": (1,)}  # arguments before dim that the op needs
+
+
+def _callable_with_dim_alone(name: str, d: ge.OpDef) -> bool:
+    """``op(x, dim=...)`` is a whole call: every other parameter has a default (or
+    DIM_EXTRA_ARGS gives it). Ops that also need an index, sizes or a second tensor are not
+    covered by the 0-d tests."""
+    required = [
+        p.name
+        for p in d.params[1:]
+        if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    return required in ([], ["dim"]) or name in DIM_EXTRA_ARGS
+
+
+def dim_ops() -> list[str]:
+    """Public ops callable as ``op(x, dim=d)``."""
+    return sorted(
+        n
+        for n, d in ge.OPS.items()
+        if n not in DIM_LISTS
+        and any(p.name == "dim" for p in d.params)
+        and _callable_with_dim_alone(n, d)
+    )

@@ -109,6 +109,7 @@ SPECIAL: dict[str, Callable[..., Any]] = {
     "contiguous": lambda self: self.contiguous(),
     "alias": lambda self: self[...],
     "xlogy": torch.xlogy,
+    "threshold_backward": torch.ops.aten.threshold_backward,
     "clamp_min": torch.clamp_min,
     "clone_clamped": _clone_clamped,
     "linalg_vector_norm": torch.linalg.vector_norm,
