@@ -11,6 +11,7 @@ suite). The annotations of an op's public signature declare what each parameter 
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import math
 from collections.abc import Callable, Mapping
@@ -205,12 +206,20 @@ def _composite_forward(fn: Callable) -> Callable:
     return forward
 
 
+def unknown_op(name: str, shown: str) -> str:
+    """The error for an op name that is not public: the closest public names, if any (the list
+    of every op is too long for a message)."""
+    near = difflib.get_close_matches(name, OPS, n=3) if len(name) <= 64 else []
+    hint = f"; did you mean {', '.join(map(repr, near))}?" if near else ""
+    return f"unknown op {shown}{hint}"
+
+
 def call_op(name: str, *args: Any, **kwargs: Any) -> Any:
     """Run a public op by name, as the server does for a client's request."""
     try:
         d = OPS[name]
     except KeyError:
-        raise ValueError(f"unknown op {name!r}; allowed ops: {', '.join(sorted(OPS))}") from None
+        raise ValueError(unknown_op(name, repr(name))) from None
     return d.call(*args, **kwargs)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import gradd.engine as ge
 import grpc
 from gradd.engine.memory_meter import metering
+from gradd.engine.op_table import unknown_op
 from gradd.engine.random_state import DRAWING_OPS
 from gradd.v1 import command_pb2 as cpb
 from gradd.v1 import graph_pb2 as gpb
@@ -119,7 +120,7 @@ def run_op(s: Session, c: cpb.Op, budget: ValueBudget | None = None) -> None:
     name = c.op
     opdef = _OPS.get(name)
     if opdef is None:
-        raise invalid(f"unknown op {shown(name)}; allowed: {', '.join(sorted(_OPS))}")
+        raise invalid(unknown_op(name, shown(name)) + " (ServerInfo.ops lists every op)")
     outs = c.outs
     table = s.table
     draws = name in DRAWING_OPS

@@ -458,7 +458,7 @@ def _einsum_terms(equation: str, operands: list) -> tuple[list[str], str]:
         Ex("ab,cd->", S(2, 2), S(3, 1)),
     ),
 )
-def einsum(equation: str, *operands: arg.Anything) -> Any:
+def einsum(equation: arg.Str, *operands: arg.Anything) -> Any:
     """Sum of products over the subscripts of ``equation``, as PyTorch's einsum.
 
     Operands come as arguments or as one list; ellipses and size-1 broadcasting included."""
