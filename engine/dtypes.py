@@ -6,7 +6,8 @@ import numpy as np
 
 
 class DType:
-    """A tensor element type; prints like PyTorch's (``gradd.float32``)."""
+    """A tensor element type; prints as PyTorch's (``torch.float32``), so a tensor's repr
+    (``dtype=torch.float64``) reads as PyTorch's."""
 
     __slots__ = (
         "name",
@@ -35,7 +36,7 @@ class DType:
         return f"torch.{self.torch_name}Tensor"
 
     def __repr__(self) -> str:
-        return f"gradd.{self.name}"
+        return f"torch.{self.name}"
 
     def __reduce__(self) -> str:  # singletons survive copy/pickle as themselves
         return self.name

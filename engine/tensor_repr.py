@@ -93,7 +93,7 @@ def tensor_repr(t: Any) -> str:
     if t._data.size == 0 and t._data.ndim > 1:
         extras.append(f"size={tuple(t._data.shape)}")
     if a.dtype not in (np.float32, np.int64, np.bool_):
-        extras.append(f"dtype=gradd.{t.dtype.name}")
+        extras.append(f"dtype={t.dtype!r}")
     if t.grad_fn is not None:
         extras.append(f"grad_fn=<{t.grad_fn.name().rsplit('::', 1)[-1]}>")
     elif t.requires_grad:
