@@ -175,9 +175,16 @@ def op(name: str | None = None, **decl: Any) -> Callable[[Callable], OpDef]:
 
 
 def composite(
-    name: str, *, examples: tuple, method: bool | str = False, function: bool | str = True
+    name: str,
+    *,
+    examples: tuple,
+    method: bool | str = False,
+    function: bool | str = True,
+    arity: int = 1,
 ) -> Callable[[Callable], OpDef]:
-    """Declare an op written in terms of other ops; its graph and gradient come from them."""
+    """Declare an op written in terms of other ops; its graph and gradient come from them.
+    ``arity``: how many leading parameters are inputs, one of which must be a tensor (0 for
+    einsum, whose tensors follow its equation)."""
 
     def deco(fn: Callable) -> OpDef:
         d = OpDef(
@@ -189,6 +196,7 @@ def composite(
             method=method,
             function=function,
         )
+        d.arity = arity  # after the generated caller (replaced below) was made
         d.params = signature_of(fn)
         d.kinds = kinds_of(d.params)
         d.call = fn

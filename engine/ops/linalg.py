@@ -446,6 +446,7 @@ def _einsum_terms(equation: str, operands: list) -> tuple[list[str], str]:
 
 @composite(
     "einsum",
+    arity=0,  # the equation comes first; the tensors follow it
     examples=(
         Ex("ij,jk->ik", S(2, 3), S(3, 4)),
         Ex("ii->i", S(3, 3)),

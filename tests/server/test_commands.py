@@ -126,7 +126,9 @@ def test_every_argument_kind_reaches_the_engine(session):
 def test_op_errors_map_to_status_codes(session):
     session.execute(tensor("a", np.ones((2, 3), np.float32)), tensor("c", np.ones(4, np.float32)))
     code, message = status(lambda: session.execute(op("launch_missiles", Tensor("a"))))
-    assert code == INVALID and "unknown op 'launch_missiles'" in message and "add" in message
+    assert code == INVALID and "unknown op 'launch_missiles'" in message and "ServerInfo" in message
+    code, message = status(lambda: session.execute(op("ad", Tensor("a"))))
+    assert code == INVALID and "unknown op 'ad'; did you mean 'add'" in message
     code, message = status(lambda: session.execute(op("add", Tensor("a"), Tensor("nope"))))
     assert code == NOT_FOUND and "'nope'" in message
     code, message = status(lambda: session.execute(op("matmul", Tensor("a"), Tensor("c"))))
