@@ -454,6 +454,14 @@ scipy_special = _Special("cupyx.scipy.special")  # what gradd.engine.special fin
 # --- module functions -------------------------------------------------------------------------
 
 
+def diagonal(a: ndarray, offset: int = 0, axis1: int = 0, axis2: int = 1) -> ndarray:
+    """``cupy.diagonal``: a writable view (NumPy's is read-only)."""
+    out = np.diagonal(_unwrap(a), offset, axis1, axis2)
+    if a._a.flags.writeable:
+        out.flags.writeable = True
+    return _wrap(out, a._device)
+
+
 def asarray(a: Any, dtype: Any = None, order: Any = None) -> ndarray:
     """On the current device: our arrays as they are (copied from another device), the rest
     uploaded (one copy into device memory)."""

@@ -51,6 +51,7 @@ def test_result_type_python_scalars(scalar: object) -> None:
 @pytest.mark.parametrize(
     "method", ["half", "byte", "char", "short", "int", "long", "bool", "float", "double"]
 )
+@pytest.mark.cpu_only("compares with CPU tensors' type names (a CUDA tensor's is torch.cuda.*)")
 def test_conversions(method: str) -> None:
     values = [1.5, -2.7, 100.25, 0.0]
     got, want = getattr(ge.tensor(values), method)(), getattr(torch.tensor(values), method)()
@@ -72,6 +73,7 @@ def test_type_with_a_dtype_or_name() -> None:
             t.type(bad)
 
 
+@pytest.mark.cpu_only("compares with a CPU tensor's repr")
 @pytest.mark.parametrize("d", dt.ALL, ids=lambda d: d.name)
 def test_numpy_dtype_kept(d: dt.DType) -> None:
     a = np.arange(4).astype(d.np)

@@ -59,6 +59,7 @@ V = np.array([0.5, 1.0, 0.25])
         lambda f, x, t: f.l1_loss(x, t, reduction="avg", weight=x),
     ],
 )
+@pytest.mark.cpu_only("value checks run on the CPU only (on a GPU they would wait for it)")
 def test_bad_arguments_fail_as_in_torch(fn) -> None:
     same_error(fn, X, T)
 
@@ -67,6 +68,7 @@ def test_bad_arguments_fail_as_in_torch(fn) -> None:
     ("values", "num_classes"),
     [([0, 3], 3), ([0, -1], -1), ([], -1), ([0, 1], -2), ([0.0, 1.0], -1), ([0, 1], 0)],
 )
+@pytest.mark.cpu_only("value checks run on the CPU only (on a GPU they would wait for it)")
 def test_one_hot_errors_as_in_torch(values: list, num_classes: int) -> None:
     with pytest.raises(RuntimeError) as theirs:
         TF.one_hot(

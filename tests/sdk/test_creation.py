@@ -97,6 +97,7 @@ def test_factory_errors(session: gradd.Session) -> None:
         s.rand_like(s.zeros(2, dtype=s.int64))
 
 
+@pytest.mark.cpu_only("PyTorch's CPU random numbers")
 def test_random_factories_bit_for_bit(session: gradd.Session) -> None:
     s = session
     both(s, 7)
@@ -141,6 +142,7 @@ def test_like_ops(session: gradd.Session) -> None:
         s.zeros_like(i, requires_grad=True)
 
 
+@pytest.mark.cpu_only("PyTorch's CPU random numbers")
 def test_random_ops_bit_for_bit(session: gradd.Session) -> None:
     s = session
     both(s, 11)
@@ -174,6 +176,7 @@ def test_random_ops_bit_for_bit(session: gradd.Session) -> None:
                 same(w2[0].multinomial(k, replacement=r), tw[0].multinomial(k, replacement=r))
 
 
+@pytest.mark.cpu_only("value checks run on the CPU only (on a GPU they would wait for it)")
 def test_random_op_errors(session: gradd.Session) -> None:
     s = session
     w, tw = s.tensor([0.2, 0.8]), torch.tensor([0.2, 0.8])

@@ -39,6 +39,7 @@ def test_names(session: gradd.Session) -> None:
     assert session.result_type(x, session.tensor(1, dtype=session.int64)) is session.int8
 
 
+@pytest.mark.cpu_only("compares with a CPU tensor's repr and type name")
 def test_from_numpy_keeps_the_dtype(session: gradd.Session) -> None:
     for d in dt.ALL:
         a = (np.arange(6).reshape(2, 3) * 3 - 5).astype(d.np)
@@ -49,6 +50,7 @@ def test_from_numpy_keeps_the_dtype(session: gradd.Session) -> None:
         assert back.dtype == a.dtype and np.array_equal(back, a)
 
 
+@pytest.mark.cpu_only("compares with CPU tensors' type names (a CUDA tensor's is torch.cuda.*)")
 def test_conversions_and_promotion(session: gradd.Session) -> None:
     values = [1.5, -2.7, 100.25, 0.0]
     g, t = session.tensor(values), torch.tensor(values)
