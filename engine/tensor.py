@@ -360,11 +360,15 @@ def tensor(
         data = data._data
     if isinstance(data, np.ndarray):
         arr = data
+    elif isinstance(data, np.generic):  # a NumPy scalar keeps its dtype, as in PyTorch
+        arr = np.asarray(data)
     elif hasattr(data, "__cuda_array_interface__"):
         # A GPU array: copied on the GPU when it stays there, else brought to the host.
         arr = data if dev is not CPU else to_host(data)
     else:
-        arr = _from_python(data)
+        # Python floats are parsed as doubles; only without a dtype do they become the default
+        # float (with dtype=float64 they stay exact, as PyTorch's).
+        arr = _from_python(data, default_float=dtype is None)
     want = dt.from_numpy(arr.dtype) if dtype is None else dt.as_dtype(dtype)
     check_active(arr.size * want.itemsize)
     if requires_grad and not want.is_floating_point:
@@ -380,12 +384,13 @@ def tensor(
     return wrap(arr, dev, bool(requires_grad))
 
 
-def _from_python(data: Any) -> np.ndarray:
+def _from_python(data: Any, default_float: bool = True) -> np.ndarray:
     if isinstance(data, (list, tuple)) and any(isinstance(x, Tensor) for x in _flat(data)):
         data = _tensors_to_lists(data)
     arr = np.asarray(data)
     if arr.dtype.kind == "f":
-        return arr.astype(dt.default_float.np)  # Python floats: the default float, as PyTorch
+        # Python floats: the default float, as PyTorch (unless a dtype was asked for)
+        return arr.astype(dt.default_float.np) if default_float else arr
     if arr.dtype.kind in "iub":
         return arr
     raise TypeError(f"Could not infer dtype of {type(data).__name__}")

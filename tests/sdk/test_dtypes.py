@@ -83,3 +83,13 @@ def test_factories_take_every_dtype(session: gradd.Session) -> None:
                 session.arange(5, dtype=d)
             continue
         assert session.arange(5, dtype=d).tolist() == torch.arange(5, dtype=TORCH[d]).tolist()
+
+
+def test_python_floats_keep_the_asked_precision(session: gradd.Session) -> None:
+    # PyTorch parses Python floats as doubles: with dtype=float64 they stay exact, not rounded
+    # through the default float first; a NumPy scalar keeps its own dtype.
+    assert session.tensor([2.675], dtype=session.float64).tolist() == [2.675]
+    assert session.tensor(np.float64(1.5)).dtype is session.float64
+    assert session.tensor(np.float32(1.5)).dtype is session.float32
+    assert session.tensor(1.5).dtype is session.float32
+    assert session.tensor([1.7, -2.5], dtype=session.int64).tolist() == [1, -2]
