@@ -18,8 +18,19 @@ from .. import shapes
 from ..op_examples import Ex, S
 from ..op_table import composite, op
 from ..special import special
+from .unary import sigmoid
 
 same = shapes.same
+
+
+def stable_softplus(xp: Any, x: Any) -> Any:
+    """log1p(exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|))."""
+    return xp.maximum(x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
+def stable_log_sigmoid(xp: Any, x: Any) -> Any:
+    """log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)): finite for any x."""
+    return xp.minimum(x, 0) - xp.log1p(xp.exp(-xp.abs(x)))
 
 
 def _floating(x: Any, kernel: str) -> None:
@@ -68,8 +79,7 @@ def _softplus_norm(
 def softplus(xp: Any, input: Any, beta: float = 1, threshold: float = 20) -> Any:  # noqa: A002
     """log(1 + exp(beta * x)) / beta, linear where beta * x > threshold."""
     bx = input * beta
-    # log1p(exp(bx)) without overflow: max(bx, 0) + log1p(exp(-|bx|)).
-    soft = (xp.maximum(bx, 0) + xp.log1p(xp.exp(-xp.abs(bx)))) / beta
+    soft = stable_softplus(xp, bx) / beta
     return xp.where(bx > threshold, input, soft).astype(input.dtype, copy=False)
 
 
@@ -100,7 +110,7 @@ def _logsigmoid_norm(input: arg.Tensor) -> dict:  # noqa: A002
 )
 def logsigmoid(xp: Any, input: Any) -> Any:  # noqa: A002
     """log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)): finite for any x."""
-    return xp.minimum(input, 0) - xp.log1p(xp.exp(-xp.abs(input)))
+    return stable_log_sigmoid(xp, input)
 
 
 @logsigmoid.derivative
@@ -214,9 +224,7 @@ def _silu_norm(input: arg.Tensor, inplace: arg.Bool = False) -> dict:  # noqa: A
 )
 def silu(xp: Any, input: Any, inplace: bool = False) -> Any:  # noqa: A002
     """x * sigmoid(x)."""
-    e = xp.exp(-xp.abs(input))
-    sig = xp.where(input >= 0, 1 / (1 + e), e / (1 + e))
-    return (input * sig).astype(input.dtype, copy=False)
+    return input * sigmoid.forward(xp, input)  # the stable sigmoid, in input's dtype
 
 
 @silu.derivative
@@ -243,7 +251,7 @@ def _mish_norm(input: arg.Tensor, inplace: arg.Bool = False) -> dict:  # noqa: A
 )
 def mish(xp: Any, input: Any, inplace: bool = False) -> Any:  # noqa: A002
     """x * tanh(softplus(x))."""
-    sp = xp.maximum(input, 0) + xp.log1p(xp.exp(-xp.abs(input)))
+    sp = stable_softplus(xp, input)
     return input * xp.tanh(sp)
 
 

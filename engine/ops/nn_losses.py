@@ -16,7 +16,7 @@ from .. import shapes
 from ..op_examples import C, Ex, S
 from ..op_table import composite, op
 from .nn import _check_reduction, _loss_shape, warn_if_sizes_differ
-from .nn_activations import logsigmoid
+from .nn_activations import logsigmoid, stable_log_sigmoid
 from .pointwise import clamp_min
 from .reduction import linalg_vector_norm
 
@@ -180,7 +180,7 @@ def binary_cross_entropy_with_logits(
     pos_weight: Any = None,
 ) -> Any:
     """binary_cross_entropy(sigmoid(x), t) from the logits x, stably (log-sigmoid, no clamp)."""
-    log_sig = xp.minimum(input, 0) - xp.log1p(xp.exp(-xp.abs(input)))
+    log_sig = stable_log_sigmoid(xp, input)
     if pos_weight is not None:
         log_sig = log_sig * ((pos_weight._data - 1) * target + 1)
     loss = (1 - target) * input - log_sig
