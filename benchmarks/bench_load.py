@@ -44,6 +44,9 @@ ATTACKS = (
 )
 
 
+MIN_STEPS = 3  # per honest session and phase
+
+
 def _honest(addr: str, sessions: int, seconds: float, out: mp.Queue) -> None:
     """One client process: `sessions` threads, each training its own session."""
     import gradd
@@ -63,7 +66,9 @@ def _honest(addr: str, sessions: int, seconds: float, out: mp.Queue) -> None:
                 x, y = s.tensor(x_np), s.tensor(y_np)
                 b = s.randn(1, requires_grad=True)
                 w = s.randn(1, requires_grad=True)
-                while time.monotonic() < deadline:
+                # A few steps even past the deadline: on a loaded machine, connecting can take
+                # the whole phase, and a phase without steps has no latencies to report.
+                while time.monotonic() < deadline or len(mine) < MIN_STEPS:
                     start = time.perf_counter()
                     loss = ((y - (b + w * x)) ** 2).mean()
                     loss.backward()
@@ -246,7 +251,8 @@ def main() -> int:
         server.stop()
     print(f"\n{args.sessions} honest sessions, {args.seconds:.0f} s a phase")
     for name, lat, errs in (("quiet", quiet, quiet_errors), ("attacked", loud, loud_errors)):
-        p50, p99 = statistics.median(lat) * 1e3, _percentile(lat, 99) * 1e3
+        p50 = statistics.median(lat) * 1e3 if lat else float("nan")
+        p99 = _percentile(lat, 99) * 1e3
         print(f"  {name:<9} {len(lat):7d} steps   p50 {p50:8.2f} ms   p99 {p99:8.2f} ms", end="")
         print(f"   honest errors {len(errs)}")
     ratio = _percentile(loud, 99) / _percentile(quiet, 99)
