@@ -21,6 +21,7 @@ from gradd.engine import dtypes as dt
 from gradd.engine import shapes
 from gradd.engine.errors import AutogradError, check_inplace_allowed
 from gradd.engine.grad_mode import _mode
+from gradd.engine.layout import result_layout
 from gradd.engine.methods import OPERATORS
 from gradd.engine.op_table import (
     OP_TABLE,
@@ -171,6 +172,8 @@ def _record(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) -> Remot
         out = new_tensor(s, shape, out_dtype, True, node, not tracing)
     else:
         out = new_tensor(s, shape, out_dtype, False, None, not tracing)
+    if opdef.layout is not None:  # the engine's rule: server and client agree on strides
+        out._layout = result_layout(opdef, args, attrs, shape)
     if opdef.view and is_view(opdef, attrs):
         base = self._base
         out._base = self if base is None else base
@@ -333,16 +336,8 @@ def _rmatmul(self: RemoteTensor, other: Any) -> Any:
     return OPS["matmul"].call(other, self)
 
 
-def _contiguous(self: RemoteTensor) -> RemoteTensor:
-    """The tensor itself: memory layout is the server's business (the engine makes whatever
-    it needs contiguous), and torch returns a contiguous tensor itself too."""
-    return self
-
-
-# Ops whose engine call depends on data the client does not have (the array's layout, a
-# mask's values).
+# Ops whose engine call depends on data the client does not have (a mask's values).
 _REMOTE_OVERRIDES: dict[str, Callable] = {
-    "contiguous": _contiguous,
     "masked_select": _masked_select,
 }
 

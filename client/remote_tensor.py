@@ -48,6 +48,7 @@ class RemoteTensor(TensorConversions):
         "_acc",
         "_bound",
         "_base",
+        "_layout",
         "__weakref__",
     )
     __array_priority__ = 1000  # ndarray (op) tensor defers to the tensor
@@ -216,6 +217,7 @@ class RemoteTensor(TensorConversions):
         """The same data, cut from the graph (shares the version counter)."""
         t = new_tensor(self._s, self.shape, self.dtype, False, None)
         t._vc = self._vc
+        t._layout = self._layout
         self._s._push(enc.detach(t._h, self._h), ("detach", *user_site()))
         return t
 
@@ -322,6 +324,7 @@ def new_tensor(
     t._acc = None
     t._bound = bound
     t._base = None
+    t._layout = None
     return t
 
 

@@ -32,6 +32,7 @@ class Tensor(TensorConversions):
         "_hooks",
         "_base",
         "_acc",
+        "_layout",
         "__weakref__",
     )
     __array_priority__ = 1000  # make ``ndarray * tensor`` defer to Tensor.__rmul__
@@ -49,6 +50,7 @@ class Tensor(TensorConversions):
             "_hooks",
             "_base",
             "_acc",
+            "_layout",
         ):
             setattr(self, s, getattr(t, s))
 
@@ -170,6 +172,7 @@ class Tensor(TensorConversions):
         """The same data, cut from the graph (shares storage and version counter)."""
         t = wrap(self._data, self._dev)
         t._vc = self._vc
+        t._layout = self._layout
         return t
 
     def detach_(self) -> Tensor:
@@ -324,6 +327,7 @@ def wrap(data: Any, dev: Device = CPU, requires_grad: bool = False, grad_fn: Any
     t._hooks = None
     t._base = None
     t._acc = None
+    t._layout = None
     return t
 
 
@@ -342,6 +346,7 @@ def wrap_charged(
     t._hooks = None
     t._base = None
     t._acc = None
+    t._layout = None
     return t
 
 

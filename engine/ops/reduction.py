@@ -949,6 +949,7 @@ _sort_name.common = "SortBackward0"  # type: ignore[attr-defined]
 
 @op(
     "sort_values",
+    layout="pointwise",
     internal=True,
     grad_fn=_sort_name,
     dtype="same",
@@ -982,6 +983,7 @@ def _argsort_norm(
 
 
 @op(
+    layout="pointwise",
     grad_fn=None,
     dtype=lambda self, **_: dt.int64,
     shape=lambda a, dim, descending=False, stable=False: a,
