@@ -32,6 +32,7 @@ from gradd.engine.op_table import (
     is_view,
     result_dtype,
 )
+from gradd.engine.ops.matmul_decomposition import _record_matmul, decomposed, one_node
 from gradd.engine.tensor import Tensor as EngineTensor
 from gradd.engine.tensor import wrap
 
@@ -333,12 +334,25 @@ def _masked_select(self: RemoteTensor, mask: Any) -> Any:
 
 def _rmatmul(self: RemoteTensor, other: Any) -> Any:
     (other,) = _coerced(self._s, OPS["matmul"], (other,))
-    return OPS["matmul"].call(other, self)
+    return _matmul(other, self)
 
 
-# Ops whose engine call depends on data the client does not have (a mask's values).
+_traced_matmul = traced(OPS["matmul"], decomposed)
+
+
+def _matmul(self: Any, other: Any) -> Any:
+    """``matmul``: one Op either way; batches are traced through PyTorch's decomposition (which
+    the server repeats), vectors and matrices record the one node directly (the hot path)."""
+    if one_node(self, other):
+        return _record_matmul(self, other)
+    return _traced_matmul(self, other)
+
+
+# Ops whose engine call depends on data the client does not have (a mask's values), or whose
+# decomposition has internal ops that only the server may run (as one Op).
 _REMOTE_OVERRIDES: dict[str, Callable] = {
     "masked_select": _masked_select,
+    "matmul": _matmul,
 }
 
 

@@ -15,9 +15,10 @@ import numpy as np
 from gradd.engine import dtypes as dt
 from gradd.engine.autograd import accumulates_in_place
 from gradd.engine.errors import NON_LEAF_REQUIRES_GRAD, NOT_FLOAT_GRAD
+from gradd.engine.layout import grad_layout
 from gradd.engine.op_table import set_requires_grad
 from gradd.engine.tensor import Tensor as EngineTensor
-from gradd.engine.tensor import check_assigned_grad, wrap
+from gradd.engine.tensor import check_assigned_data, check_assigned_grad, wrap
 from gradd.engine.tensor_conversions import TensorConversions
 
 from . import command_encoding as enc
@@ -132,6 +133,8 @@ class RemoteTensor(TensorConversions):
         if g is None or has == 2:
             s = self._s
             g = new_tensor(s, self.shape, self.dtype, False, None)
+            if has == 1 and self.grad_fn is None:
+                g._layout = grad_layout(self.shape, self._layout)  # as the server's leaf grad
             s._push(enc.grad_of(g._h, self._h), ("grad", *user_site()))
             if has == 2:
                 # Made with create_graph: its graph, and later backwards through it, are known
@@ -231,6 +234,16 @@ class RemoteTensor(TensorConversions):
     @property
     def data(self) -> RemoteTensor:
         return self.detach()
+
+    @data.setter
+    def data(self, value: RemoteTensor) -> None:
+        """``t.data = other``: the engine's checks and metadata rule; the server shares the
+        elements (queued: no wait)."""
+        check_assigned_data(self, value, RemoteTensor)
+        if value._s is not self._s:
+            raise RuntimeError("assigned data is a tensor of another gradd session")
+        self._s._push(enc.set_data(self._h, value._h), ("data =", *user_site()))
+        self.shape, self.dtype, self._layout = value.shape, value.dtype, value._layout
 
     # --- values (these wait for the server) -----------------------------------------------
     def _local(self) -> EngineTensor:

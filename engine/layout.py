@@ -273,6 +273,14 @@ def narrowed(shape: Shape, layout: Layout, dim: int, start: int, stop: int | Non
     return indexed(shape, layout, key)
 
 
+def grad_layout(shape: Shape, layout: Layout) -> Layout:
+    """The layout of a leaf's ``.grad`` (AccumulateGrad's contract): the leaf's strides when
+    it is dense, else contiguous."""
+    if layout is None or not _dense(shape, layout[0]):
+        return None
+    return _make(shape, layout[0])
+
+
 # --- the rule of an op ------------------------------------------------------------------------
 
 POINTWISE = "pointwise"  # an ``OpDef.layout`` value: TensorIterator's rule over the inputs

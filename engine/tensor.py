@@ -184,6 +184,15 @@ class Tensor(TensorConversions):
     def data(self) -> Tensor:
         return self.detach()
 
+    @data.setter
+    def data(self, value: Tensor) -> None:
+        """``t.data = other``: t now holds other's elements (shared, not copied), whatever
+        their shape, dtype, layout or device, and keeps its own autograd state."""
+        check_assigned_data(self, value, Tensor)
+        self._data = value._data
+        self._dev = value._dev
+        self._layout = value._layout
+
     # --- values ----------------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
         if self.requires_grad and _mode.enabled:
@@ -268,6 +277,17 @@ class Tensor(TensorConversions):
         from .op_table import call_op
 
         return call_op("to_dtype", self, dtype)
+
+
+def check_assigned_data(tensor: Any, value: Any, kind: type) -> None:
+    """PyTorch's checks on ``tensor.data = value``: a tensor of ``kind``, and a floating point
+    one when ``tensor`` requires grad."""
+    if type(value) is not kind:
+        raise TypeError(f"Variable data has to be a tensor, but got {type(value).__name__}")
+    if tensor.requires_grad and not value.dtype.is_floating_point:
+        raise RuntimeError(
+            "data set to a tensor that requires gradients must be floating point or complex dtype"
+        )
 
 
 def check_assigned_grad(tensor: Any, value: Any, kind: type) -> None:

@@ -70,11 +70,8 @@ UNINITIALISED = {"empty", "empty_like", "new_empty"}  # only shapes and dtypes a
 
 # Where gradd records one node and torch several, named after its decomposition.
 KNOWN = {
-    ("matmul", 2): "torch records (n)@(n,m) as unsqueeze -> mm -> squeeze_ (SqueezeBackward4)",
-    ("matmul", 4): "torch records batched matmul as expand/view -> bmm -> _unsafe_view",
-    ("matmul", 5): "torch folds (b,n,k)@(k,m) into view -> mm -> _unsafe_view",
-    ("matmul", 6): "torch records broadcast matmul as expand/view -> bmm -> _unsafe_view",
-    ("sum_to_size", 0): "torch's sum_to_size is sum(keepdim=True) -> view when dims are dropped",
+    ("squeeze_result", 0): "torch's squeeze_ is in place, refused on a leaf (matmul's vector by "
+    "matrix examples compare its node with torch's SqueezeBackward4)",
 }
 # torch's einsum is no autograd node: it records the permutes, views, bmm and sums of its
 # contraction (see engine/ops/linalg.py); gradd records its own einsum steps. Values and
