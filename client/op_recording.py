@@ -30,6 +30,7 @@ from gradd.engine.op_table import (
     _check_cast,
     check_not_view,
     is_view,
+    output_dtype,
     result_dtype,
 )
 from gradd.engine.ops.matmul_decomposition import _record_matmul, decomposed, one_node
@@ -135,7 +136,6 @@ def _record(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) -> Remot
     s = self._s
     in_shapes = []
     rg = False
-    common = self.dtype
     for a in args:
         ta = type(a)
         if ta is RemoteTensor:
@@ -144,8 +144,6 @@ def _record(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) -> Remot
             in_shapes.append(a.shape)
             if a._rg:
                 rg = True
-            if a.dtype is not common:
-                common = None
         elif ta is float or ta is int or ta is bool:
             in_shapes.append(None)
         else:
@@ -158,13 +156,7 @@ def _record(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) -> Remot
         shape = shape_rule(*in_shapes, **attrs)
         if type(shape) is not tuple:
             shape = tuple(shape)
-    rule = opdef.dtype
-    if rule == "bool":
-        out_dtype = dt.bool_
-    elif common is not None and common.is_floating_point and (rule == "promote" or rule == "float"):
-        out_dtype = common  # Python scalars never change a float tensor's dtype
-    else:
-        out_dtype = result_dtype(opdef, args, attrs)
+    out_dtype = output_dtype(opdef, args, attrs)  # the engine's rule, fast path included
     tracing = s._tracing
     if rg and _mode.enabled and opdef.backward is not None and out_dtype.is_floating_point:
         node = node_for(opdef, args, attrs, RemoteTensor)

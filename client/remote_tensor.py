@@ -18,7 +18,12 @@ from gradd.engine.errors import NON_LEAF_REQUIRES_GRAD, NOT_FLOAT_GRAD
 from gradd.engine.layout import grad_layout
 from gradd.engine.op_table import set_requires_grad
 from gradd.engine.tensor import Tensor as EngineTensor
-from gradd.engine.tensor import check_assigned_data, check_assigned_grad, wrap
+from gradd.engine.tensor import (
+    check_assigned_data,
+    check_assigned_grad,
+    mark_retains_grad,
+    wrap,
+)
 from gradd.engine.tensor_conversions import TensorConversions
 
 from . import command_encoding as enc
@@ -163,16 +168,9 @@ class RemoteTensor(TensorConversions):
         return set_requires_grad(self, requires_grad)
 
     def retain_grad(self) -> None:
-        """Keep ``.grad`` for this non-leaf tensor after backward."""
-        if not self._rg:
-            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
-        if self.grad_fn is None or self._retains_grad:
-            return
-        import weakref
-
-        self._retains_grad = True
-        self.grad_fn.retained = weakref.ref(self)
-        self._s._push(enc.retain_grad(self._h), ("retain_grad", *user_site()))
+        """Keep ``.grad`` for this non-leaf tensor after backward (the engine's rule)."""
+        if mark_retains_grad(self):
+            self._s._push(enc.retain_grad(self._h), ("retain_grad", *user_site()))
 
     def register_hook(self, hook: Any) -> Any:
         raise UnimplementedError(

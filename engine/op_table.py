@@ -282,25 +282,42 @@ def result_dtype(opdef: OpDef, args: tuple, attrs: Mapping) -> dt.DType:
     return rule(*args, **attrs)
 
 
-def _needs_promotion(datas: list) -> bool:
-    """False when no cast is needed: all tensors share one float dtype (NumPy treats Python
-    scalars as weak, as PyTorch does, so they never upcast)."""
+def shared_float_dtype(operands: Any) -> Any:
+    """The dtype every tensor of ``operands`` shares when it is a float one (arrays' or tensors'
+    dtypes alike; Python scalars are weak, as PyTorch's, and never change it), else None: the
+    fast path of the dtype rules, where no promotion and no cast is needed."""
     ndt = None
-    for x in datas:
+    for x in operands:
         t = type(x)
         if t is float or t is int or t is bool:
             continue
         try:
             d = x.dtype
         except AttributeError:  # not a tensor or number: result_type raises the TypeError
-            return True
+            return None
         if ndt is None:
             if d.kind != "f":
-                return True
+                return None
             ndt = d
         elif d is not ndt and d != ndt:
-            return True
-    return ndt is None
+            return None
+    return ndt
+
+
+def _needs_promotion(datas: list) -> bool:
+    """False when no cast is needed (see ``shared_float_dtype``)."""
+    return shared_float_dtype(datas) is None
+
+
+def output_dtype(opdef: OpDef, args: tuple, attrs: Mapping) -> dt.DType:
+    """``result_dtype``, by the fast path when it applies (the SDK's metadata rule)."""
+    if opdef.dtype == "bool":
+        return dt.bool_
+    if opdef.promotes:
+        shared = shared_float_dtype(args)
+        if shared is not None:
+            return shared
+    return result_dtype(opdef, args, attrs)
 
 
 def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
@@ -322,7 +339,7 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
         dev = _device_of(args)
     datas = [a._data if type(a) is Tensor else a for a in args]
     out_dt = None
-    promote = opdef.promotes and _needs_promotion(datas)
+    promote = opdef.promotes and shared_float_dtype(datas) is None
     if promote:
         out_dt = result_dtype(opdef, args, attrs)
     meter = _active.meter if _metered.ever else None
@@ -419,7 +436,7 @@ def predicted_nbytes(
         return 0
     if out_dt is None:
         datas = [a._data if type(a) is Tensor else a for a in args]
-        if not _needs_promotion(datas):
+        if shared_float_dtype(datas) is not None:
             nbytes = _elementwise_nbytes(opdef, datas)
             if nbytes >= 0:
                 return nbytes

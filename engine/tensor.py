@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -133,14 +134,7 @@ class Tensor(TensorConversions):
 
     def retain_grad(self) -> None:
         """Keep ``.grad`` for this non-leaf tensor after backward."""
-        if not self.requires_grad:
-            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
-        if self.grad_fn is None or self._retains_grad:
-            return
-        import weakref
-
-        self._retains_grad = True
-        self.grad_fn.retained = weakref.ref(self)
+        mark_retains_grad(self)
 
     def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> Any:
         """Call ``hook(grad)`` when this tensor's gradient is computed; it may return a new one."""
@@ -277,6 +271,19 @@ class Tensor(TensorConversions):
         from .op_table import call_op
 
         return call_op("to_dtype", self, dtype)
+
+
+def mark_retains_grad(t: Any) -> bool:
+    """``retain_grad()``'s rule for either kind of tensor: refused without requires_grad, a
+    no-op on a leaf or when already retained; else its grad_fn keeps a weak reference to it.
+    True when it was newly marked."""
+    if not t.requires_grad:
+        raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+    if t.grad_fn is None or t._retains_grad:
+        return False
+    t._retains_grad = True
+    t.grad_fn.retained = weakref.ref(t)
+    return True
 
 
 def check_assigned_data(tensor: Any, value: Any, kind: type) -> None:
