@@ -43,8 +43,9 @@ def one_node(self: Any, other: Any) -> bool:
     examples=(Ex(S(1, 3), 0),),
 )
 def squeeze_result(xp: Any, self: Any, dim: int) -> Any:
-    """``squeeze_(dim)`` of a result nothing else sees (a vector-matrix product): PyTorch's
-    in-place squeeze, recorded as SqueezeBackward4."""
+    """``squeeze_(dim)`` of a fresh vector-matrix product, recorded as SqueezeBackward4.
+
+    PyTorch squeezes in place a result nothing else sees; out of place here is the same."""
     return self.reshape(self.shape[:dim] + self.shape[dim + 1 :])
 
 

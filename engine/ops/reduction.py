@@ -144,8 +144,9 @@ def _reduced_dims(shape: tuple, size: tuple) -> tuple[int, ...]:
     examples=(Ex(S(2, 3, 4), 3, 1), Ex(S(2, 3), (1, 3)), Ex(S(2, 3), ())),
 )
 def sum_to_size(self: arg.Tensor, *size: arg.Sizes) -> Any:
-    """Sum broadcast dimensions away so the result has shape ``size``: PyTorch's
-    sum(keepdim=True), then a view when leading dims go (the tensor itself when none do)."""
+    """Sum broadcast dimensions away so the result has shape ``size``.
+
+    As PyTorch: sum(keepdim=True), then a view when leading dims go (itself when none do)."""
     size = _sum_to_norm(self, *size)["size"]
     shape = tuple(self.shape)
     dims = _reduced_dims(shape, size)

@@ -43,8 +43,9 @@ def _viewed(a: tuple, lay: Any, /, shape: tuple) -> Any:
     examples=(Ex(S(2, 3), 3, 2), Ex(S(2, 3), (-1,)), Ex(S(6), 2, -1)),
 )
 def view(xp: Any, self: Any, shape: Any) -> Any:
-    """The same elements in a new shape (one dim may be -1), sharing storage: PyTorch's error
-    when the strides allow no such view."""
+    """The same elements in a new shape (one dim may be -1), sharing storage.
+
+    PyTorch's error when the strides allow no such view."""
     return self.reshape(shape)
 
 
@@ -53,40 +54,41 @@ def _(ctx: Any, g: Any) -> tuple:
     return (g.reshape(*ctx.meta[0][0]),)
 
 
-@op(
-    view=True,
-    internal=True,
-    grad_fn="ReshapeAliasBackward0",
-    shape=lambda a, shape: shape,
-    layout=_viewed,
-    method=False,
-    function=False,
-    examples=(Ex(S(2, 3), (3, 2)),),
+def _reshaping(name: str, grad_fn: str, is_view: bool, doc: str) -> Any:
+    """An internal op that is ``view`` under another of PyTorch's names (``reshape`` records
+    them): the same forward, layout and backward."""
+
+    def forward(xp: Any, self: Any, shape: tuple) -> Any:
+        return self.reshape(shape)
+
+    forward.__doc__ = doc
+    d = op(
+        name,
+        view=is_view,
+        internal=True,
+        grad_fn=grad_fn,
+        shape=lambda a, shape: shape,
+        layout=_viewed,
+        method=False,
+        function=False,
+        examples=(Ex(S(2, 3), (3, 2)),),
+    )(forward)
+    d.backward = view.backward
+    return d
+
+
+reshape_alias = _reshaping(
+    "reshape_alias",
+    "ReshapeAliasBackward0",
+    True,
+    "``reshape`` of a strided tensor whose strides allow a view (PyTorch's _reshape_alias).",
 )
-def reshape_alias(xp: Any, self: Any, shape: tuple) -> Any:
-    """``reshape`` of a strided tensor whose strides allow a view (PyTorch's _reshape_alias)."""
-    return self.reshape(shape)
-
-
-reshape_alias.backward = view.backward
-
-
-@op(
-    internal=True,
-    grad_fn="UnsafeViewBackward0",
-    shape=lambda a, shape: shape,
-    layout=_viewed,
-    method=False,
-    function=False,
-    examples=(Ex(S(2, 3), (3, 2)),),
+unsafe_view = _reshaping(
+    "unsafe_view",
+    "UnsafeViewBackward0",
+    False,  # in-place ops on it are plain ones, as on PyTorch's
+    "PyTorch's _unsafe_view: a view of a tensor nothing else sees (a fresh copy, a product).",
 )
-def unsafe_view(xp: Any, self: Any, shape: tuple) -> Any:
-    """A view of a tensor nothing else sees (a fresh copy, a product): PyTorch's _unsafe_view,
-    which is not tracked as a view."""
-    return self.reshape(shape)
-
-
-unsafe_view.backward = view.backward
 
 
 @composite(
@@ -99,8 +101,10 @@ unsafe_view.backward = view.backward
     ),
 )
 def reshape(self: arg.Tensor, *shape: arg.Sizes) -> Any:
-    """The same elements in a new shape (one dim may be -1): a view when the strides allow one,
-    else a contiguous copy, recorded as PyTorch records them."""
+    """The same elements in a new shape (one dim may be -1): a view, or a copy if strides forbid.
+
+    Recorded as PyTorch records it: ViewBackward0, ReshapeAliasBackward0 (a strided view), or
+    CloneBackward0 -> UnsafeViewBackward0."""
     new = shapes.reshape(self.shape, _sizes(shape))
     if self.is_contiguous():
         return view.call(self, new)
