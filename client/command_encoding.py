@@ -275,6 +275,12 @@ def set_grad(handle: bytes, grad: bytes) -> bytes:
     return framed(CMD["set_grad"], body)
 
 
+def set_data(handle: bytes, data: bytes) -> bytes:
+    """`handle.data = data`."""
+    body = _str(cpb.SetData, "handle", handle) + _str(cpb.SetData, "data", data)
+    return framed(CMD["set_data"], body)
+
+
 def zero_grad(handles: Iterable[bytes], set_to_none: bool) -> bytes:
     """Zero the `.grad` of tensors, or set it to None."""
     key = _len_key(cpb.ZeroGrad, "handles")

@@ -12,19 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from gradd.engine import dtypes as dt
 from gradd.engine.autograd import _size, _topo
-from gradd.engine.errors import (
-    BACKWARD_TWICE,
-    AutogradError,
-    check_backward_root,
-    modified_inplace,
-)
-from gradd.engine.node import AccumulateGrad, accumulator
+from gradd.engine.errors import AutogradError, check_backward_root
+from gradd.engine.node import AccumulateGrad, accumulator, check_saved
 
 from .errors import AutogradRuleError, rule_error
-
-_TYPE_NAMES = {d.name: d.tensor_type.removeprefix("torch.") for d in dt.ALL}
 
 
 class MirrorNode:
@@ -97,25 +89,18 @@ def node_for(opdef: Any, args: tuple, attrs: dict, tensor_type: type) -> MirrorN
 
 
 def _check_saved(node: MirrorNode) -> None:
-    # The engine's Node.saved and Node.output checks, in that order.
+    # The engine's Node.saved and Node.output checks, in that order, by the engine's rule.
     op = node.op
-    if node.freed and (op.saves or op.saves_output):
-        raise AutogradRuleError(BACKWARD_TWICE)
-    for entry in node.saved:
-        if entry is not None and entry[0][0] != entry[1]:
-            vc, version, shape, dtype = entry
-            raise AutogradRuleError(
-                modified_inplace(
-                    _TYPE_NAMES.get(dtype.name, "Tensor"), shape, node.label, vc[0], version
-                )
-            )
-    out_vc = node._out_vc
-    if out_vc is not None and out_vc[0] != node._out_version:
+    if not (op.saves or op.saves_output):
+        return
+    entries = [(e[0], e[1], e[2], e[3].name) for e in node.saved if e is not None]
+    if node._out_vc is not None:
         shape, dtype = node.out_meta
-        type_name = _TYPE_NAMES.get(dtype.name, "Tensor")
-        raise AutogradRuleError(
-            modified_inplace(type_name, shape, node.label, out_vc[0], node._out_version)
-        )
+        entries.append((node._out_vc, node._out_version, shape, dtype.name))
+    try:
+        check_saved(node.label, node.freed, entries)
+    except AutogradError as exc:
+        raise rule_error(exc) from None
 
 
 def run_backward(

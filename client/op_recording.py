@@ -21,6 +21,7 @@ from gradd.engine import dtypes as dt
 from gradd.engine import shapes
 from gradd.engine.errors import AutogradError, check_inplace_allowed
 from gradd.engine.grad_mode import _mode
+from gradd.engine.layout import result_layout
 from gradd.engine.methods import OPERATORS
 from gradd.engine.op_table import (
     OP_TABLE,
@@ -29,8 +30,10 @@ from gradd.engine.op_table import (
     _check_cast,
     check_not_view,
     is_view,
+    output_dtype,
     result_dtype,
 )
+from gradd.engine.ops.matmul_decomposition import _record_matmul, decomposed, one_node
 from gradd.engine.tensor import Tensor as EngineTensor
 from gradd.engine.tensor import wrap
 
@@ -133,7 +136,6 @@ def _record(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) -> Remot
     s = self._s
     in_shapes = []
     rg = False
-    common = self.dtype
     for a in args:
         ta = type(a)
         if ta is RemoteTensor:
@@ -142,8 +144,6 @@ def _record(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) -> Remot
             in_shapes.append(a.shape)
             if a._rg:
                 rg = True
-            if a.dtype is not common:
-                common = None
         elif ta is float or ta is int or ta is bool:
             in_shapes.append(None)
         else:
@@ -156,13 +156,7 @@ def _record(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) -> Remot
         shape = shape_rule(*in_shapes, **attrs)
         if type(shape) is not tuple:
             shape = tuple(shape)
-    rule = opdef.dtype
-    if rule == "bool":
-        out_dtype = dt.bool_
-    elif common is not None and common.is_floating_point and (rule == "promote" or rule == "float"):
-        out_dtype = common  # Python scalars never change a float tensor's dtype
-    else:
-        out_dtype = result_dtype(opdef, args, attrs)
+    out_dtype = output_dtype(opdef, args, attrs)  # the engine's rule, fast path included
     tracing = s._tracing
     if rg and _mode.enabled and opdef.backward is not None and out_dtype.is_floating_point:
         node = node_for(opdef, args, attrs, RemoteTensor)
@@ -171,6 +165,8 @@ def _record(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) -> Remot
         out = new_tensor(s, shape, out_dtype, True, node, not tracing)
     else:
         out = new_tensor(s, shape, out_dtype, False, None, not tracing)
+    if opdef.layout is not None:  # the engine's rule: server and client agree on strides
+        out._layout = result_layout(opdef, args, attrs, shape)
     if opdef.view and is_view(opdef, attrs):
         base = self._base
         out._base = self if base is None else base
@@ -330,20 +326,25 @@ def _masked_select(self: RemoteTensor, mask: Any) -> Any:
 
 def _rmatmul(self: RemoteTensor, other: Any) -> Any:
     (other,) = _coerced(self._s, OPS["matmul"], (other,))
-    return OPS["matmul"].call(other, self)
+    return _matmul(other, self)
 
 
-def _contiguous(self: RemoteTensor) -> RemoteTensor:
-    """The tensor itself: memory layout is the server's business (the engine makes whatever
-    it needs contiguous), and torch returns a contiguous tensor itself too."""
-    return self
+_traced_matmul = traced(OPS["matmul"], decomposed)
 
 
-# Ops whose engine call depends on data the client does not have (the array's layout, a
-# mask's values).
+def _matmul(self: Any, other: Any) -> Any:
+    """``matmul``: one Op either way; batches are traced through PyTorch's decomposition (which
+    the server repeats), vectors and matrices record the one node directly (the hot path)."""
+    if one_node(self, other):
+        return _record_matmul(self, other)
+    return _traced_matmul(self, other)
+
+
+# Ops whose engine call depends on data the client does not have (a mask's values), or whose
+# decomposition has internal ops that only the server may run (as one Op).
 _REMOTE_OVERRIDES: dict[str, Callable] = {
-    "contiguous": _contiguous,
     "masked_select": _masked_select,
+    "matmul": _matmul,
 }
 
 

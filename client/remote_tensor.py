@@ -15,9 +15,15 @@ import numpy as np
 from gradd.engine import dtypes as dt
 from gradd.engine.autograd import accumulates_in_place
 from gradd.engine.errors import NON_LEAF_REQUIRES_GRAD, NOT_FLOAT_GRAD
+from gradd.engine.layout import grad_layout
 from gradd.engine.op_table import set_requires_grad
 from gradd.engine.tensor import Tensor as EngineTensor
-from gradd.engine.tensor import check_assigned_grad, wrap
+from gradd.engine.tensor import (
+    check_assigned_data,
+    check_assigned_grad,
+    mark_retains_grad,
+    wrap,
+)
 from gradd.engine.tensor_conversions import TensorConversions
 
 from . import command_encoding as enc
@@ -48,6 +54,7 @@ class RemoteTensor(TensorConversions):
         "_acc",
         "_bound",
         "_base",
+        "_layout",
         "__weakref__",
     )
     __array_priority__ = 1000  # ndarray (op) tensor defers to the tensor
@@ -131,6 +138,8 @@ class RemoteTensor(TensorConversions):
         if g is None or has == 2:
             s = self._s
             g = new_tensor(s, self.shape, self.dtype, False, None)
+            if has == 1 and self.grad_fn is None:
+                g._layout = grad_layout(self.shape, self._layout)  # as the server's leaf grad
             s._push(enc.grad_of(g._h, self._h), ("grad", *user_site()))
             if has == 2:
                 # Made with create_graph: its graph, and later backwards through it, are known
@@ -159,16 +168,9 @@ class RemoteTensor(TensorConversions):
         return set_requires_grad(self, requires_grad)
 
     def retain_grad(self) -> None:
-        """Keep ``.grad`` for this non-leaf tensor after backward."""
-        if not self._rg:
-            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
-        if self.grad_fn is None or self._retains_grad:
-            return
-        import weakref
-
-        self._retains_grad = True
-        self.grad_fn.retained = weakref.ref(self)
-        self._s._push(enc.retain_grad(self._h), ("retain_grad", *user_site()))
+        """Keep ``.grad`` for this non-leaf tensor after backward (the engine's rule)."""
+        if mark_retains_grad(self):
+            self._s._push(enc.retain_grad(self._h), ("retain_grad", *user_site()))
 
     def register_hook(self, hook: Any) -> Any:
         raise UnimplementedError(
@@ -216,6 +218,7 @@ class RemoteTensor(TensorConversions):
         """The same data, cut from the graph (shares the version counter)."""
         t = new_tensor(self._s, self.shape, self.dtype, False, None)
         t._vc = self._vc
+        t._layout = self._layout
         self._s._push(enc.detach(t._h, self._h), ("detach", *user_site()))
         return t
 
@@ -229,6 +232,16 @@ class RemoteTensor(TensorConversions):
     @property
     def data(self) -> RemoteTensor:
         return self.detach()
+
+    @data.setter
+    def data(self, value: RemoteTensor) -> None:
+        """``t.data = other``: the engine's checks and metadata rule; the server shares the
+        elements (queued: no wait)."""
+        check_assigned_data(self, value, RemoteTensor)
+        if value._s is not self._s:
+            raise RuntimeError("assigned data is a tensor of another gradd session")
+        self._s._push(enc.set_data(self._h, value._h), ("data =", *user_site()))
+        self.shape, self.dtype, self._layout = value.shape, value.dtype, value._layout
 
     # --- values (these wait for the server) -----------------------------------------------
     def _local(self) -> EngineTensor:
@@ -322,6 +335,7 @@ def new_tensor(
     t._acc = None
     t._bound = bound
     t._base = None
+    t._layout = None
     return t
 
 

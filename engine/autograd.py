@@ -13,6 +13,7 @@ from typing import Any
 
 from .errors import NO_GRAD_FN, AutogradError, check_backward_root
 from .grad_mode import _mode
+from .layout import grad_layout
 from .memory_meter import _active
 from .memory_meter import used as _metered
 from .node import AccumulateGrad
@@ -297,6 +298,8 @@ def _accumulate(leaf: Tensor, g: Tensor, create_graph: bool, handed: set, keep: 
         leaf._grad = OPS["copy_"].call(wrap(g._data.copy(), leaf._dev, False), g)
     elif old is None:
         leaf._grad = g if create_graph else wrap(_owned(g, handed, keep), leaf._dev)
+        if leaf._layout is not None and not create_graph:
+            leaf._grad._layout = grad_layout(leaf._data.shape, leaf._layout)
     elif not accumulates_in_place(create_graph, False):
         leaf._grad = old + g
     else:

@@ -18,6 +18,7 @@ class DType:
         "category",
         "torch_name",
         "c_name",
+        "kind",
     )
 
     def __init__(self, name: str, np_dtype: type, category: int, torch_name: str, c_name: str):
@@ -29,6 +30,7 @@ class DType:
         self.category = category
         self.torch_name = torch_name  # PyTorch's scalar-type name: "Float", "Long", "Byte"...
         self.c_name = c_name  # its C++ name in PyTorch's messages: "float", "c10::Half"...
+        self.kind = self.np.kind  # as an array's dtype: the promotion fast path reads either
 
     @property
     def tensor_type(self) -> str:

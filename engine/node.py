@@ -8,6 +8,7 @@ graph is freed by reference counting as soon as its last tensor goes.
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import dtypes as _dt
@@ -69,33 +70,30 @@ class Node:
     @property
     def saved(self) -> tuple:
         """The saved inputs, after checking none was modified in place since."""
-        if self.freed and self.op.saves:
-            raise AutogradError(BACKWARD_TWICE)
-        for t, v in zip(self._saved, self._versions):
-            if v is not None and t._vc[0] != v:
-                raise AutogradError(
-                    modified_inplace(_type_name(t), t.shape, self.label, t._vc[0], v)
-                )
+        if self.op.saves:
+            check_saved(
+                self.label,
+                self.freed,
+                (
+                    (t._vc, v, t.shape, t.dtype.name)
+                    for t, v in zip(self._saved, self._versions)
+                    if v is not None
+                ),
+            )
         return self._saved
 
     @property
     def output(self) -> Tensor:
         """The op's output, rebuilt without a reference cycle (PyTorch's SavedVariable)."""
-        if self.freed:
-            raise AutogradError(BACKWARD_TWICE)
-        if self._out_vc[0] != self._out_version:
-            raise AutogradError(
-                modified_inplace(
-                    _TYPE_NAMES.get(str(self._out.dtype), "Tensor"),
-                    self._out.shape,
-                    self.label,
-                    self._out_vc[0],
-                    self._out_version,
-                )
-            )
+        out = self._out
+        check_saved(
+            self.label,
+            self.freed,
+            ((self._out_vc, self._out_version, out.shape, str(out.dtype)) for _ in (0,)),
+        )
         from .tensor import wrap
 
-        return wrap(self._out, self.op_device, requires_grad=True, grad_fn=self)
+        return wrap(out, self.op_device, requires_grad=True, grad_fn=self)
 
     def needs(self, i: int) -> bool:
         """Whether input ``i`` wants a gradient (it leads to a leaf that requires grad)."""
@@ -147,5 +145,16 @@ def accumulator(leaf: Tensor) -> AccumulateGrad:
     return acc
 
 
-def _type_name(t: Tensor) -> str:
-    return _TYPE_NAMES.get(t.dtype.name, "Tensor")
+def check_saved(label: str, freed: bool, entries: Iterable[tuple]) -> None:
+    """What a node's backward reads must still be as it was saved (the engine's nodes and the
+    SDK's mirror nodes both ask here): not freed by an earlier backward, and each entry
+    (version counter, version when saved, shape, dtype name) not modified in place since."""
+    if freed:
+        raise AutogradError(BACKWARD_TWICE)
+    for vc, version, shape, dtype_name in entries:
+        if vc[0] != version:
+            raise AutogradError(
+                modified_inplace(
+                    _TYPE_NAMES.get(dtype_name, "Tensor"), shape, label, vc[0], version
+                )
+            )

@@ -22,6 +22,7 @@ import numpy as np
 from . import arg_kinds as arg
 from . import device as _devices
 from . import dtypes as dt
+from . import layout as _layout
 from .arg_check import check_args, checked, guard_source, kinds_of, signature_of
 from .arg_kinds import TENSOR_TYPES
 from .device import CPU
@@ -62,6 +63,7 @@ class OpDef:
         "extras",
         "promotes",
         "view",
+        "layout",
     )
 
     def __init__(
@@ -83,6 +85,7 @@ class OpDef:
         inplace: bool = False,
         extras: bool = False,
         view: bool | Callable[..., bool] = False,
+        layout: str | Callable[..., Any] | None = "auto",
         internal: bool = False,
     ) -> None:
         self.name = name
@@ -104,6 +107,14 @@ class OpDef:
         # Whether the result views its first input's memory (``view(**attrs)`` when it depends
         # on the arguments): an in-place op with a graph on such a result is refused.
         self.view = view
+        # How the result's strides follow from the inputs' (``engine/layout.py``): a view's
+        # rule, POINTWISE (TensorIterator's), or None (contiguous). By default ops whose shape
+        # is their operands' broadcast are pointwise.
+        if layout == "auto":
+            layout = _layout.POINTWISE if shape in (_elementwise, _same) else None
+        elif layout == _layout.POINTWISE:
+            layout = _layout.POINTWISE  # one object: ``record`` tests it by identity
+        self.layout = layout
         # Internal ops are pieces of others (index, max_dim, ...): the engine calls them with
         # arguments it made, so they are not checked, and they are not in ``OPS``.
         self.internal = internal
@@ -235,6 +246,8 @@ def call_op(name: str, *args: Any, **kwargs: Any) -> Any:
 # Recording: run an op's forward and, when a graph is wanted, its node.
 
 _new = object.__new__
+_POINTWISE = _layout.POINTWISE
+_result_layout = _layout.result_layout
 
 
 def _wrap_factory() -> Callable:
@@ -269,25 +282,42 @@ def result_dtype(opdef: OpDef, args: tuple, attrs: Mapping) -> dt.DType:
     return rule(*args, **attrs)
 
 
-def _needs_promotion(datas: list) -> bool:
-    """False when no cast is needed: all tensors share one float dtype (NumPy treats Python
-    scalars as weak, as PyTorch does, so they never upcast)."""
+def shared_float_dtype(operands: Any) -> Any:
+    """The dtype every tensor of ``operands`` shares when it is a float one (arrays' or tensors'
+    dtypes alike; Python scalars are weak, as PyTorch's, and never change it), else None: the
+    fast path of the dtype rules, where no promotion and no cast is needed."""
     ndt = None
-    for x in datas:
+    for x in operands:
         t = type(x)
         if t is float or t is int or t is bool:
             continue
         try:
             d = x.dtype
         except AttributeError:  # not a tensor or number: result_type raises the TypeError
-            return True
+            return None
         if ndt is None:
             if d.kind != "f":
-                return True
+                return None
             ndt = d
         elif d is not ndt and d != ndt:
-            return True
-    return ndt is None
+            return None
+    return ndt
+
+
+def _needs_promotion(datas: list) -> bool:
+    """False when no cast is needed (see ``shared_float_dtype``)."""
+    return shared_float_dtype(datas) is None
+
+
+def output_dtype(opdef: OpDef, args: tuple, attrs: Mapping) -> dt.DType:
+    """``result_dtype``, by the fast path when it applies (the SDK's metadata rule)."""
+    if opdef.dtype == "bool":
+        return dt.bool_
+    if opdef.promotes:
+        shared = shared_float_dtype(args)
+        if shared is not None:
+            return shared
+    return result_dtype(opdef, args, attrs)
 
 
 def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
@@ -309,7 +339,7 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
         dev = _device_of(args)
     datas = [a._data if type(a) is Tensor else a for a in args]
     out_dt = None
-    promote = opdef.promotes and _needs_promotion(datas)
+    promote = opdef.promotes and shared_float_dtype(datas) is None
     if promote:
         out_dt = result_dtype(opdef, args, attrs)
     meter = _active.meter if _metered.ever else None
@@ -359,6 +389,15 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
                 break
         else:
             t = _wrap_charged(out, dev)
+    rule = opdef.layout
+    if rule is not None:
+        if rule is _POINTWISE:  # contiguous operands (nearly all) make a contiguous result
+            for a in args:
+                if type(a) is Tensor and a._layout is not None:
+                    t._layout = _result_layout(opdef, args, attrs, out.shape)
+                    break
+        else:
+            t._layout = _result_layout(opdef, args, attrs, out.shape)
     if opdef.view and is_view(opdef, attrs):
         base = first._base
         t._base = first if base is None else base
@@ -397,7 +436,7 @@ def predicted_nbytes(
         return 0
     if out_dt is None:
         datas = [a._data if type(a) is Tensor else a for a in args]
-        if not _needs_promotion(datas):
+        if shared_float_dtype(datas) is not None:
             nbytes = _elementwise_nbytes(opdef, datas)
             if nbytes >= 0:
                 return nbytes

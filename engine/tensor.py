@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -32,6 +33,7 @@ class Tensor(TensorConversions):
         "_hooks",
         "_base",
         "_acc",
+        "_layout",
         "__weakref__",
     )
     __array_priority__ = 1000  # make ``ndarray * tensor`` defer to Tensor.__rmul__
@@ -49,6 +51,7 @@ class Tensor(TensorConversions):
             "_hooks",
             "_base",
             "_acc",
+            "_layout",
         ):
             setattr(self, s, getattr(t, s))
 
@@ -131,14 +134,7 @@ class Tensor(TensorConversions):
 
     def retain_grad(self) -> None:
         """Keep ``.grad`` for this non-leaf tensor after backward."""
-        if not self.requires_grad:
-            raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
-        if self.grad_fn is None or self._retains_grad:
-            return
-        import weakref
-
-        self._retains_grad = True
-        self.grad_fn.retained = weakref.ref(self)
+        mark_retains_grad(self)
 
     def register_hook(self, hook: Callable[[Tensor], Tensor | None]) -> Any:
         """Call ``hook(grad)`` when this tensor's gradient is computed; it may return a new one."""
@@ -170,6 +166,7 @@ class Tensor(TensorConversions):
         """The same data, cut from the graph (shares storage and version counter)."""
         t = wrap(self._data, self._dev)
         t._vc = self._vc
+        t._layout = self._layout
         return t
 
     def detach_(self) -> Tensor:
@@ -180,6 +177,15 @@ class Tensor(TensorConversions):
     @property
     def data(self) -> Tensor:
         return self.detach()
+
+    @data.setter
+    def data(self, value: Tensor) -> None:
+        """``t.data = other``: t now holds other's elements (shared, not copied), whatever
+        their shape, dtype, layout or device, and keeps its own autograd state."""
+        check_assigned_data(self, value, Tensor)
+        self._data = value._data
+        self._dev = value._dev
+        self._layout = value._layout
 
     # --- values ----------------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
@@ -267,6 +273,30 @@ class Tensor(TensorConversions):
         return call_op("to_dtype", self, dtype)
 
 
+def mark_retains_grad(t: Any) -> bool:
+    """``retain_grad()``'s rule for either kind of tensor: refused without requires_grad, a
+    no-op on a leaf or when already retained; else its grad_fn keeps a weak reference to it.
+    True when it was newly marked."""
+    if not t.requires_grad:
+        raise RuntimeError("can't retain_grad on Tensor that has requires_grad=False")
+    if t.grad_fn is None or t._retains_grad:
+        return False
+    t._retains_grad = True
+    t.grad_fn.retained = weakref.ref(t)
+    return True
+
+
+def check_assigned_data(tensor: Any, value: Any, kind: type) -> None:
+    """PyTorch's checks on ``tensor.data = value``: a tensor of ``kind``, and a floating point
+    one when ``tensor`` requires grad."""
+    if type(value) is not kind:
+        raise TypeError(f"Variable data has to be a tensor, but got {type(value).__name__}")
+    if tensor.requires_grad and not value.dtype.is_floating_point:
+        raise RuntimeError(
+            "data set to a tensor that requires gradients must be floating point or complex dtype"
+        )
+
+
 def check_assigned_grad(tensor: Any, value: Any, kind: type) -> None:
     """PyTorch's checks on ``tensor.grad = value``: a tensor of ``kind``, same shape and dtype."""
     if type(value) is not kind:
@@ -324,6 +354,7 @@ def wrap(data: Any, dev: Device = CPU, requires_grad: bool = False, grad_fn: Any
     t._hooks = None
     t._base = None
     t._acc = None
+    t._layout = None
     return t
 
 
@@ -342,6 +373,7 @@ def wrap_charged(
     t._hooks = None
     t._base = None
     t._acc = None
+    t._layout = None
     return t
 
 

@@ -1,7 +1,9 @@
 """PyTorch's conversion shortcuts, written once for every kind of tensor.
 
 Each is a spelling of ``to``, ``permute`` or ``transpose``, which the engine's ``Tensor`` and
-the SDK's ``RemoteTensor`` implement in their own ways; both inherit these.
+the SDK's ``RemoteTensor`` implement in their own ways; both inherit these, and the layout
+queries (``stride()``, ``is_contiguous()``, ``storage_offset()``), which read the layout both
+kinds track by the op table's rules (``engine/layout.py``).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 from typing import Any, Self
 
 from . import dtypes as dt
+from . import layout as _layout
+from .shapes import wrap_dim
 
 
 class TensorConversions:
@@ -18,6 +22,25 @@ class TensorConversions:
     __slots__ = ()
     to: Any
     ndim: int
+    shape: Any
+    _layout: _layout.Layout
+
+    def stride(self, dim: int | None = None) -> Any:
+        """The step in elements between neighbours along each dim (or along ``dim``)."""
+        st = _layout.strides_of(self.shape, self._layout)
+        if dim is None:
+            return st
+        if not isinstance(dim, int) or isinstance(dim, bool):
+            raise TypeError(f"stride(): argument 'dim' must be int, not {type(dim).__name__}")
+        return st[wrap_dim(dim, len(st))] if st else 1
+
+    def is_contiguous(self, memory_format: Any = None) -> bool:
+        """Whether the elements lie in row-major order without gaps."""
+        return _layout.is_contiguous(self.shape, self._layout)
+
+    def storage_offset(self) -> int:
+        """Where the first element lies in the storage, in elements."""
+        return _layout.offset_of(self._layout)
 
     def __format__(self, spec: str) -> str:
         # PyTorch: a 0-d tensor formats as its value (f"{loss:.4f}", and f"{loss}" too); any

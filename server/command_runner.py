@@ -201,6 +201,12 @@ def set_grad(s: Session, c: cpb.SetGrad) -> None:
     tensor.grad = s.table.get(c.grad) if c.grad else None
 
 
+def set_data(s: Session, c: cpb.SetData) -> None:
+    """`handle.data = data`: the elements of `data` (shared), `handle`'s autograd state."""
+    tensor = s.table.get(c.handle)
+    tensor.data = s.table.get(c.data)
+
+
 def grad_of(s: Session, c: cpb.GradOf) -> None:
     """Bind `out` to `handle.grad` itself."""
     grad = grad_or_none(s.table.get(c.handle))
@@ -298,6 +304,7 @@ APPLY: dict[str, Callable[[Session, Any], None]] = {
     "backward": backward,
     "grad_of": grad_of,
     "set_grad": set_grad,
+    "set_data": set_data,
     "zero_grad": zero_grad,
     "retain_grad": retain_grad,
     "requires_grad": set_requires_grad,

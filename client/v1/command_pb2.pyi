@@ -193,6 +193,14 @@ class SetGrad(_message.Message):
     grad: str
     def __init__(self, handle: _Optional[str] = ..., grad: _Optional[str] = ...) -> None: ...
 
+class SetData(_message.Message):
+    __slots__ = ("handle", "data")
+    HANDLE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    handle: str
+    data: str
+    def __init__(self, handle: _Optional[str] = ..., data: _Optional[str] = ...) -> None: ...
+
 class ZeroGrad(_message.Message):
     __slots__ = ("handles", "set_to_none")
     HANDLES_FIELD_NUMBER: _ClassVar[int]
@@ -259,7 +267,7 @@ class Graph(_message.Message):
     def __init__(self, handle: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., publish: _Optional[bool] = ...) -> None: ...
 
 class Command(_message.Message):
-    __slots__ = ("tensor", "factory", "manual_seed", "op", "backward", "grad_of", "zero_grad", "retain_grad", "requires_grad", "detach", "release", "fetch", "graph", "set_grad")
+    __slots__ = ("tensor", "factory", "manual_seed", "op", "backward", "grad_of", "zero_grad", "retain_grad", "requires_grad", "detach", "release", "fetch", "graph", "set_grad", "set_data")
     TENSOR_FIELD_NUMBER: _ClassVar[int]
     FACTORY_FIELD_NUMBER: _ClassVar[int]
     MANUAL_SEED_FIELD_NUMBER: _ClassVar[int]
@@ -274,6 +282,7 @@ class Command(_message.Message):
     FETCH_FIELD_NUMBER: _ClassVar[int]
     GRAPH_FIELD_NUMBER: _ClassVar[int]
     SET_GRAD_FIELD_NUMBER: _ClassVar[int]
+    SET_DATA_FIELD_NUMBER: _ClassVar[int]
     tensor: CreateTensor
     factory: Factory
     manual_seed: ManualSeed
@@ -288,7 +297,8 @@ class Command(_message.Message):
     fetch: Fetch
     graph: Graph
     set_grad: SetGrad
-    def __init__(self, tensor: _Optional[_Union[CreateTensor, _Mapping]] = ..., factory: _Optional[_Union[Factory, _Mapping]] = ..., manual_seed: _Optional[_Union[ManualSeed, _Mapping]] = ..., op: _Optional[_Union[Op, _Mapping]] = ..., backward: _Optional[_Union[Backward, _Mapping]] = ..., grad_of: _Optional[_Union[GradOf, _Mapping]] = ..., zero_grad: _Optional[_Union[ZeroGrad, _Mapping]] = ..., retain_grad: _Optional[_Union[RetainGrad, _Mapping]] = ..., requires_grad: _Optional[_Union[SetRequiresGrad, _Mapping]] = ..., detach: _Optional[_Union[Detach, _Mapping]] = ..., release: _Optional[_Union[Release, _Mapping]] = ..., fetch: _Optional[_Union[Fetch, _Mapping]] = ..., graph: _Optional[_Union[Graph, _Mapping]] = ..., set_grad: _Optional[_Union[SetGrad, _Mapping]] = ...) -> None: ...
+    set_data: SetData
+    def __init__(self, tensor: _Optional[_Union[CreateTensor, _Mapping]] = ..., factory: _Optional[_Union[Factory, _Mapping]] = ..., manual_seed: _Optional[_Union[ManualSeed, _Mapping]] = ..., op: _Optional[_Union[Op, _Mapping]] = ..., backward: _Optional[_Union[Backward, _Mapping]] = ..., grad_of: _Optional[_Union[GradOf, _Mapping]] = ..., zero_grad: _Optional[_Union[ZeroGrad, _Mapping]] = ..., retain_grad: _Optional[_Union[RetainGrad, _Mapping]] = ..., requires_grad: _Optional[_Union[SetRequiresGrad, _Mapping]] = ..., detach: _Optional[_Union[Detach, _Mapping]] = ..., release: _Optional[_Union[Release, _Mapping]] = ..., fetch: _Optional[_Union[Fetch, _Mapping]] = ..., graph: _Optional[_Union[Graph, _Mapping]] = ..., set_grad: _Optional[_Union[SetGrad, _Mapping]] = ..., set_data: _Optional[_Union[SetData, _Mapping]] = ...) -> None: ...
 
 class CommandError(_message.Message):
     __slots__ = ("index", "code", "message")

@@ -7,6 +7,7 @@ from . import (  # noqa: F401
     indexing,
     inplace,
     linalg,
+    matmul_decomposition,
     nn,
     nn_activations,
     nn_losses,

@@ -192,6 +192,7 @@ def _(ctx: Any, g: Any) -> tuple:
     saves=(1,),
     saves_output=True,
     method="rpow",
+    layout=None,  # PyTorch's pow(Scalar, Tensor) makes a contiguous tensor
     examples=(Ex(S(3), 2.0), Ex(S(2, 2), 0.5)),
 )
 def rpow(xp: Any, self: arg.Tensor, base: arg.Number) -> Any:

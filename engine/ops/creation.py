@@ -93,6 +93,7 @@ def _same_shape(a: tuple, *_: Any, **__: Any) -> tuple:
 
 
 @op(
+    layout="pointwise",
     grad_fn=None,
     shape=_same_shape,
     dtype=_like_dtype,
@@ -106,6 +107,7 @@ def zeros_like(xp: Any, input: Any, dtype: Any = None) -> Any:  # noqa: A002
 
 
 @op(
+    layout="pointwise",
     grad_fn=None,
     shape=_same_shape,
     dtype=_like_dtype,
@@ -119,6 +121,7 @@ def ones_like(xp: Any, input: Any, dtype: Any = None) -> Any:  # noqa: A002
 
 
 @op(
+    layout="pointwise",
     grad_fn=None,
     shape=_same_shape,
     dtype=_like_dtype,
@@ -140,6 +143,7 @@ def _full_like_norm(
 
 
 @op(
+    layout="pointwise",
     grad_fn=None,
     shape=_same_shape,
     dtype=_like_dtype,
@@ -173,6 +177,7 @@ def _draw(xp: Any, cpu: str, gpu: str, shape: tuple, np_dtype: np.dtype) -> Any:
 
 
 @op(
+    layout="pointwise",
     grad_fn=None,
     shape=_same_shape,
     dtype=_like_dtype,
@@ -186,6 +191,7 @@ def rand_like(xp: Any, input: Any, dtype: Any = None) -> Any:  # noqa: A002
 
 
 @op(
+    layout="pointwise",
     grad_fn=None,
     shape=_same_shape,
     dtype=_like_dtype,
@@ -214,6 +220,7 @@ def _randint_like_norm(
 
 
 @op(
+    layout="pointwise",
     grad_fn=None,
     shape=_same_shape,
     dtype=_like_dtype,
@@ -244,6 +251,7 @@ def _bernoulli_norm(
 
 
 @op(
+    layout=None,
     grad_fn=None,
     shape=_same_shape,
     dtype="same",

@@ -97,6 +97,7 @@ def _mse_norm(
 
 
 @op(
+    layout="pointwise",
     grad_fn="MseLossBackward0",
     arity=2,
     shape=_loss_shape,
@@ -278,6 +279,7 @@ def _dropout_norm(input: Any, p: float = 0.5, training: bool = True) -> dict:  #
 
 
 @op(
+    layout="pointwise",
     grad_fn="MulBackward0",
     shape=lambda a, p=0.5, training=True: a,
     normalize=_dropout_norm,

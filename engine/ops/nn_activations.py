@@ -99,6 +99,7 @@ def _logsigmoid_norm(input: arg.Tensor) -> dict:  # noqa: A002
 
 
 @op(
+    layout=None,
     grad_fn="LogSigmoidBackward0",
     dtype="same",
     shape=same,
@@ -162,6 +163,7 @@ def _gelu_backward_norm(grad_output: Any, input: Any, approximate: str = "none")
 
 
 @op(
+    layout="pointwise",
     grad_fn="GeluBackwardBackward0",
     arity=2,
     shape=lambda g, x, approximate="none": shapes.broadcast(g, x),

@@ -77,6 +77,7 @@ def _bce_norm(
 
 
 @op(
+    layout="pointwise",
     grad_fn="BinaryCrossEntropyBackward0",
     arity=2,
     shape=lambda a, b, weight=None, reduction="mean": _loss_shape(a, b, reduction),
@@ -153,6 +154,7 @@ def _bce_logits_norm(
 
 
 @op(
+    layout="pointwise",
     grad_fn="BinaryCrossEntropyWithLogitsBackward0",
     arity=2,
     shape=lambda a, b, weight=None, reduction="mean", pos_weight=None: _loss_shape(a, b, reduction),
@@ -271,6 +273,7 @@ def _smooth_l1_norm(
 
 
 @op(
+    layout="pointwise",
     grad_fn="SmoothL1LossBackward0",
     arity=2,
     shape=lambda a, b, reduction="mean", beta=1.0: _loss_shape(a, b, reduction),
@@ -341,6 +344,7 @@ def _huber_norm(
 
 
 @op(
+    layout="pointwise",
     grad_fn="HuberLossBackward0",
     arity=2,
     shape=lambda a, b, reduction="mean", delta=1.0: _loss_shape(a, b, reduction),
@@ -452,6 +456,7 @@ def one_hot(xp: Any, input: Any, num_classes: int = -1) -> Any:  # noqa: A002
 
 
 @op(
+    layout="pointwise",
     grad_fn="XlogyBackward0",
     arity=2,
     dtype="float",

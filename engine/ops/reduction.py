@@ -138,23 +138,22 @@ def _reduced_dims(shape: tuple, size: tuple) -> tuple[int, ...]:
     return tuple(dims)
 
 
-@op(
-    grad_fn="SumBackward1",
-    shape=lambda a, size: (_reduced_dims(a, size), size)[1],
-    normalize=_sum_to_norm,
-    examples=(Ex(S(2, 3, 4), 3, 1), Ex(S(2, 3), (1, 3))),
+@composite(
+    "sum_to_size",
+    method=True,
+    examples=(Ex(S(2, 3, 4), 3, 1), Ex(S(2, 3), (1, 3)), Ex(S(2, 3), ())),
 )
-def sum_to_size(xp: Any, self: Any, size: Any) -> Any:
-    """Sum broadcast dimensions away so the result has shape ``size``."""
-    if self.shape == size:
-        return self
-    dims = _reduced_dims(self.shape, size)
-    return self.sum(axis=dims).reshape(size)
+def sum_to_size(self: arg.Tensor, *size: arg.Sizes) -> Any:
+    """Sum broadcast dimensions away so the result has shape ``size``.
 
-
-@sum_to_size.derivative
-def _(ctx: Any, g: Any) -> tuple:
-    return (g.expand(*ctx.meta[0][0]),)
+    As PyTorch: sum(keepdim=True), then a view when leading dims go (itself when none do)."""
+    size = _sum_to_norm(self, *size)["size"]
+    shape = tuple(self.shape)
+    dims = _reduced_dims(shape, size)
+    if not size:
+        return self.sum()
+    out = self.sum(dims, keepdim=True) if dims else self
+    return out.view(size) if len(shape) > len(size) else out
 
 
 def _extreme(kind: str) -> tuple:
@@ -949,6 +948,7 @@ _sort_name.common = "SortBackward0"  # type: ignore[attr-defined]
 
 @op(
     "sort_values",
+    layout="pointwise",
     internal=True,
     grad_fn=_sort_name,
     dtype="same",
@@ -982,6 +982,7 @@ def _argsort_norm(
 
 
 @op(
+    layout="pointwise",
     grad_fn=None,
     dtype=lambda self, **_: dt.int64,
     shape=lambda a, dim, descending=False, stable=False: a,

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .. import arg_kinds as arg
-from .. import shapes
+from .. import layout, shapes
 from ..memory_meter import SessionMemoryError
 from ..op_examples import Ex, S
 from ..op_table import composite, op
@@ -55,6 +55,7 @@ _part_name.common = "SplitBackward0"  # type: ignore[attr-defined]
     view=True,
     internal=True,
     grad_fn=_part_name,
+    layout=lambda a, lay, /, dim, start, stop, kind: layout.narrowed(a, lay, dim, start, stop),
     shape=_part_shape,
     method=False,
     function=False,
@@ -226,6 +227,7 @@ def _roll_norm(self: arg.Tensor, shifts: arg.Int | arg.IntTuple, dims: arg.Dims 
 
 
 @op(
+    layout=None,
     grad_fn="RollBackward0",
     dtype="same",
     shape=shapes.same,
@@ -572,6 +574,7 @@ def _diagonal_norm(
     grad_fn="DiagonalBackward0",
     dtype="same",
     shape=_diagonal_shape,
+    layout=lambda a, lay, /, offset, dim1, dim2: layout.diagonal(a, lay, offset, dim1, dim2),
     normalize=_diagonal_norm,
     examples=(
         Ex(S(3, 4)),

@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import arg_kinds as arg
 from .. import dtypes as dt
-from .. import shapes
+from .. import layout, shapes
 from ..node import _TYPE_NAMES
 from ..op_examples import C, Ex, S
 from ..op_table import composite, op
@@ -24,36 +24,94 @@ def _reshape_norm(self: arg.Tensor, *shape: arg.Sizes) -> dict:
     return {"shape": shapes.reshape(self.shape, _sizes(shape))}
 
 
+def _check_viewable(self: arg.Tensor, *shape: arg.Sizes) -> dict:
+    attrs = _reshape_norm(self, *shape)
+    layout.viewed(tuple(self.shape), self._layout, attrs["shape"])  # raises before anything runs
+    return attrs
+
+
+def _viewed(a: tuple, lay: Any, /, shape: tuple) -> Any:
+    return layout.viewed(a, lay, shape)
+
+
 @op(
     view=True,
     grad_fn="ViewBackward0",
     shape=lambda a, shape: shape,
-    normalize=_reshape_norm,
+    layout=_viewed,
+    normalize=_check_viewable,
     examples=(Ex(S(2, 3), 3, 2), Ex(S(2, 3), (-1,)), Ex(S(6), 2, -1)),
 )
-def reshape(xp: Any, self: Any, shape: Any) -> Any:
-    """The same elements in a new shape (one dim may be -1)."""
+def view(xp: Any, self: Any, shape: Any) -> Any:
+    """The same elements in a new shape (one dim may be -1), sharing storage.
+
+    PyTorch's error when the strides allow no such view."""
     return self.reshape(shape)
 
 
-@reshape.derivative
+@view.derivative
 def _(ctx: Any, g: Any) -> tuple:
     return (g.reshape(*ctx.meta[0][0]),)
 
 
-@op(
-    view=True,
-    grad_fn="ViewBackward0",
-    shape=lambda a, shape: shape,
-    normalize=_reshape_norm,
-    examples=(Ex(S(2, 3), 3, 2),),
+def _reshaping(name: str, grad_fn: str, is_view: bool, doc: str) -> Any:
+    """An internal op that is ``view`` under another of PyTorch's names (``reshape`` records
+    them): the same forward, layout and backward."""
+
+    def forward(xp: Any, self: Any, shape: tuple) -> Any:
+        return self.reshape(shape)
+
+    forward.__doc__ = doc
+    d = op(
+        name,
+        view=is_view,
+        internal=True,
+        grad_fn=grad_fn,
+        shape=lambda a, shape: shape,
+        layout=_viewed,
+        method=False,
+        function=False,
+        examples=(Ex(S(2, 3), (3, 2)),),
+    )(forward)
+    d.backward = view.backward
+    return d
+
+
+reshape_alias = _reshaping(
+    "reshape_alias",
+    "ReshapeAliasBackward0",
+    True,
+    "``reshape`` of a strided tensor whose strides allow a view (PyTorch's _reshape_alias).",
 )
-def view(xp: Any, self: Any, shape: Any) -> Any:
-    """Like reshape (gradd arrays are always viewable)."""
-    return self.reshape(shape)
+unsafe_view = _reshaping(
+    "unsafe_view",
+    "UnsafeViewBackward0",
+    False,  # in-place ops on it are plain ones, as on PyTorch's
+    "PyTorch's _unsafe_view: a view of a tensor nothing else sees (a fresh copy, a product).",
+)
 
 
-view.backward = reshape.backward
+@composite(
+    "reshape",
+    method=True,
+    examples=(
+        Ex(S(2, 3), 3, 2),
+        Ex(S(2, 3), (-1,)),
+        Ex(S(6), 2, -1),
+    ),
+)
+def reshape(self: arg.Tensor, *shape: arg.Sizes) -> Any:
+    """The same elements in a new shape (one dim may be -1): a view, or a copy if strides forbid.
+
+    Recorded as PyTorch records it: ViewBackward0, ReshapeAliasBackward0 (a strided view), or
+    CloneBackward0 -> UnsafeViewBackward0."""
+    new = shapes.reshape(self.shape, _sizes(shape))
+    if self.is_contiguous():
+        return view.call(self, new)
+    lay = self._layout
+    if layout.view_strides(tuple(self.shape), lay[0], new) is not None:
+        return reshape_alias.call(self, new)
+    return unsafe_view.call(_record_contiguous(self), new)
 
 
 def _flatten_norm(self: Any, start_dim: int = 0, end_dim: int = -1) -> dict:
@@ -90,6 +148,7 @@ def _swap(a: tuple, dim0: int, dim1: int) -> tuple:
 @op(
     view=True,
     grad_fn="TransposeBackward0",
+    layout=lambda a, lay, /, dim0, dim1: layout.permuted(a, lay, _swap(range(len(a)), dim0, dim1)),
     shape=_swap,
     normalize=_transpose_norm,
     examples=(Ex(S(2, 3), 0, 1), Ex(S(2, 3, 4), -1, 0)),
@@ -110,7 +169,13 @@ def _t_shape(a: tuple) -> tuple:
     return a[::-1]
 
 
-@op(view=True, grad_fn="TBackward0", shape=_t_shape, examples=(Ex(S(2, 3)), Ex(S(3))))
+@op(
+    view=True,
+    grad_fn="TBackward0",
+    shape=_t_shape,
+    layout=lambda a, lay, /: layout.permuted(a, lay, range(len(a) - 1, -1, -1)),
+    examples=(Ex(S(2, 3)), Ex(S(3))),
+)
 def t(xp: Any, self: arg.Tensor) -> Any:
     """Transpose a matrix (vectors are returned as they are)."""
     _t_shape(self.shape)
@@ -133,6 +198,7 @@ def _permute_norm(self: arg.Tensor, *dims: arg.Sizes) -> dict:
 @op(
     view=True,
     grad_fn="PermuteBackward0",
+    layout=lambda a, lay, /, dims: layout.permuted(a, lay, dims),
     shape=lambda a, dims: shapes.permute(a, dims),
     normalize=_permute_norm,
     examples=(Ex(S(2, 3, 4), 2, 0, 1), Ex(S(2, 3), (1, 0))),
@@ -171,6 +237,9 @@ _squeeze_name.common = "SqueezeBackward0"  # type: ignore[attr-defined]
 @op(
     view=True,
     grad_fn=_squeeze_name,
+    layout=lambda a, lay, /, dim=None: layout.squeezed(
+        a, lay, [i for i, n in enumerate(a) if n == 1 and (dim is None or i in dim)]
+    ),
     shape=_squeeze_shape,
     normalize=_squeeze_norm,
     examples=(Ex(S(2, 1, 3, 1)), Ex(S(2, 1, 3), 1), Ex(S(2, 3), 0)),
@@ -192,6 +261,7 @@ def _unsqueeze_norm(self: arg.Tensor, dim: arg.Int) -> dict:
 @op(
     view=True,
     grad_fn="UnsqueezeBackward0",
+    layout=lambda a, lay, /, dim: layout.unsqueezed(a, lay, dim),
     shape=lambda a, dim: a[:dim] + (1,) + a[dim:],
     normalize=_unsqueeze_norm,
     examples=(Ex(S(2, 3), 1), Ex(S(3), -1), Ex(S(3), 0)),
@@ -214,6 +284,7 @@ def _expand_norm(self: arg.Tensor, *sizes: arg.Sizes) -> dict:
 @op(
     view=True,
     grad_fn="ExpandBackward0",
+    layout=lambda a, lay, /, sizes: layout.expanded(a, lay, sizes),
     shape=lambda a, sizes: sizes,
     normalize=_expand_norm,
     examples=(Ex(S(3, 1), 3, 4), Ex(S(3), 2, 3), Ex(S(1), (4,))),
@@ -249,10 +320,10 @@ def _(ctx: Any, g: Any) -> tuple:
     return (g,)
 
 
-@op(grad_fn="CloneBackward0", shape=shapes.same, examples=(Ex(S(2, 2)),))
+@op(grad_fn="CloneBackward0", shape=shapes.same, layout=None, examples=(Ex(S(2, 2)),))
 def contiguous(xp: Any, self: arg.Tensor) -> Any:
-    """A C-contiguous copy (or the same array when it already is)."""
-    return xp.ascontiguousarray(self)
+    """A row-major copy (``Tensor.contiguous`` calls it only for a non-contiguous tensor)."""
+    return self.copy(order="C")
 
 
 contiguous.backward = clone.backward
@@ -260,8 +331,7 @@ _record_contiguous = contiguous.call
 
 
 def _contiguous_call(self: arg.Tensor) -> Any:
-    data = getattr(self, "_data", None)  # remote (SDK) tensors have no local storage
-    if data is not None and data.flags.c_contiguous:
+    if self.is_contiguous():  # by the layout gradd tracks, the same on a client and a server
         return self  # as torch: an already contiguous tensor is returned itself
     return _record_contiguous(self)
 
@@ -274,6 +344,7 @@ def _to_dtype_norm(self: arg.Tensor, dtype: arg.DTypeArg) -> dict:
 
 
 @op(
+    layout="pointwise",
     grad_fn="ToCopyBackward0",
     shape=lambda a, dtype: a,
     normalize=_to_dtype_norm,
@@ -295,6 +366,7 @@ def _(ctx: Any, g: Any) -> tuple:
 
 
 @op(
+    layout="pointwise",
     grad_fn="ToCopyBackward0",
     shape=lambda a, device: a,
     method=False,
@@ -320,8 +392,11 @@ def _to_device_call(self: arg.Tensor, device: arg.Device) -> Any:
             data = target.xp.asarray(self._data)
     if _mode.enabled and self.requires_grad:
         node = make_node(to_device, (self,), {"device": str(self._dev)}, data, target)
-        return wrap(data, target, True, node)
-    return wrap(data, target)
+        out = wrap(data, target, True, node)
+    else:
+        out = wrap(data, target)
+    out._layout = layout.result_layout(to_device, (self,), {}, data.shape)
+    return out
 
 
 to_device.call = _to_device_call
@@ -358,6 +433,7 @@ def _index_shape(a: tuple, key: Any, kind: str = "index") -> tuple:
     view=lambda key, kind: kind != "index",
     internal=True,
     grad_fn=_index_name,
+    layout=lambda a, lay, /, key, kind: None if kind == "index" else layout.indexed(a, lay, key),
     shape=_index_shape,
     normalize=_index_norm,
     saves=(),
@@ -466,6 +542,7 @@ def _to_numpy_index(k: Any) -> Any:
     view=True,
     internal=True,
     grad_fn="AliasBackward0",
+    layout=lambda a, lay, /: lay,
     shape=shapes.same,
     method=False,
     function=False,
@@ -602,6 +679,7 @@ def _where_dtype(condition: Any, self: Any, other: Any) -> Any:
 
 
 @op(
+    layout="pointwise",
     grad_fn="WhereBackward0",
     arity=3,
     method=False,

@@ -94,6 +94,7 @@ def _clamp_norm(
 
 
 @op(
+    layout="pointwise",
     grad_fn=_clamp_name,
     shape=lambda a, **k: a,
     saves=(0,),
@@ -130,6 +131,7 @@ def _(ctx: Any, g: Any) -> tuple:
 
 
 @op(
+    layout="pointwise",
     grad_fn="ThresholdBackwardBackward0",
     arity=2,
     shape=lambda grad, self, **k: grad,

@@ -240,5 +240,6 @@ def test_shape_rule_normaliser_and_dtype_rule(name: str, i: int) -> None:
         assert again == attrs, f"{name}: normalising {attrs} gave {again}"
     if d.dtype in ("promote", "float", "bool"):
         assert out.dtype is result_dtype(d, inputs, attrs)
-    if out.grad_fn is not None and not d.extras and not d.inplace:
+    # (matmul of batches records PyTorch's decomposition: its last node is another op's)
+    if out.grad_fn is not None and out.grad_fn.op is d and not d.extras and not d.inplace:
         assert out.grad_fn.attrs == attrs, f"{name}: node attrs differ from canonical attrs"

@@ -105,6 +105,10 @@ SPECIAL: dict[str, Callable[..., Any]] = {
     "view": lambda self, *shape: self.view(*shape),
     "expand": lambda self, *sizes: self.expand(*sizes),
     "reshape": lambda self, *shape: self.reshape(*shape),
+    "reshape_alias": lambda self, shape: torch.ops.aten._reshape_alias(
+        self, shape, self.view(shape).stride()
+    ),
+    "unsafe_view": lambda self, shape: torch.ops.aten._unsafe_view(self, shape),
     "permute": lambda self, *dims: self.permute(*dims),
     "contiguous": lambda self: self.contiguous(),
     "alias": lambda self: self[...],

@@ -113,6 +113,8 @@ def test_every_other_command() -> None:
     assert (c.set_grad.handle, c.set_grad.grad) == ("b", "g")
     c = command(enc.set_grad(b"b", b""))
     assert c.WhichOneof("kind") == "set_grad" and c.set_grad.grad == ""
+    c = command(enc.set_data(b"b", b"d"))
+    assert (c.set_data.handle, c.set_data.data) == ("b", "d")
     c = command(enc.grad_of(b"g", b"b"))
     assert (c.grad_of.out, c.grad_of.handle) == ("g", "b")
     c = command(enc.zero_grad([b"b", b"w"], True))

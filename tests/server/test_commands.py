@@ -339,6 +339,26 @@ def test_set_grad_and_backward_inputs(session):
     assert session.fetch("w", grad=True).is_none
 
 
+def test_set_data(session):
+    session.execute(
+        tensor("w", np.array([2.0, 3.0], np.float32), requires_grad=True),
+        tensor("d", np.array([[1.0], [4.0], [5.0]], np.float64)),
+        tensor("i", np.array([1, 2], np.int64)),
+        cpb.Command(set_data=cpb.SetData(handle="w", data="d")),
+    )
+    info = session.fetch("w", metadata_only=True).info
+    assert list(info.shape) == [3, 1] and info.requires_grad  # keeps its autograd state
+    assert session.array("w").tolist() == [[1.0], [4.0], [5.0]]
+    code, message = status(
+        lambda: session.execute(cpb.Command(set_data=cpb.SetData(handle="w", data="i")))
+    )
+    assert code == INVALID and "must be floating point" in message
+    code, _ = status(
+        lambda: session.execute(cpb.Command(set_data=cpb.SetData(handle="w", data="nope")))
+    )
+    assert code == NOT_FOUND
+
+
 def test_fetch_reports_metadata(session):
     session.execute(
         tensor("w", np.array([2.0], np.float32), requires_grad=True),
