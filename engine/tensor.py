@@ -31,6 +31,7 @@ class Tensor(TensorConversions):
         "_retains_grad",
         "_hooks",
         "_base",
+        "_view",
         "_acc",
         "__weakref__",
     )
@@ -48,6 +49,7 @@ class Tensor(TensorConversions):
             "_retains_grad",
             "_hooks",
             "_base",
+            "_view",
             "_acc",
         ):
             setattr(self, s, getattr(t, s))
@@ -323,6 +325,7 @@ def wrap(data: Any, dev: Device = CPU, requires_grad: bool = False, grad_fn: Any
     t._retains_grad = False
     t._hooks = None
     t._base = None
+    t._view = None
     t._acc = None
     return t
 
@@ -341,6 +344,7 @@ def wrap_charged(
     t._retains_grad = False
     t._hooks = None
     t._base = None
+    t._view = None
     t._acc = None
     return t
 

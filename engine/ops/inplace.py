@@ -8,6 +8,7 @@ from .. import arg_kinds as arg
 from .. import shapes
 from ..op_examples import Ex, S
 from ..op_table import OPS, OpDef, op, register
+from . import arithmetic, pointwise, unary  # noqa: F401  (declared before their in-place forms)
 
 
 def _written_into(a: tuple, result: tuple) -> tuple:
@@ -19,8 +20,10 @@ def _written_into(a: tuple, result: tuple) -> tuple:
     return a
 
 
-def _inplace_of(name: str) -> OpDef:
-    base = OPS[name]
+def _inplace_of(name: str, table: dict = OPS, **decl: Any) -> OpDef:
+    """``name_``: the op's own forward, backward, normaliser and grad_fn name (PyTorch names
+    an in-place op's node as the out-of-place one's), writing into its first input."""
+    base = table[name]
     d = OpDef(
         name + "_",
         base.forward,
@@ -30,8 +33,11 @@ def _inplace_of(name: str) -> OpDef:
         dtype=base.dtype,
         arity=base.arity,
         saves=base.saves,
+        saves_output=base.saves_output,
+        normalize=base.normalize,
         examples=base.examples[:1],
         inplace=True,
+        **decl,
     )
     d.doc = f"In-place {name}: {base.doc}"
     return register(d)
@@ -41,6 +47,15 @@ add_ = _inplace_of("add")
 sub_ = _inplace_of("sub")
 mul_ = _inplace_of("mul")
 div_ = _inplace_of("div")
+
+# PyTorch's other in-place forms that scripts use, each derived from its out-of-place op.
+POINTWISE_INPLACE = (
+    "clamp clamp_min clamp_max masked_fill pow lerp fmod remainder nan_to_num exp exp2 expm1 "
+    "log log2 log10 log1p sqrt rsqrt neg abs reciprocal relu sigmoid tanh sin cos tan asin "
+    "acos atan sinh cosh erf floor ceil trunc frac"
+).split()
+for _name in POINTWISE_INPLACE:
+    globals()[_name + "_"] = _inplace_of(_name)
 
 
 def _zero_grad(ctx: Any, g: Any) -> tuple:

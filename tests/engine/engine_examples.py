@@ -116,10 +116,15 @@ def _make(
     return v
 
 
+# Composite ops that write into their first argument (in place on a leaf is an error).
+WRITES_INTO = {"setitem", "index_put_", "scatter_", "scatter_add_"}
+
+
 def call(opdef: ge.OpDef, args: tuple, kwargs: dict) -> Any:
     """Call an op as a user would; an in-place op works on a clone of a leaf that needs grad
     (in place on the leaf itself is an error)."""
-    if opdef.inplace and isinstance(args[0], ge.Tensor) and args[0].requires_grad:
+    writes = opdef.inplace or opdef.name in WRITES_INTO
+    if writes and isinstance(args[0], ge.Tensor) and args[0].requires_grad:
         args = (args[0].clone(),) + args[1:]
     # Every example's random draws (dropout) start from the same seed, so re-runs agree.
     with ge.use_generator(ge.Generator().manual_seed(1234)):
