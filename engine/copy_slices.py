@@ -55,6 +55,7 @@ def overlaps(steps: tuple) -> bool:
     return False
 
 
+COPY_SLICES = "torch::autograd::CopySlices"  # PyTorch's name() of the node
 OVERLAP_WRITE = (
     "unsupported operation: more than one element of the written-to tensor refers to a single "
     "memory location. Please clone() the tensor before performing the operation."
@@ -119,6 +120,11 @@ def _ops() -> tuple:
     return _COPY_SLICES, _AS_STRIDED
 
 
+def mirror_ops() -> tuple:
+    """The ops of the CopySlices and AsStridedBackward0 nodes (the SDK's mirror uses them)."""
+    return _ops()
+
+
 def rebase_view(view: Any, fn: Node) -> None:
     """Record an in-place op (its node ``fn``, whose first input was the view's old value) as
     PyTorch does: CopySlices on the base, AsStridedBackward0 on the view."""
@@ -132,7 +138,7 @@ def rebase_view(view: Any, fn: Node) -> None:
     base_meta = (d.shape, d.dtype)
     node = CopySlicesNode(
         copy_slices,
-        "CopySlices",
+        COPY_SLICES,
         (base_fn, *fn.next[1:]),
         {"fn": fn, "steps": steps},
         (base_meta, *fn.meta[1:]),

@@ -13,6 +13,10 @@ from typing import Any
 from . import dtypes as dt
 from .errors import LEAF_INPLACE, LEAF_VIEW_INPLACE, AutogradError
 
+# Composite ops that write into their first argument (``t[k] = v``, ``index_put_``): they
+# return nothing new, and a leaf that requires grad may not be their first argument.
+WRITING_COMPOSITES = frozenset({"setitem", "index_put_"})
+
 
 def check_inplace(opdef: Any, self: Any, args: tuple, attrs: Mapping, grad_on: bool) -> bool:
     """Raise PyTorch's error if ``opdef`` may not write its result into ``self`` (the first of

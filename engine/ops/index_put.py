@@ -177,8 +177,8 @@ def setitem(self: arg.Tensor, key: arg.Anything, value: arg.TensorOrNumber) -> N
     basic key, an ``index_put_`` (IndexPutBackward0) for one with tensor or list indices."""
     nkey = tuple(_to_numpy_index(k) for k in _key_tuple(key))
     if any(_is_advanced(k) for k in nkey):
-        if arg.is_tensor(value) and value.dtype is not self.dtype:
-            value = value.to(self.dtype)
+        if arg.is_tensor(value):
+            _check_same_dtype(self, value)  # PyTorch converts only a basic index's value
         index_put_key_.call(self, value, nkey, False)
     else:
         target = getitem.call(self, key)
