@@ -21,7 +21,7 @@ from gradd.engine import dtypes as dt
 from gradd.engine.copy_slices import COPY_SLICES, mirror_ops
 from gradd.engine.errors import AutogradError
 from gradd.engine.grad_mode import _mode
-from gradd.engine.inplace_rules import WRITING_COMPOSITES, check_inplace
+from gradd.engine.inplace_rules import check_inplace
 from gradd.engine.methods import OPERATORS
 from gradd.engine.node import accumulator
 from gradd.engine.op_table import OP_TABLE, OPS, OpDef, is_view, result_dtype
@@ -207,7 +207,9 @@ def _record_inplace(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) 
             owner.out_meta = (self.shape, self.dtype)
     else:
         self._vc[0] += 1
-    if not s._tracing:
+    if s._tracing:
+        s._tracing = 2  # the composite being traced wrote into a tensor: it must be sent
+    else:
         s._push(op_command(opdef, args, attrs, ()), (opdef.name, *user_site(4)))
     return self
 
@@ -238,12 +240,14 @@ def _session_of(args: tuple, kwargs: dict) -> Any:
     return None
 
 
-def _send_composite(s: Any, opdef: OpDef, args: tuple, kwargs: dict, out: Any, site: tuple) -> Any:
+def _send_composite(
+    s: Any, opdef: OpDef, args: tuple, kwargs: dict, out: Any, site: tuple, wrote: bool
+) -> Any:
     results = out if isinstance(out, tuple) else (out,)
-    if opdef.name in WRITING_COMPOSITES:
-        results = ()  # it changed its first argument: nothing new to name
-    elif len(results) == 1 and any(out is a for a in args):
-        return out  # the body returned its input (e.g. t[:]): the server does the same
+    if len(results) == 1 and any(out is a for a in args):
+        if not wrote:
+            return out  # the body returned its input (e.g. t[:]): the server does the same
+        results = ()  # it wrote into its input (t[k] = v, inplace=True): nothing new to name
     for r in results:
         r._bound = True
     w = _WIRE[opdef]
@@ -274,9 +278,10 @@ def traced(opdef: OpDef, body: Callable | None = None) -> Callable:
         s._tracing = 1
         try:
             out = fn(*args, **kwargs)
+            wrote = s._tracing == 2
         finally:
             s._tracing = 0
-        return _send_composite(s, opdef, args, kwargs, out, site)
+        return _send_composite(s, opdef, args, kwargs, out, site, wrote)
 
     return call
 
@@ -299,9 +304,10 @@ def _traced_on(s: Any, opdef: OpDef, args: tuple, meta_args: tuple) -> Any:
     s._tracing = 1
     try:
         out = opdef.call(*meta_args)
+        wrote = s._tracing == 2
     finally:
         s._tracing = 0
-    return _send_composite(s, opdef, args, {}, out, site)
+    return _send_composite(s, opdef, args, {}, out, site, wrote)
 
 
 def _getitem(self: RemoteTensor, key: Any) -> Any:
