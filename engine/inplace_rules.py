@@ -15,7 +15,7 @@ from .errors import LEAF_INPLACE, LEAF_VIEW_INPLACE, AutogradError
 
 # Composite ops that write into their first argument (``t[k] = v``, ``index_put_``): they
 # return nothing new, and a leaf that requires grad may not be their first argument.
-WRITING_COMPOSITES = frozenset({"setitem", "index_put_"})
+WRITING_COMPOSITES = frozenset({"setitem", "index_put_", "scatter_", "scatter_add_"})
 
 
 def check_inplace(opdef: Any, self: Any, args: tuple, attrs: Mapping, grad_on: bool) -> bool:

@@ -114,6 +114,10 @@ SPECIAL: dict[str, Callable[..., Any]] = {
     "index_put_key": _index_put("index_put"),
     "index_put_key_": _index_put("index_put_"),
     "setitem": _setitem,
+    "scatter_dim_": lambda self, index, src, dim: _inplace("scatter_")(self, dim, index, src),
+    "scatter_add_dim_": lambda self, index, src, dim: _inplace("scatter_add_")(
+        self, dim, index, src
+    ),
     "rdiv": lambda self, other: other / self,
     "rpow": lambda self, base: base**self,
     "rsub": lambda self, other, alpha=1: torch.rsub(self, other, alpha=alpha),
