@@ -15,9 +15,10 @@ formulas applied in reverse), so ``create_graph`` and second derivatives work th
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
-from .node import Node, accumulator
+from .node import WRITTEN_VIEW, Node, accumulator
 
 _NEEDED = (True,)  # a view step's ``ctx.next``: its input wants a gradient
 
@@ -147,6 +148,20 @@ def rebase_view(view: Any, fn: Node) -> None:
     base.requires_grad = True
     view.grad_fn = Node(as_strided, "AsStridedBackward0", (node,), {"steps": steps}, (base_meta,))
     view.requires_grad = True
+    if fn.op.saves_output:
+        # The op's saved output is the view: its backward, differentiated again, must reach
+        # the base through CopySlices (a weak reference: the node must not keep it alive).
+        fn.attrs = {**fn.attrs, WRITTEN_VIEW: (weakref.ref(node), steps, base_meta)}
+
+
+def view_output_node(written: tuple) -> Node | None:
+    """The grad_fn of an in-place op's output written into a view: AsStridedBackward0 of the
+    base's CopySlices (None once that graph is gone)."""
+    ref, steps, base_meta = written
+    node = ref()
+    if node is None:
+        return None
+    return Node(_ops()[1], "AsStridedBackward0", (node,), {"steps": steps}, (base_meta,))
 
 
 def write_through(view: Any, result: Any, xp: Any) -> None:

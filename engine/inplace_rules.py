@@ -32,10 +32,29 @@ def check_inplace(opdef: Any, self: Any, args: tuple, attrs: Mapping, grad_on: b
             raise AutogradError(LEAF_VIEW_INPLACE)
         if opdef.backward is not None:
             wants_graph = any(getattr(a, "requires_grad", False) is True for a in args)
+        if wants_graph and base is not None:
+            _check_single_output_view(self.grad_fn)
     # The in-place ops' shape rules check that the result keeps self's shape.
     opdef.shape(*[getattr(a, "shape", None) for a in args], **attrs)
     check_result_dtype(opdef, self, args, attrs)
     return wants_graph
+
+
+# PyTorch's names of the functions that return several views (split_part's ``kind``).
+_MULTI_OUTPUT = {"split": "Split", "split_with_sizes": "SplitWithSizes", "unbind": "Unbind"}
+
+
+def _check_single_output_view(fn: Any) -> None:
+    """PyTorch refuses a graph-recording write into one of several views an op returned."""
+    attrs = getattr(fn, "attrs", None)
+    if fn is None or attrs is None or getattr(fn.op, "name", None) != "split_part":
+        return
+    raise RuntimeError(
+        f"Output {attrs.get('index', 0)} of {_MULTI_OUTPUT[attrs['kind']]} is a view and is "
+        "being modified inplace. This view is the output of a function that returns multiple "
+        "views. Such functions do not allow the output views to be modified inplace. You should "
+        "replace the inplace operation by an out-of-place one."
+    )
 
 
 def check_result_dtype(opdef: Any, self: Any, args: tuple, attrs: Mapping) -> None:

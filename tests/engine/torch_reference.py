@@ -57,7 +57,9 @@ def _clone_clamped(x: torch.Tensor, min: float) -> torch.Tensor:  # noqa: A002
     return y
 
 
-def _split_part(self: torch.Tensor, dim: int, start: int, stop: Any, kind: str) -> torch.Tensor:
+def _split_part(
+    self: torch.Tensor, dim: int, start: int, stop: Any, kind: str, index: int = 0
+) -> torch.Tensor:
     # gradd's pieces of a split, made by the torch call that names its node so.
     if kind == "unbind":
         return self.unbind(dim)[start]
