@@ -13,15 +13,28 @@ import numpy as np
 
 from .. import arg_kinds as arg
 from .. import dtypes as dt
+from ..device import to_host
 from ..op_examples import C, Ex, S
 from ..op_table import composite, op
 from .indexing import _scatter_add_at
 from .shape_ops import _device_key, _is_advanced, _key_tuple, _to_numpy_index, getitem, index
 
 
+def _host_key(key: tuple) -> tuple:
+    """The key for a shape probe on the host: a device index array's values do not change
+    the result's shape (only its shape is kept); a mask's do, so a mask is read, explicitly
+    (PyTorch's CUDA index_put with a mask synchronises too)."""
+    out = []
+    for k in key:
+        if hasattr(k, "shape") and not isinstance(k, np.ndarray):
+            k = to_host(k) if k.dtype == np.bool_ else np.zeros(k.shape, dtype=np.intp)
+        out.append(k)
+    return tuple(out)
+
+
 def _target_shape(a: tuple, key: tuple) -> tuple:
     try:
-        return np.empty(a, dtype=np.bool_)[key].shape
+        return np.empty(a, dtype=np.bool_)[_host_key(key)].shape
     except IndexError as e:
         raise IndexError(str(e).replace("axis", "dimension")) from None
 
