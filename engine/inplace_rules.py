@@ -34,10 +34,38 @@ def check_inplace(opdef: Any, self: Any, args: tuple, attrs: Mapping, grad_on: b
             wants_graph = any(getattr(a, "requires_grad", False) is True for a in args)
         if wants_graph and base is not None:
             _check_single_output_view(self.grad_fn)
+    if getattr(opdef.shape, "elementwise", False) and _plain(self, args):
+        return wants_graph  # the hot case (``p.sub_(lr * g)``): nothing can fail
     # The in-place ops' shape rules check that the result keeps self's shape.
     opdef.shape(*[getattr(a, "shape", None) for a in args], **attrs)
     check_result_dtype(opdef, self, args, attrs)
     return wants_graph
+
+
+def _plain(self: Any, args: tuple) -> bool:
+    """Whether self is floating point and every other operand a Python number or a tensor of
+    self's shape and dtype: an elementwise op then keeps self's shape and dtype."""
+    data = getattr(self, "_data", None)
+    if data is not None:  # an engine tensor: its array answers without making DType objects
+        if data.dtype.kind != "f":  # an int self may not take a float result (sqrt_)
+            return False
+        for a in args[1:]:
+            t = type(a)
+            if t is not float and t is not int and t is not bool:
+                d = getattr(a, "_data", None)
+                if d is None or d.shape != data.shape or d.dtype != data.dtype:
+                    return False
+        return True
+    shape = self.shape
+    dtype = self.dtype
+    if not dtype.is_floating_point:
+        return False
+    for a in args[1:]:
+        t = type(a)
+        if t is not float and t is not int and t is not bool:
+            if getattr(a, "shape", None) != shape or a.dtype is not dtype:
+                return False
+    return True
 
 
 # PyTorch's names of the functions that return several views (split_part's ``kind``).

@@ -25,11 +25,17 @@ def _inplace_of(name: str, table: dict = OPS, **decl: Any) -> OpDef:
     """``name_``: the op's own forward, backward, normaliser and grad_fn name (PyTorch names
     an in-place op's node as the out-of-place one's), writing into its first input."""
     base = table[name]
+
+    def shape(a: tuple, *r: Any, **k: Any) -> tuple:
+        return _written_into(a, base.shape(a, *r, **k))
+
+    # Operands of self's shape and dtype cannot fail it (``check_inplace``'s fast path).
+    shape.elementwise = base.shape in (shapes.elementwise, shapes.same)  # type: ignore[attr-defined]
     d = OpDef(
         name + "_",
         base.forward,
         grad_fn=base.grad_fn,
-        shape=lambda a, *r, **k: _written_into(a, base.shape(a, *r, **k)),
+        shape=shape,
         backward=base.backward,
         dtype=base.dtype,
         arity=base.arity,
