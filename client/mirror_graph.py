@@ -32,10 +32,14 @@ class MirrorNode:
         "_out_version",
         "freed",
         "retained",
+        "attrs",
     )
 
-    def __init__(self, op: Any, label: str, next_: tuple, saved: tuple) -> None:
+    def __init__(
+        self, op: Any, label: str, next_: tuple, saved: tuple, attrs: dict | None = None
+    ) -> None:
         self.op = op
+        self.attrs = attrs  # the op's canonical attributes (the engine's rules read some)
         self.label = label
         self.next = next_
         self.saved = saved  # (version counter, version, shape, dtype) per saved input, or None
@@ -85,7 +89,7 @@ def node_for(opdef: Any, args: tuple, attrs: dict, tensor_type: type) -> MirrorN
             (a._vc, a._vc[0], a.shape, a.dtype) if type(a) is tensor_type else None
             for a in [args[i] for i in opdef.saves]
         )
-    return MirrorNode(opdef, g, tuple(nxt), saved)
+    return MirrorNode(opdef, g, tuple(nxt), saved, attrs)
 
 
 def _check_saved(node: MirrorNode) -> None:

@@ -18,20 +18,19 @@ from typing import Any
 
 import numpy as np
 from gradd.engine import dtypes as dt
-from gradd.engine import shapes
-from gradd.engine.errors import AutogradError, check_inplace_allowed
+from gradd.engine.copy_slices import COPY_SLICES, mirror_ops
+from gradd.engine.errors import AutogradError
 from gradd.engine.grad_mode import _mode
+from gradd.engine.inplace_rules import check_inplace
 from gradd.engine.layout import result_layout
 from gradd.engine.methods import OPERATORS
+from gradd.engine.node import accumulator
 from gradd.engine.op_table import (
     OP_TABLE,
     OPS,
     OpDef,
-    _check_cast,
-    check_not_view,
     is_view,
     output_dtype,
-    result_dtype,
 )
 from gradd.engine.ops.matmul_decomposition import _record_matmul, decomposed, one_node
 from gradd.engine.tensor import Tensor as EngineTensor
@@ -40,7 +39,7 @@ from gradd.engine.tensor import wrap
 from . import command_encoding as enc
 from .call_site import mark_internal, user_site
 from .errors import rule_error
-from .mirror_graph import node_for
+from .mirror_graph import MirrorNode, node_for
 from .remote_tensor import RemoteTensor, new_tensor
 
 _new = object.__new__
@@ -65,6 +64,7 @@ class _OpWire:
 
 
 _WIRE: dict[OpDef, _OpWire] = {}
+
 _BINARY = OPS["add"].shape  # the broadcasting rule shared by the binary arithmetic ops
 
 
@@ -167,69 +167,67 @@ def _record(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) -> Remot
         out = new_tensor(s, shape, out_dtype, False, None, not tracing)
     if opdef.layout is not None:  # the engine's rule: server and client agree on strides
         out._layout = result_layout(opdef, args, attrs, shape)
-    if opdef.view and is_view(opdef, attrs):
+    if opdef.view and is_view(opdef, attrs):  # as the engine: base and version counter
         base = self._base
         out._base = self if base is None else base
+        out._vc = self._vc
     if not tracing:
         s._push(op_command(opdef, args, attrs, (out._h,)), (opdef.name, *user_site(4)))
     return out
 
 
 def _record_inplace(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) -> RemoteTensor:
-    """``_gradd_record_inplace``: the engine's in-place rules on the mirror, one queued Op."""
+    """``_gradd_record_inplace``: the engine's in-place rule on the mirror, one queued Op."""
     s = self._s
-    grad_on = _mode.enabled
-    try:
-        check_inplace_allowed(self.grad_fn is None, self._rg, grad_on)
-    except AutogradError as exc:
-        raise rule_error(exc) from None
-    in_shapes = []
-    rg = False
-    common = self.dtype
     for a in args:
         ta = type(a)
-        if ta is RemoteTensor and a._s is s:
-            in_shapes.append(a.shape)
-            if a._rg:
-                rg = True
-            if a.dtype is not common:
-                common = None
-        elif ta is float or ta is int or ta is bool:
-            in_shapes.append(None)
-        else:
+        if not (ta is RemoteTensor and a._s is s or ta is float or ta is int or ta is bool):
             return _record_inplace(self, opdef, _coerced(s, opdef, args), attrs)
-    opdef.shape(*in_shapes, **attrs)
-    if len(in_shapes) == 2:
-        other = in_shapes[1]
-        if other is not None and other != self.shape:
-            b = shapes.broadcast(self.shape, other)
-            if b != self.shape:
-                raise RuntimeError(
-                    f"output with shape {list(self.shape)} doesn't match the broadcast shape "
-                    f"{list(b)}"
-                )
-    rule = opdef.dtype
-    if rule == "bool":
-        _check_cast(dt.bool_, self.dtype, opdef.name)
-    elif common is None or not (rule == "promote" or rule == "float"):
-        _check_cast(result_dtype(opdef, args, attrs), self.dtype, opdef.name)
-    if rg and grad_on and opdef.backward is not None:
-        check_not_view(opdef.name, self._base)
+    try:
+        wants_graph = check_inplace(opdef, self, args, attrs, _mode.enabled)
+    except AutogradError as exc:
+        raise rule_error(exc) from None
+    if wants_graph:
         # As the engine: self's old value (own version counter) becomes the node's input.
+        view = self._base is not None
         old = _new(RemoteTensor)
         old._s, old._bound, old.shape, old.dtype = s, False, self.shape, self.dtype
-        old._rg, old.grad_fn, old._vc, old._acc = self._rg, self.grad_fn, [self._vc[0]], self._acc
-        node = node_for(opdef, tuple(old if a is self else a for a in args), attrs, RemoteTensor)
-        self.grad_fn = node
-        self._rg = True
+        old._rg, old._vc, old._acc = self._rg, [self._vc[0]], self._acc
+        old.grad_fn = None if view else self.grad_fn
+        old._base = None
+        node = node_for(opdef, (old, *args[1:]), attrs, RemoteTensor)
+        if view:
+            _rebase_view(self, node)
+        else:
+            self.grad_fn = node
+            self._rg = True
         self._vc[0] += 1
         if opdef.saves_output:
-            node._out_vc, node._out_version = self._vc, self._vc[0]
-            node.out_meta = (self.shape, self.dtype)
+            owner = self._base.grad_fn if view else node
+            owner._out_vc, owner._out_version = self._vc, self._vc[0]
+            owner.out_meta = (self.shape, self.dtype)
     else:
         self._vc[0] += 1
-    s._push(op_command(opdef, args, attrs, ()), (opdef.name, *user_site(4)))
+    if s._tracing:
+        s._tracing = 2  # the composite being traced wrote into a tensor: it must be sent
+    else:
+        s._push(op_command(opdef, args, attrs, ()), (opdef.name, *user_site(4)))
     return self
+
+
+def _rebase_view(view: RemoteTensor, node: MirrorNode) -> None:
+    """The engine's ``copy_slices.rebase_view`` on the mirror: CopySlices (reading what the
+    op's node reads) on the base, AsStridedBackward0 on the view."""
+    copy_slices, as_strided = mirror_ops()
+    base = view._base
+    base_fn = base.grad_fn
+    if base_fn is None and base._rg:
+        base_fn = accumulator(base)
+    cs = MirrorNode(node.op, COPY_SLICES, (base_fn, *node.next[1:]), node.saved)
+    base.grad_fn = cs
+    base._rg = True
+    view.grad_fn = MirrorNode(as_strided, "AsStridedBackward0", (cs,), ())
+    view._rg = True
 
 
 def _session_of(args: tuple, kwargs: dict) -> Any:
@@ -243,10 +241,14 @@ def _session_of(args: tuple, kwargs: dict) -> Any:
     return None
 
 
-def _send_composite(s: Any, opdef: OpDef, args: tuple, kwargs: dict, out: Any, site: tuple) -> Any:
+def _send_composite(
+    s: Any, opdef: OpDef, args: tuple, kwargs: dict, out: Any, site: tuple, wrote: bool
+) -> Any:
     results = out if isinstance(out, tuple) else (out,)
     if len(results) == 1 and any(out is a for a in args):
-        return out  # the body returned its input (e.g. t[:]): the server does the same
+        if not wrote:
+            return out  # the body returned its input (e.g. t[:]): the server does the same
+        results = ()  # it wrote into its input (t[k] = v, inplace=True): nothing new to name
     for r in results:
         r._bound = True
     w = _WIRE[opdef]
@@ -277,9 +279,10 @@ def traced(opdef: OpDef, body: Callable | None = None) -> Callable:
         s._tracing = 1
         try:
             out = fn(*args, **kwargs)
+            wrote = s._tracing == 2
         finally:
             s._tracing = 0
-        return _send_composite(s, opdef, args, kwargs, out, site)
+        return _send_composite(s, opdef, args, kwargs, out, site, wrote)
 
     return call
 
@@ -302,9 +305,10 @@ def _traced_on(s: Any, opdef: OpDef, args: tuple, meta_args: tuple) -> Any:
     s._tracing = 1
     try:
         out = opdef.call(*meta_args)
+        wrote = s._tracing == 2
     finally:
         s._tracing = 0
-    return _send_composite(s, opdef, args, {}, out, site)
+    return _send_composite(s, opdef, args, {}, out, site, wrote)
 
 
 def _getitem(self: RemoteTensor, key: Any) -> Any:
@@ -315,6 +319,35 @@ def _getitem(self: RemoteTensor, key: Any) -> Any:
         meta_keys = tuple(_index_placeholder(k) if type(k) is RemoteTensor else k for k in keys)
         meta_key = meta_keys if type(key) is tuple else meta_keys[0]
     return _traced_on(self._s, OPS["getitem"], (self, key), (self, meta_key))
+
+
+def _setitem(self: RemoteTensor, key: Any, value: Any) -> None:
+    """``self[key] = value``: the engine's ``setitem`` on the mirror (a boolean mask's values
+    are fetched, as ``getitem``'s), and one Op with the user's key."""
+    s = self._s
+    if isinstance(value, (np.ndarray, EngineTensor)):
+        value = s.tensor(value)
+    keys = key if type(key) is tuple else (key,)
+    meta_key = key
+    if any(type(k) is RemoteTensor for k in keys):
+        meta_keys = tuple(_index_placeholder(k) if type(k) is RemoteTensor else k for k in keys)
+        meta_key = meta_keys if type(key) is tuple else meta_keys[0]
+    _traced_on(s, OPS["setitem"], (self, key, value), (self, meta_key, value))
+
+
+def _index_put(name: str) -> Callable:
+    """``index_put(_)``: its index tensors' shapes (a mask's values) decide the result's, so
+    the mirror runs on placeholders, as ``getitem``'s does."""
+
+    def call(self: RemoteTensor, indices: Any, values: Any, accumulate: bool = False) -> Any:
+        meta = indices
+        if type(indices) in (tuple, list):
+            meta = tuple(_index_placeholder(k) if type(k) is RemoteTensor else k for k in indices)
+        args = (self, indices, values, accumulate)
+        return _traced_on(self._s, OPS[name], args, (self, meta, values, accumulate))
+
+    call.__name__ = name
+    return call
 
 
 def _masked_select(self: RemoteTensor, mask: Any) -> Any:
@@ -345,6 +378,8 @@ def _matmul(self: Any, other: Any) -> Any:
 _REMOTE_OVERRIDES: dict[str, Callable] = {
     "masked_select": _masked_select,
     "matmul": _matmul,
+    "index_put_": _index_put("index_put_"),
+    "index_put": _index_put("index_put"),
 }
 
 
@@ -369,10 +404,11 @@ def bind() -> None:
         if d.method and not d.method.startswith("__") and d.method not in RemoteTensor.__dict__:
             setattr(RemoteTensor, d.method, remote_function(d))
     for dunder, (name, swapped) in OPERATORS.items():
-        if dunder == "__getitem__":
+        if dunder in ("__getitem__", "__setitem__"):
             continue
         setattr(RemoteTensor, dunder, _rmatmul if swapped else remote_function(OPS[name]))
     RemoteTensor.__getitem__ = _getitem  # type: ignore[method-assign]
+    RemoteTensor.__setitem__ = _setitem  # type: ignore[attr-defined]
     RemoteTensor._gradd_record = _record  # type: ignore[attr-defined]
     RemoteTensor._gradd_record_inplace = _record_inplace  # type: ignore[attr-defined]
 

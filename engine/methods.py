@@ -36,6 +36,7 @@ OPERATORS: dict[str, tuple[str, bool]] = {
     "__and__": ("logical_and", False),
     "__or__": ("logical_or", False),
     "__getitem__": ("getitem", False),
+    "__setitem__": ("setitem", False),
 }
 
 

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from .op_table import OpDef
     from .tensor import Tensor
 
+# The attribute by which an in-place op's node on a view finds the view's new grad_fn.
+WRITTEN_VIEW = "_written_view"
 _TYPE_NAMES = {d.name: d.tensor_type.removeprefix("torch.") for d in _dt.ALL}
 
 
@@ -93,7 +95,13 @@ class Node:
         )
         from .tensor import wrap
 
-        return wrap(out, self.op_device, requires_grad=True, grad_fn=self)
+        grad_fn = self
+        written = self.attrs.get(WRITTEN_VIEW)
+        if written is not None:  # an in-place op on a view: its output is the view, rebased
+            from .copy_slices import view_output_node
+
+            grad_fn = view_output_node(written) or self
+        return wrap(out, self.op_device, requires_grad=True, grad_fn=grad_fn)
 
     def needs(self, i: int) -> bool:
         """Whether input ``i`` wants a gradient (it leads to a leaf that requires grad)."""

@@ -25,9 +25,11 @@ from . import dtypes as dt
 from . import layout as _layout
 from .arg_check import check_args, checked, guard_source, kinds_of, signature_of
 from .arg_kinds import TENSOR_TYPES
+from .copy_slices import OVERLAP_WRITE, overlaps, rebase_view, write_through
 from .device import CPU
-from .errors import NON_LEAF_REQUIRES_GRAD, AutogradError, check_inplace_allowed
+from .errors import NON_LEAF_REQUIRES_GRAD, AutogradError
 from .grad_mode import _mode
+from .inplace_rules import check_inplace
 from .memory_meter import SCALAR_BYTES, _active
 from .memory_meter import used as _metered
 from .node import Node, accumulator
@@ -399,8 +401,14 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
         else:
             t._layout = _result_layout(opdef, args, attrs, out.shape)
     if opdef.view and is_view(opdef, attrs):
+        # A view shares its base's version counter and remembers how it was made from it
+        # (what an in-place op on it needs to record CopySlices).
         base = first._base
         t._base = first if base is None else base
+        t._vc = first._vc
+        step = (opdef, attrs, (first._data.shape, first._data.dtype))
+        chain = first._view
+        t._view = (step,) if chain is None else (*chain, step)
     return t
 
 
@@ -464,19 +472,6 @@ def is_view(opdef: OpDef, attrs: dict) -> bool:
     return v if type(v) is bool else v(**attrs)
 
 
-VIEW_INPLACE = (
-    "{name}: gradd does not support in-place operations with autograd on a view of another "
-    "tensor (PyTorch records them as CopySlices); apply it to the base tensor, use the "
-    "out-of-place form, or clone() the view first"
-)
-
-
-def check_not_view(name: str, base: Any) -> None:
-    """Refuse an in-place op that would record a graph on a view (its base would not see it)."""
-    if base is not None:
-        raise RuntimeError(VIEW_INPLACE.format(name=name))
-
-
 def _explain(opdef: OpDef, args: tuple, attrs: dict, exc: Exception) -> Exception:
     """Turn an array-library error into PyTorch's, via the op's shape rule when it applies."""
     if opdef.shape is not None:
@@ -530,37 +525,29 @@ def finish_output_saving(t: Any) -> Any:
 def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
     """Apply ``opdef`` (out of place) and write its result into ``self``, as PyTorch's ``op_``.
 
-    Without a graph the result is written into self's array (views and holders of ``.grad``
-    see it). With a graph, self is rebased: its old value and grad_fn become the new node's
-    input, and holders of self as a saved tensor see its version move (and fail in backward).
+    The result is written into self's array (views and holders of ``.grad`` see it). With a
+    graph, self's old value and grad_fn become the new node's input, and holders of self as a
+    saved tensor see its version move (and fail in backward); on a view, the node is wrapped
+    in its base's CopySlices (``copy_slices``).
     """
     if type(self) is not Tensor:
         hook = getattr(self, "_gradd_record_inplace", None)
         if hook is not None:  # another tensor kind (the SDK's remote tensors) records itself
             return hook(opdef, args, attrs)
-    grad_on = _mode.enabled
-    if grad_on and self.requires_grad and self.grad_fn is None:
-        check_inplace_allowed(True, True, True)  # raises PyTorch's leaf in-place error
+    wants_graph = check_inplace(opdef, self, args, attrs, _mode.enabled)
+    view = self._view
+    if view is not None and overlaps(view):
+        raise RuntimeError(OVERLAP_WRITE)
     meter = _active.meter if _metered.ever else None
-    if meter is not None:
-        # Before self changes: the result must fit self (else the forward would compute a
-        # larger broadcast first), and its one self-sized temporary (or saved copy) must fit.
-        opdef.shape(*[getattr(a, "shape", None) for a in args], **attrs)
+    if meter is not None:  # its one self-sized temporary (or saved copy) must fit
         meter.check(self._data.nbytes, op=opdef.name)
-    wants_graph = (
-        grad_on
-        and opdef.backward is not None
-        and any(type(a) is Tensor and a.requires_grad for a in args)
-    )
+    dev = self._dev
     if not wants_graph:
-        # No graph: compute and write straight into self's array (views and holders of
-        # ``.grad`` see the change, as in PyTorch).
         datas = [x._data if type(x) is Tensor else x for x in args]
         if opdef.promotes and _needs_promotion(datas):
             with _NoGrad():
                 res = record(opdef, args, attrs)._data
         else:
-            dev = self._dev
             if _devices._cuda:
                 for a in args:
                     if type(a) is Tensor and a._dev is not dev:
@@ -572,51 +559,56 @@ def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
                     res = _on(dev, opdef.forward, dev.xp, *datas, **attrs)
             except (ValueError, OverflowError) as exc:
                 raise _explain(opdef, args, attrs, exc) from None
-        dst = self._data
-        if _CATEGORY[res.dtype.kind] > _CATEGORY[dst.dtype.kind]:
-            _check_cast(dt.from_numpy(res.dtype), dt.from_numpy(dst.dtype), opdef.name)
-        if self._dev is CPU:
-            np.copyto(dst, res, casting="unsafe")
-        else:
-            _on(self._dev, self._dev.xp.copyto, dst, res, casting="unsafe")
+        _write(self, res)
         self._vc[0] += 1
         return self
-    check_not_view(opdef.name, self._base)
     # self's old value becomes the node's input; it is copied only when the node saves it,
     # because the result is written into self's own array (so views of self see it).
     data = self._data
-    if any(args[i] is self for i in opdef.saves):
+    if 0 in opdef.saves:
         data = data.copy()
-    old = wrap(data, self._dev, self.requires_grad, self.grad_fn)
+    if view is None:
+        old = wrap(data, dev, self.requires_grad, self.grad_fn)
+        old._acc = self._acc
+    else:  # its gradient is routed by CopySlices, not by this tensor
+        old = wrap(data, dev, self.requires_grad)
     old._vc = [self._vc[0]]
-    old._acc = self._acc
-    res = record(opdef, tuple(old if a is self else a for a in args), attrs)
-    _check_cast(res.dtype, self.dtype, opdef.name)
-    _on(self._dev, self._dev.xp.copyto, self._data, res._data, casting="unsafe")
-    self.grad_fn = res.grad_fn
-    self.requires_grad = True
+    # Only the written-into argument is the old value: ``b.mul_(b)`` saves b itself as its
+    # other factor, which the write then modifies (PyTorch's error in backward).
+    res = record(opdef, (old, *args[1:]), attrs)
+    _write(self, res._data)
+    fn = res.grad_fn
+    if fn is not None:
+        if view is None:
+            self.grad_fn = fn
+            self.requires_grad = True
+        else:
+            rebase_view(self, fn)
     self._vc[0] += 1
-    if res.grad_fn.op.saves_output:
-        res.grad_fn._out_vc = self._vc
-        res.grad_fn._out_version = self._vc[0]
+    if fn is not None and fn.op.saves_output:
+        fn._out_vc = self._vc
+        fn._out_version = self._vc[0]
     return self
+
+
+def _write(self: Any, res: Any) -> None:
+    """Write an op's result array into ``self`` (and so into its base, for a view)."""
+    dev = self._dev
+    if self._base is not None:
+        if dev is CPU:
+            write_through(self, res, np)
+        else:
+            _on(dev, write_through, self, res, dev.xp)
+    elif dev is CPU:
+        np.copyto(self._data, res, casting="unsafe")
+    else:
+        _on(dev, dev.xp.copyto, self._data, res, casting="unsafe")
 
 
 def _on(dev: Any, fn: Callable, *args: Any, **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)`` with ``dev``'s GPU current."""
     with dev.scope():
         return fn(*args, **kwargs)
-
-
-def _check_cast(src: dt.DType, dst: dt.DType, name: str) -> None:
-    if src.category > dst.category:
-        raise RuntimeError(
-            f"result type {src.torch_name} can't be cast to the desired output type "
-            f"{dst.torch_name}"
-        )
-
-
-_CATEGORY = {"b": 0, "i": 1, "u": 1, "f": 2}
 
 
 class _NoGrad:

@@ -32,6 +32,7 @@ class Tensor(TensorConversions):
         "_retains_grad",
         "_hooks",
         "_base",
+        "_view",
         "_acc",
         "_layout",
         "__weakref__",
@@ -50,6 +51,7 @@ class Tensor(TensorConversions):
             "_retains_grad",
             "_hooks",
             "_base",
+            "_view",
             "_acc",
             "_layout",
         ):
@@ -353,6 +355,7 @@ def wrap(data: Any, dev: Device = CPU, requires_grad: bool = False, grad_fn: Any
     t._retains_grad = False
     t._hooks = None
     t._base = None
+    t._view = None
     t._acc = None
     t._layout = None
     return t
@@ -372,6 +375,7 @@ def wrap_charged(
     t._retains_grad = False
     t._hooks = None
     t._base = None
+    t._view = None
     t._acc = None
     t._layout = None
     return t

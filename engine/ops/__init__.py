@@ -4,6 +4,7 @@ from . import (  # noqa: F401
     arithmetic,
     compare,
     creation,
+    index_put,
     indexing,
     inplace,
     linalg,

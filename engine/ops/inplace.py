@@ -1,4 +1,4 @@
-"""In-place ops. The arithmetic ones are derived from their out-of-place declarations."""
+"""In-place ops, derived from their out-of-place declarations (PyTorch names their nodes alike)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ from typing import Any
 
 from .. import arg_kinds as arg
 from .. import shapes
-from ..op_examples import Ex, S
-from ..op_table import OPS, OpDef, op, register
+from ..op_examples import C, Ex, S
+from ..op_table import OP_TABLE, OPS, OpDef, composite, op, register
+from . import arithmetic, pointwise, unary  # noqa: F401  (declared before their in-place forms)
+from .indexing import _scatter_checks
 
 
 def _written_into(a: tuple, result: tuple) -> tuple:
@@ -19,19 +21,30 @@ def _written_into(a: tuple, result: tuple) -> tuple:
     return a
 
 
-def _inplace_of(name: str) -> OpDef:
-    base = OPS[name]
+def _inplace_of(name: str, table: dict = OPS, **decl: Any) -> OpDef:
+    """``name_``: the op's own forward, backward, normaliser and grad_fn name (PyTorch names
+    an in-place op's node as the out-of-place one's), writing into its first input."""
+    base = table[name]
+
+    def shape(a: tuple, *r: Any, **k: Any) -> tuple:
+        return _written_into(a, base.shape(a, *r, **k))
+
+    # Operands of self's shape and dtype cannot fail it (``check_inplace``'s fast path).
+    shape.elementwise = base.shape in (shapes.elementwise, shapes.same)  # type: ignore[attr-defined]
     d = OpDef(
         name + "_",
         base.forward,
         grad_fn=base.grad_fn,
-        shape=lambda a, *r, **k: _written_into(a, base.shape(a, *r, **k)),
+        shape=shape,
         backward=base.backward,
         dtype=base.dtype,
         arity=base.arity,
         saves=base.saves,
+        saves_output=base.saves_output,
+        normalize=base.normalize,
         examples=base.examples[:1],
         inplace=True,
+        **decl,
     )
     d.doc = f"In-place {name}: {base.doc}"
     return register(d)
@@ -41,6 +54,55 @@ add_ = _inplace_of("add")
 sub_ = _inplace_of("sub")
 mul_ = _inplace_of("mul")
 div_ = _inplace_of("div")
+
+# PyTorch's other in-place forms that scripts use, each derived from its out-of-place op.
+POINTWISE_INPLACE = (
+    "clamp clamp_min clamp_max masked_fill pow lerp fmod remainder nan_to_num exp exp2 expm1 "
+    "log log2 log10 log1p sqrt rsqrt neg abs reciprocal relu sigmoid tanh sin cos tan asin "
+    "acos atan sinh cosh erf floor ceil trunc frac"
+).split()
+for _name in POINTWISE_INPLACE:
+    globals()[_name + "_"] = _inplace_of(_name)
+
+_INTERNAL = {"internal": True, "method": False, "function": False}
+scatter_dim_ = _inplace_of("scatter_dim", OP_TABLE, **_INTERNAL)
+scatter_add_dim_ = _inplace_of("scatter_add_dim", OP_TABLE, **_INTERNAL)
+
+
+@composite(
+    "scatter_",
+    method=True,
+    function=False,
+    examples=(
+        Ex(S(3, 4), 0, C([[0, 1, 2, 0], [2, 0, 1, 1]]), S(2, 4)),
+        Ex(S(3, 4), 0, C([[0, 1, 2, 0]]), 2.5),
+    ),
+)
+def scatter_(
+    self: arg.Tensor,
+    dim: arg.Int,
+    index: arg.Tensor,
+    src: arg.TensorOrNumber | None = None,
+    value: arg.Number | None = None,
+) -> Any:
+    """In-place scatter: ``src`` (or the number ``value``) written along ``dim`` at index."""
+    if (src is None) == (value is None):
+        raise TypeError("scatter_(): pass exactly one of src (a tensor) and value (a number)")
+    src = value if src is None else src
+    d = _scatter_checks("scatter_", self, dim, index, src)
+    return scatter_dim_.call(self, index, src, d)
+
+
+@composite(
+    "scatter_add_",
+    method=True,
+    function=False,
+    examples=(Ex(S(4), 0, C([1, 1, 3]), S(3)),),
+)
+def scatter_add_(self: arg.Tensor, dim: arg.Int, index: arg.Tensor, src: arg.Tensor) -> Any:
+    """In-place scatter_add: ``src`` added along ``dim`` at ``index`` (repeats accumulate)."""
+    d = _scatter_checks("scatter_add_", self, dim, index, src)
+    return scatter_add_dim_.call(self, index, src, d)
 
 
 def _zero_grad(ctx: Any, g: Any) -> tuple:

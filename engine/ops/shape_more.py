@@ -38,13 +38,15 @@ def _part_key(dim: int, start: int, stop: int | None) -> tuple:
     return (slice(None),) * dim + (start if stop is None else slice(start, stop),)
 
 
-def _part_shape(a: tuple, dim: int, start: int, stop: int | None, kind: str) -> tuple:
+def _part_shape(
+    a: tuple, dim: int, start: int, stop: int | None, kind: str, index: int = 0
+) -> tuple:
     if stop is None:
         return a[:dim] + a[dim + 1 :]
     return a[:dim] + (stop - start,) + a[dim + 1 :]
 
 
-def _part_name(a: Any, dim: int, start: int, stop: int | None, kind: str) -> str:
+def _part_name(a: Any, dim: int, start: int, stop: int | None, kind: str, index: int = 0) -> str:
     return _PART_NAMES[kind]
 
 
@@ -65,8 +67,10 @@ _part_name.common = "SplitBackward0"  # type: ignore[attr-defined]
         Ex(S(3, 4), 1, 2, None, "unbind"),
     ),
 )
-def split_part(xp: Any, self: Any, dim: int, start: int, stop: int | None, kind: str) -> Any:
-    """One piece of a split (``kind`` names PyTorch's op): a view of ``self``."""
+def split_part(
+    xp: Any, self: Any, dim: int, start: int, stop: int | None, kind: str, index: int = 0
+) -> Any:
+    """Piece ``index`` of a split (``kind`` names PyTorch's op): a view of ``self``."""
     return self[(*_part_key(dim, start, stop), Ellipsis)]
 
 
@@ -94,7 +98,7 @@ def _split_even(self: Any, split_size: int, d: int, size: int) -> tuple:
         )
     n = max((size + split_size - 1) // split_size, 1) if split_size else 1
     return tuple(
-        split_part.call(self, d, i * split_size, min((i + 1) * split_size, size), "split")
+        split_part.call(self, d, i * split_size, min((i + 1) * split_size, size), "split", i)
         for i in range(n)
     )
 
@@ -114,8 +118,8 @@ def _split_sizes(self: Any, sizes: tuple, d: int, size: int) -> tuple:
             f"at dimension {d}), but got split_sizes={list(sizes)}"
         )
     out, start = [], 0
-    for s in sizes:
-        out.append(split_part.call(self, d, start, start + s, "split_with_sizes"))
+    for i, s in enumerate(sizes):
+        out.append(split_part.call(self, d, start, start + s, "split_with_sizes", i))
         start += s
     return tuple(out)
 
@@ -154,7 +158,7 @@ def unbind(self: arg.Tensor, dim: arg.Int = 0) -> tuple:
     d = shapes.wrap_dim(dim, self.ndim)  # out of range first, as PyTorch
     if self.ndim == 0:
         raise IndexError("Dimension specified as 0 but tensor has no dimensions")
-    return tuple(split_part.call(self, d, i, None, "unbind") for i in range(self.shape[d]))
+    return tuple(split_part.call(self, d, i, None, "unbind", i) for i in range(self.shape[d]))
 
 
 @composite("narrow", method=True, examples=(Ex(S(4, 6), 1, 1, 2), Ex(S(5), 0, -3, 3)))

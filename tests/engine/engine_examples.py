@@ -15,6 +15,7 @@ from typing import Any
 import gradd.engine as ge
 import numpy as np
 from gradd.engine import shapes
+from gradd.engine.inplace_rules import WRITING_COMPOSITES
 from gradd.engine.op_examples import C, Ex, S
 
 # Ops that have no gradient on purpose (PyTorch gives them none either).
@@ -119,7 +120,8 @@ def _make(
 def call(opdef: ge.OpDef, args: tuple, kwargs: dict) -> Any:
     """Call an op as a user would; an in-place op works on a clone of a leaf that needs grad
     (in place on the leaf itself is an error)."""
-    if opdef.inplace and isinstance(args[0], ge.Tensor) and args[0].requires_grad:
+    writes = opdef.inplace or opdef.name in WRITING_COMPOSITES
+    if writes and isinstance(args[0], ge.Tensor) and args[0].requires_grad:
         args = (args[0].clone(),) + args[1:]
     # Every example's random draws (dropout) start from the same seed, so re-runs agree.
     with ge.use_generator(ge.Generator().manual_seed(1234)):

@@ -276,15 +276,19 @@ def test_in_place_with_a_graph_is_seen_by_views_of_self() -> None:
 @pytest.mark.parametrize(
     "view", [lambda b: b[1:], lambda b: b[0], lambda b: b.t(), lambda b: b.view(3)]
 )
-def test_in_place_with_a_graph_on_a_view_is_refused(view: Callable) -> None:
-    b = leaf([1.0, 2.0, 3.0]) * 2
+def test_in_place_with_a_graph_on_a_view_records_copy_slices(view: Callable) -> None:
+    x = leaf([1.0, 2.0, 3.0])
+    b = x * 2
     v = view(b)
-    with pytest.raises(RuntimeError, match="in-place operations with autograd on a view"):
-        v.add_(1)
-    close(b, [2.0, 4.0, 6.0])  # nothing changed
-    with ge.no_grad():
-        v.add_(1)  # without a graph it writes through to the base
-    assert b.detach().sum().item() > 12.0
+    v.mul_(3)  # as PyTorch: the base records CopySlices, the view AsStridedBackward0
+    assert b.grad_fn.name() == "torch::autograd::CopySlices"
+    assert v.grad_fn.name() == "AsStridedBackward0"
+    (b * b).sum().backward()
+    expected = 8 * np.array([1.0, 2.0, 3.0])  # d(4x^2)/dx where not written
+    written = np.zeros(3, dtype=bool)
+    written[np.asarray(view(ge.tensor(np.arange(3.0))).detach().numpy(), dtype=int)] = True
+    expected[written] *= 9
+    close(x.grad, expected.tolist())
 
 
 def test_modifying_a_saved_input_fails_backward() -> None:

@@ -57,7 +57,9 @@ def _clone_clamped(x: torch.Tensor, min: float) -> torch.Tensor:  # noqa: A002
     return y
 
 
-def _split_part(self: torch.Tensor, dim: int, start: int, stop: Any, kind: str) -> torch.Tensor:
+def _split_part(
+    self: torch.Tensor, dim: int, start: int, stop: Any, kind: str, index: int = 0
+) -> torch.Tensor:
     # gradd's pieces of a split, made by the torch call that names its node so.
     if kind == "unbind":
         return self.unbind(dim)[start]
@@ -88,7 +90,36 @@ def _inplace(name: str) -> Callable:
     return run
 
 
+def _aten_indices(key: tuple) -> list:
+    """A normalised gradd key (full slices and index arrays) as aten's optional index list."""
+    return [None if k == slice(None) else torch.as_tensor(np.asarray(k)) for k in key]
+
+
+def _index_put(name: str) -> Callable:
+    def run(self: torch.Tensor, values: Any, key: tuple, accumulate: bool) -> torch.Tensor:
+        if not isinstance(values, torch.Tensor):
+            values = torch.tensor(values, dtype=self.dtype)
+        if name.endswith("_") and self.requires_grad:
+            self = self.clone()
+        return getattr(torch.ops.aten, name)(self, _aten_indices(key), values, accumulate)
+
+    return run
+
+
+def _setitem(self: torch.Tensor, key: Any, value: Any) -> torch.Tensor:
+    out = self.clone() if self.requires_grad else self
+    out[key] = value
+    return out
+
+
 SPECIAL: dict[str, Callable[..., Any]] = {
+    "index_put_key": _index_put("index_put"),
+    "index_put_key_": _index_put("index_put_"),
+    "setitem": _setitem,
+    "scatter_dim_": lambda self, index, src, dim: _inplace("scatter_")(self, dim, index, src),
+    "scatter_add_dim_": lambda self, index, src, dim: _inplace("scatter_add_")(
+        self, dim, index, src
+    ),
     "rdiv": lambda self, other: other / self,
     "rpow": lambda self, base: base**self,
     "rsub": lambda self, other, alpha=1: torch.rsub(self, other, alpha=alpha),

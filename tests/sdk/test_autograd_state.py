@@ -98,9 +98,14 @@ def test_in_place_through_views(session: gradd.Session) -> None:
     d.sum().backward()
     assert values(w.grad) == [4.0, 4.0, 4.0]
     b = w * 2
-    with pytest.raises(RuntimeError, match="in-place operations with autograd on a view"):
-        b[1:].add_(1)  # raised at this line, before anything is sent
-    assert values(b) == [4.0, 4.0, 4.0]
+    b[1:].mul_(w[1:])  # CopySlices on b, as PyTorch
+    assert b.grad_fn.name() == "torch::autograd::CopySlices"
+    assert values(b) == [4.0, 8.0, 8.0]
+    w.grad = None
+    b.sum().backward()
+    assert values(w.grad) == [2.0, 8.0, 8.0]  # 2w, and 4w where b was multiplied by w
+    with pytest.raises(RuntimeError, match="a view of a leaf Variable that requires grad"):
+        w[1:].add_(1)  # raised at this line, before anything is sent
 
 
 def test_assigning_a_tensor_to_grad(session: gradd.Session) -> None:

@@ -13,6 +13,7 @@ import gradd.engine as ge
 import numpy as np
 import pytest
 from gradd import command_encoding as enc
+from gradd.engine.inplace_rules import WRITING_COMPOSITES
 from gradd.engine.op_examples import C, Ex, S
 from gradd.op_recording import remote_function
 from gradd.remote_tensor import RemoteTensor
@@ -53,11 +54,14 @@ def build(s: gradd.Session, x: Any, rng: np.random.Generator, leaves: list) -> A
 
 def call(s: gradd.Session, d: ge.OpDef, args: tuple, kwargs: dict) -> Any:
     """The op as a user reaches it: a method, a session function, or (internal ops) the table."""
-    if d.inplace and args[0].requires_grad:
+    if (d.inplace or d.name in WRITING_COMPOSITES) and args[0].requires_grad:
         args = (args[0].clone(),) + args[1:]
     s.manual_seed(1234)  # dropout draws from the session's stream
     if d.method == "__getitem__":
         return args[0][args[1]]
+    if d.method == "__setitem__":
+        args[0][args[1]] = args[2]
+        return args[0]
     if d.method:
         return getattr(args[0], d.method)(*args[1:], **kwargs)
     if d.function:

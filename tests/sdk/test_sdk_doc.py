@@ -20,6 +20,7 @@ SYMBOLS = {
     "__rmatmul__": "x @ a", "__neg__": "-a", "__abs__": "abs(a)", "__lt__": "a < b",
     "__le__": "a <= b", "__gt__": "a > b", "__ge__": "a >= b", "__eq__": "a == b",
     "__ne__": "a != b", "__and__": "a & b", "__or__": "a | b", "__getitem__": "a[key]",
+    "__setitem__": "a[key] = v",
 }  # fmt: skip
 
 
