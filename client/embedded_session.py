@@ -98,6 +98,10 @@ class EmbeddedSession(Session):
         """Seed this session's random stream (``torch.manual_seed``)."""
         return self._gen.manual_seed(seed)
 
+    def _drawing(self) -> Any:
+        """Draw from this session's stream inside the block (nn.init, module construction)."""
+        return use_generator(self._gen)
+
     def tensor(
         self, data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False
     ) -> ge.Tensor:

@@ -3,6 +3,7 @@ becomes (dtypes, grad modes, top-level op functions) and the context-manager pro
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import gradd.engine as ge
@@ -36,6 +37,21 @@ class Session:
         if fn is None:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         return fn
+
+    @property
+    def nn(self) -> Any:
+        """``torch.nn`` on this session: modules, ``Parameter``, ``init``, ``functional``."""
+        ns = self.__dict__.get("_nn")
+        if ns is None:
+            from .nn import namespace
+
+            ns = self.__dict__["_nn"] = namespace(self)
+        return ns
+
+    def _drawing(self) -> Any:
+        """A context in which in-place draws (``uniform_``, ``normal_``) use this session's
+        stream; a server draws from it anyway."""
+        return contextlib.nullcontext()
 
     def from_numpy(self, array: Any) -> Any:
         """A tensor with the array's values and dtype (a copy: the tensor may live elsewhere)."""
