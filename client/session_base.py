@@ -53,6 +53,23 @@ class Session:
         stream; a server draws from it anyway."""
         return contextlib.nullcontext()
 
+    def save(self, obj: Any, f: Any, metadata: dict | None = None) -> None:
+        """Write a state_dict (or nested dicts/lists of tensors and numbers) to a safetensors
+        file that PyTorch's ``safetensors.torch.load_file`` reads (see safetensors_files)."""
+        from . import safetensors_files
+
+        safetensors_files.save(self, obj, f, metadata)
+
+    def load(self, f: Any) -> Any:
+        """Read a safetensors file (gradd's or PyTorch's ``save_file``) into this session."""
+        from . import safetensors_files
+
+        return safetensors_files.load(self, f)
+
+    def _host_arrays(self, tensors: list) -> list:
+        """The tensors' values as NumPy arrays (a remote session fetches them in one batch)."""
+        return [t.detach().numpy() for t in tensors]
+
     def from_numpy(self, array: Any) -> Any:
         """A tensor with the array's values and dtype (a copy: the tensor may live elsewhere)."""
         return self.tensor(array)
