@@ -133,14 +133,12 @@ class MaxPool2d(Module):
         self.return_indices, self.ceil_mode = return_indices, ceil_mode
 
     def forward(self, input: Any) -> Any:  # noqa: A002
+        # the options past dilation only when set: F.max_pool2d's keywords, as torch's
+        extra = {"ceil_mode": True} if self.ceil_mode else {}
+        if self.return_indices:
+            extra["return_indices"] = True
         return self._F.max_pool2d(
-            input,
-            self.kernel_size,
-            self.stride,
-            self.padding,
-            self.dilation,
-            ceil_mode=self.ceil_mode,
-            return_indices=self.return_indices,
+            input, self.kernel_size, self.stride, self.padding, self.dilation, **extra
         )
 
     def extra_repr(self) -> str:
@@ -167,15 +165,12 @@ class AvgPool2d(Module):
         self.count_include_pad, self.divisor_override = count_include_pad, divisor_override
 
     def forward(self, input: Any) -> Any:  # noqa: A002
-        return self._F.avg_pool2d(
-            input,
-            self.kernel_size,
-            self.stride,
-            self.padding,
-            self.ceil_mode,
-            self.count_include_pad,
-            self.divisor_override,
-        )
+        extra = {"ceil_mode": True} if self.ceil_mode else {}
+        if not self.count_include_pad:
+            extra["count_include_pad"] = False
+        if self.divisor_override is not None:
+            extra["divisor_override"] = self.divisor_override
+        return self._F.avg_pool2d(input, self.kernel_size, self.stride, self.padding, **extra)
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"

@@ -58,15 +58,14 @@ class Embedding(Module):
                 w.copy_(w.masked_fill(row, 0.0))
 
     def forward(self, input: Any) -> Any:  # noqa: A002
-        return self._F.embedding(
-            input,
-            self.weight,
-            self.padding_idx,
-            self.max_norm,
-            self.norm_type,
-            self.scale_grad_by_freq,
-            self.sparse,
-        )
+        extra: dict[str, Any] = {}  # F.embedding's options past padding_idx, only when set
+        if self.max_norm is not None:
+            extra.update(max_norm=self.max_norm, norm_type=self.norm_type)
+        if self.scale_grad_by_freq:
+            extra["scale_grad_by_freq"] = True
+        if self.sparse:
+            extra["sparse"] = True
+        return self._F.embedding(input, self.weight, self.padding_idx, **extra)
 
     def extra_repr(self) -> str:
         s = f"{self.num_embeddings}, {self.embedding_dim}"
