@@ -89,10 +89,15 @@ def save(session: Any, obj: Any, path: str | os.PathLike, metadata: dict | None 
         meta[STRUCTURE_KEY] = json.dumps(structure)
     arrays = session._host_arrays(list(tensors.values()))
     save_file(
-        {k: np.ascontiguousarray(a) for k, a in zip(tensors, arrays, strict=True)},
+        {k: _c_order(a) for k, a in zip(tensors, arrays, strict=True)},
         os.fspath(path),
         metadata=meta or None,
     )
+
+
+def _c_order(array: np.ndarray) -> np.ndarray:
+    """The array in C order, 0-d kept 0-d (``np.ascontiguousarray`` would make it 1-d)."""
+    return array if array.flags.c_contiguous else array.copy(order="C")
 
 
 def load(session: Any, path: str | os.PathLike) -> Any:
