@@ -47,8 +47,11 @@ def test_gradd_loads_what_torch_saves(session: gradd.Session, tmp_path: Path) ->
     np.testing.assert_allclose(
         ours[0](session.tensor(x)).detach().numpy(),
         theirs[0](torch.tensor(x)).detach().numpy(),
-        rtol=1e-6,
+        rtol=1e-5,
+        atol=1e-6,
     )
+    for key, value in theirs.state_dict().items():
+        np.testing.assert_array_equal(ours.state_dict()[key].numpy(), value.numpy())
 
 
 def test_nested_structure_round_trips(session: gradd.Session, tmp_path: Path) -> None:
