@@ -7,6 +7,7 @@ They consume the session's stream exactly as torch's CPU kernels do (``uniform_k
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -30,14 +31,30 @@ def _number(x: float) -> str:
     return f"{x:g}"
 
 
+# ScalarType names of the float types, as uniform_'s range message prints them
+_SCALAR_TYPE = {"float16": "Half", "float32": "Float", "float64": "Double"}
+
+
 def _uniform_norm(
     self: arg.Tensor, from_: arg.Number = 0.0, to: arg.Number = 1.0, *, generator: arg.NONE = None
 ) -> dict:
     _floating(self, "check_uniform_bounds")
+    d = dt.as_dtype(self.dtype)
+    info = np.finfo(d.np)
+    lowest, highest = float(info.min), float(info.max)
+    for label, x in (("from", from_), ("to", to)):
+        if not lowest <= x <= highest:  # NaN and infinities too
+            raise RuntimeError(f"{label} is out of bounds for {d.c_name}")
     if not from_ <= to:
         raise RuntimeError(
             f"uniform_ expects to return a [from, to) range, but found from={_number(from_)} "
             f"> to={_number(to)}"
+        )
+    if not to - from_ <= highest:
+        raise RuntimeError(
+            f"uniform_ expects to-from <= std::numeric_limits<{_SCALAR_TYPE[d.name]}>::max(), "
+            f"but found to={_number(to)} and from={_number(from_)} which result in to-from to "
+            "exceed the limit"
         )
     return {"from_": float(from_), "to": float(to)}
 
@@ -88,7 +105,12 @@ def normal_(xp: Any, self: Any, mean: float = 0.0, std: float = 1.0) -> Any:
     """Fill with normal samples N(mean, std^2) (the session's stream, as torch's kernel)."""
     gen = current_generator()
     if xp is np:
-        return gen.normal(self.shape, self.dtype, mean, std)
+        if math.isfinite(mean) and math.isfinite(std):
+            return gen.normal(self.shape, self.dtype, mean, std)
+        # the same draws; infinities scale outside the fused multiply-add's emulation
+        z = gen.normal(self.shape, self.dtype)
+        with np.errstate(invalid="ignore"):
+            return (z * std + mean).astype(self.dtype)
     z = gen.device_stream(xp).standard_normal(self.shape, dtype=self.dtype)
     return (z * std + mean).astype(self.dtype)
 

@@ -140,3 +140,33 @@ def test_draws_follow_the_session_stream_on_any_device(session: gradd.Session) -
     b = session.nn.Linear(6, 4).weight.detach().numpy()
     np.testing.assert_array_equal(a, b)
     assert np.all(np.abs(a) <= 1 / math.sqrt(6))
+
+
+@pytest.mark.parametrize(
+    ("dtype", "low", "high"),
+    [
+        ("float32", 0.0, math.inf),
+        ("float32", math.nan, 1.0),
+        ("float32", -3e38, 3e38),
+        ("float64", 0.0, math.nan),
+        ("float16", 0.0, 1e6),
+        ("float16", -6e4, 6e4),
+        ("float32", 2.0, -2.0),
+    ],
+)
+def test_uniform_bounds_errors_are_torchs(
+    session: gradd.Session, dtype: str, low: float, high: float
+) -> None:
+    with pytest.raises(RuntimeError) as ref:
+        torch.empty(3, dtype=getattr(torch, dtype)).uniform_(low, high)
+    with pytest.raises(RuntimeError) as mine:
+        session.empty(3, dtype=getattr(session, dtype)).uniform_(low, high)
+    assert str(mine.value) == str(ref.value)
+
+
+def test_normal_with_infinite_or_nan_parameters(session: gradd.Session) -> None:
+    inf = session.empty(40).normal_(0.0, math.inf).numpy()
+    assert np.all(np.isinf(inf))
+    assert np.all(np.isnan(session.empty(4).normal_(math.nan, 1.0).numpy()))
+    with pytest.raises(RuntimeError, match="normal expects std >= 0.0, but found std nan"):
+        session.empty(3).normal_(0.0, math.nan)
