@@ -372,8 +372,8 @@ class Module(metaclass=_ModuleMeta):
             if key not in state:
                 missing.append(key)
                 continue
-            value = state[key]
-            if not is_tensor(value):
+            value = self._own_tensor(state[key])
+            if value is None:
                 errors.append(
                     f'While copying the parameter named "{key}", expected torch.Tensor or '
                     f"Tensor-like object from checkpoint but received {type(value)}"
@@ -404,6 +404,20 @@ class Module(metaclass=_ModuleMeta):
                 head = key[len(prefix) :].split(".", 1)
                 if (head[0] not in self._modules) if len(head) > 1 else (head[0] not in local):
                     unexpected.append(key)
+
+    def _own_tensor(self, value: Any) -> Any:
+        """``value`` as a tensor this module's session can copy from: a tensor of another
+        gradd session, or of a library whose tensors have ``numpy()`` (PyTorch), is copied
+        in; None for anything else."""
+        s = self._s
+        if is_tensor(value):
+            owner = getattr(value, "_s", None)  # a remote tensor's session; None: the engine's
+            if owner is s or (owner is None and not hasattr(s, "_stream")):
+                return value
+            return s.tensor(value.detach().numpy())
+        if hasattr(value, "detach") and hasattr(value, "numpy") and hasattr(value, "shape"):
+            return s.tensor(value.detach().cpu().numpy())
+        return None
 
     def _assign(self, name: str, value: Any, old: Any) -> None:
         if name in self._parameters:

@@ -262,3 +262,19 @@ def test_gradd_torch_nn_is_the_session_nn() -> None:
 
         assert init.zeros_ is s.nn.init.zeros_
     s.close()
+
+
+def test_load_state_dict_takes_torch_tensors_and_other_sessions(session: gradd.Session) -> None:
+    theirs = torch.nn.Linear(3, 2)
+    ours = session.nn.Linear(3, 2)
+    assert repr(ours.load_state_dict(theirs.state_dict())) == "<All keys matched successfully>"
+    np.testing.assert_array_equal(ours.weight.detach().numpy(), theirs.weight.detach().numpy())
+    other = gradd.connect()
+    try:
+        donor = other.nn.Linear(3, 2)
+        ours.load_state_dict(donor.state_dict())
+        np.testing.assert_array_equal(ours.bias.detach().numpy(), donor.bias.detach().numpy())
+    finally:
+        other.close()
+    with pytest.raises(RuntimeError, match="expected torch.Tensor or Tensor-like object"):
+        ours.load_state_dict({"weight": [[1.0] * 3] * 2, "bias": ours.bias})
