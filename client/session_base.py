@@ -4,6 +4,7 @@ becomes (dtypes, grad modes, top-level op functions) and the context-manager pro
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Any
 
 import gradd.engine as ge
@@ -38,15 +39,13 @@ class Session:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         return fn
 
-    @property
+    @functools.cached_property
     def nn(self) -> Any:
-        """``torch.nn`` on this session: modules, ``Parameter``, ``init``, ``functional``."""
-        ns = self.__dict__.get("_nn")
-        if ns is None:
-            from .nn import namespace
+        """``torch.nn`` on this session: modules, ``Parameter``, ``init``, ``functional``
+        (made on first use)."""
+        from .nn import namespace
 
-            ns = self.__dict__["_nn"] = namespace(self)
-        return ns
+        return namespace(self)
 
     def _drawing(self) -> Any:
         """A context in which in-place draws (``uniform_``, ``normal_``) use this session's
