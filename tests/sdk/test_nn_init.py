@@ -170,3 +170,22 @@ def test_normal_with_infinite_or_nan_parameters(session: gradd.Session) -> None:
     assert np.all(np.isnan(session.empty(4).normal_(math.nan, 1.0).numpy()))
     with pytest.raises(RuntimeError, match="normal expects std >= 0.0, but found std nan"):
         session.empty(3).normal_(0.0, math.nan)
+
+
+@pytest.mark.cpu_only(CPU_STREAM)
+def test_gradd_torch_tensor_methods_follow_torch_manual_seed() -> None:
+    """gradd.torch's default embedded session draws from the process stream, as torch does,
+    so a tensor's own uniform_() follows torch.manual_seed."""
+    import gradd.torch as gt
+
+    with gt.use(None):
+        gt.manual_seed(7)
+        ours = gt.empty(3, 4).uniform_(-1, 1)
+        layer = gt.nn.Linear(4, 2)
+        torch.manual_seed(7)
+        ref = torch.empty(3, 4).uniform_(-1, 1)
+        ref_layer = torch.nn.Linear(4, 2)
+        np.testing.assert_array_equal(ours.numpy(), ref.numpy())
+        np.testing.assert_array_equal(
+            layer.weight.detach().numpy(), ref_layer.weight.detach().numpy()
+        )
