@@ -18,10 +18,24 @@ def is_tensor(obj: Any) -> bool:
     return isinstance(obj, gradd.Tensor)
 
 
+_LEGACY_TENSOR_TYPES = {
+    "float16": "HalfTensor",
+    "float32": "FloatTensor",
+    "float64": "DoubleTensor",
+    "uint8": "ByteTensor",
+    "int8": "CharTensor",
+    "int16": "ShortTensor",
+    "int32": "IntTensor",
+    "int64": "LongTensor",
+    "bool": "BoolTensor",
+}
+
+
 def typename(obj: Any) -> str:
-    """What PyTorch's messages call a value's type (``torch.typename``)."""
+    """What PyTorch's messages call a value's type (``torch.typename``: torch.FloatTensor...)."""
     if is_tensor(obj):
-        return "torch.nn.Parameter" if is_parameter(obj) else "torch.Tensor"
+        cuda = ".cuda" if obj.device.type == "cuda" else ""
+        return f"torch{cuda}.{_LEGACY_TENSOR_TYPES[obj.dtype.name]}"
     cls = type(obj)
     module = cls.__module__
     return cls.__qualname__ if module in ("builtins", None) else f"{module}.{cls.__qualname__}"
