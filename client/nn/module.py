@@ -304,6 +304,23 @@ class Module(ModuleState, metaclass=_ModuleMeta):
     def cpu(self) -> Module:
         return self.to("cpu")
 
+    # --- copies ---------------------------------------------------------------------------
+    def __deepcopy__(self, memo: dict) -> Module:
+        """A module with its own copies of parameters and buffers (tied ones stay tied), as
+        ``copy.deepcopy`` of a torch module; tensors are cloned on their session."""
+        import copy
+
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        with self._s.no_grad():
+            for key, value in self.__dict__.items():
+                if key in ("_parameters", "_buffers"):
+                    value = {n: _copy_tensor(t, memo) for n, t in value.items()}
+                else:
+                    value = copy.deepcopy(value, memo)
+                object.__setattr__(new, key, value)
+        return new
+
     # --- repr -----------------------------------------------------------------------------
     def _get_name(self) -> str:
         return type(self).__name__
@@ -330,6 +347,16 @@ class Module(ModuleState, metaclass=_ModuleMeta):
         names = {*dir(type(self)), *self.__dict__}
         names |= {*self._parameters, *self._buffers, *self._modules}
         return sorted(n for n in names if not n[:1].isdigit())
+
+
+def _copy_tensor(t: Any, memo: dict) -> Any:
+    """A clone of ``t`` (a parameter stays one, with its requires_grad), once per tensor."""
+    if t is None:
+        return None
+    if id(t) not in memo:
+        clone = t.detach().clone()
+        memo[id(t)] = Parameter(clone, t.requires_grad) if isinstance(t, Parameter) else clone
+    return memo[id(t)]
 
 
 def _remove(name: str, *tables: Any) -> None:

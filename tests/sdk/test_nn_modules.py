@@ -282,3 +282,25 @@ def test_load_state_dict_takes_torch_tensors_and_other_sessions(session: gradd.S
         other.close()
     with pytest.raises(RuntimeError, match="expected torch.Tensor or Tensor-like object"):
         ours.load_state_dict({"weight": [[1.0] * 3] * 2, "bias": ours.bias})
+
+
+def test_deepcopy_clones_parameters_and_keeps_ties(session: gradd.Session) -> None:
+    import copy
+
+    nn = session.nn
+    model = nn.Sequential(nn.Linear(3, 3), nn.ReLU(), nn.Linear(3, 3))
+    model[2].weight = model[0].weight  # tied
+    twin = copy.deepcopy(model)
+    assert repr(twin) == repr(model) and type(twin) is type(model)
+    assert isinstance(twin[0].weight, nn.Parameter) and twin[0].weight.requires_grad
+    assert twin[2].weight is twin[0].weight and twin[0].weight is not model[0].weight
+    before = twin.state_dict()["0.weight"].numpy().copy()
+    with session.no_grad():
+        model[0].weight.add_(1.0)
+    np.testing.assert_array_equal(twin.state_dict()["0.weight"].numpy(), before)
+    norm = copy.deepcopy(nn.BatchNorm1d(3))
+    assert norm.running_var.tolist() == [1.0, 1.0, 1.0] and list(norm.state_dict())[-1] == (
+        "num_batches_tracked"
+    )
+    twin(session.randn(4, 3)).sum().backward()
+    assert twin[0].weight.grad is not None and model[0].weight.grad is None
