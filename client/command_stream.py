@@ -185,6 +185,20 @@ class CommandStream:
                 return result
         raise error_for("INTERNAL", f"the server sent no answer to {site[0]}")
 
+    def request_all(self, cmds: list[bytes], site: tuple) -> list[Any]:
+        """Queue several answered commands (fetches) in one batch: one round trip for all;
+        their results in order."""
+        first = len(self.cmds)
+        self.cmds.extend(cmds)
+        self.sites.extend([site] * len(cmds))
+        response = self.wait_for(self.flush())
+        self.raise_pending()
+        by_index = {r.index: r for r in response.results}
+        missing = [i for i in range(first, first + len(cmds)) if i not in by_index]
+        if missing:
+            raise error_for("INTERNAL", f"the server sent no answer to {site[0]}")
+        return [by_index[i] for i in range(first, first + len(cmds))]
+
     def synchronize(self) -> None:
         """Send everything and wait until the server has applied it; raise its first failure."""
         self.wait_for(self.flush())

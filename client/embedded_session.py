@@ -64,10 +64,14 @@ def _factory_method(fdef: Any) -> Any:
 class EmbeddedSession(Session):
     """``gradd.connect()`` without a target: the same API, computed in-process."""
 
-    def __init__(self, *, device: Any = None, seed: int | None = None) -> None:
+    def __init__(
+        self, *, device: Any = None, seed: int | None = None, generator: Any = None
+    ) -> None:
         self.id = f"embedded-{next(_ids)}"
         self.device = ge.get_device(device)
-        self._gen = ge.Generator()
+        # A stream of its own; gradd.torch's default session takes the process default, which
+        # tensors' own drawing methods (t.uniform_()) use, so torch.manual_seed seeds them too.
+        self._gen = generator if generator is not None else ge.Generator()
         if seed is not None:
             self._gen.manual_seed(seed)
         gen = self._gen
@@ -97,6 +101,10 @@ class EmbeddedSession(Session):
     def manual_seed(self, seed: int) -> Any:
         """Seed this session's random stream (``torch.manual_seed``)."""
         return self._gen.manual_seed(seed)
+
+    def _drawing(self) -> Any:
+        """Draw from this session's stream inside the block (nn.init, module construction)."""
+        return use_generator(self._gen)
 
     def tensor(
         self, data: Any, dtype: Any = None, device: Any = None, requires_grad: bool = False

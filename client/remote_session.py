@@ -205,9 +205,21 @@ class RemoteSession(Session):
     # --- reading back (these wait) -------------------------------------------------------
     def _fetch_array(self, t: RemoteTensor, grad: bool = False) -> np.ndarray:
         result = self._stream.request(enc.fetch(t._h, grad), ("fetch", *user_site(3)))
-        data = result.tensor.data
-        array = np.frombuffer(data.raw, dtype=_NP[data.dtype]).reshape(tuple(data.shape))
-        return array.astype(array.dtype.newbyteorder("="))  # a writable, native-order copy
+        return _array_of(result.tensor.data)
+
+    def _fetch_arrays(self, tensors: list[RemoteTensor]) -> list[np.ndarray]:
+        """Several tensors' values in one round trip (one batch of fetches)."""
+        if not tensors:
+            return []
+        cmds = [enc.fetch(t._h) for t in tensors]
+        results = self._stream.request_all(cmds, ("fetch", *user_site(3)))
+        return [_array_of(r.tensor.data) for r in results]
+
+    def _host_arrays(self, tensors: list) -> list:
+        """This session's tensors in one round trip; any other tensor read as it reads."""
+        own = [t for t in tensors if type(t) is RemoteTensor and t._s is self]
+        fetched = dict(zip(map(id, own), self._fetch_arrays(own), strict=True))
+        return [fetched.get(id(t)) if id(t) in fetched else t.detach().numpy() for t in tensors]
 
     def _adopt_metadata(self, t: RemoteTensor) -> None:
         """Take a tensor's autograd metadata from the server (a wait): for grads made with
@@ -284,6 +296,12 @@ class RemoteSession(Session):
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<gradd session {self.id} on {self.target} ({self.device.type}, {state})>"
+
+
+def _array_of(data: Any) -> np.ndarray:
+    """A fetched tensor's values: a writable, native-order copy of the wire bytes."""
+    array = np.frombuffer(data.raw, dtype=_NP[data.dtype]).reshape(tuple(data.shape))
+    return array.astype(array.dtype.newbyteorder("="))
 
 
 def _closed_push(cmd: bytes, site: tuple) -> None:

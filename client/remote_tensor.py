@@ -274,7 +274,9 @@ class RemoteTensor(TensorConversions):
         return self._local().__array__(dtype)
 
     def __repr__(self) -> str:
-        return self._local().__repr__()
+        from gradd.engine.parameter_marks import repr_prefix
+
+        return repr_prefix(self) + self._local().__repr__()
 
     def __len__(self) -> int:
         if not self.shape:

@@ -3,6 +3,8 @@ becomes (dtypes, grad modes, top-level op functions) and the context-manager pro
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from typing import Any
 
 import gradd.engine as ge
@@ -36,6 +38,36 @@ class Session:
         if fn is None:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
         return fn
+
+    @functools.cached_property
+    def nn(self) -> Any:
+        """``torch.nn`` on this session: modules, ``Parameter``, ``init``, ``functional``
+        (made on first use)."""
+        from .nn import namespace
+
+        return namespace(self)
+
+    def _drawing(self) -> Any:
+        """A context in which in-place draws (``uniform_``, ``normal_``) use this session's
+        stream; a server draws from it anyway."""
+        return contextlib.nullcontext()
+
+    def save(self, obj: Any, f: Any, metadata: dict | None = None) -> None:
+        """Write a state_dict (or nested dicts/lists of tensors and numbers) to a safetensors
+        file that PyTorch's ``safetensors.torch.load_file`` reads (see safetensors_files)."""
+        from . import safetensors_files
+
+        safetensors_files.save(self, obj, f, metadata)
+
+    def load(self, f: Any) -> Any:
+        """Read a safetensors file (gradd's or PyTorch's ``save_file``) into this session."""
+        from . import safetensors_files
+
+        return safetensors_files.load(self, f)
+
+    def _host_arrays(self, tensors: list) -> list:
+        """The tensors' values as NumPy arrays (a remote session fetches them in one batch)."""
+        return [t.detach().numpy() for t in tensors]
 
     def from_numpy(self, array: Any) -> Any:
         """A tensor with the array's values and dtype (a copy: the tensor may live elsewhere)."""

@@ -238,9 +238,10 @@ class Tensor(TensorConversions):
         return id(self)
 
     def __repr__(self) -> str:
+        from .parameter_marks import repr_prefix
         from .tensor_repr import tensor_repr
 
-        return tensor_repr(self)
+        return repr_prefix(self) + tensor_repr(self)
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         a = to_host(self._data)

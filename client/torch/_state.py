@@ -30,6 +30,11 @@ def _default_session() -> Session:
     import gradd
 
     target = os.environ.get(TARGET_ENV) or None
+    if target is None:  # one process-wide stream, as torch's: tensors' methods draw from it
+        from gradd.embedded_session import EmbeddedSession
+        from gradd.engine.random_state import default_generator
+
+        return EmbeddedSession(generator=default_generator)
     return gradd.connect(target, label=LABEL)
 
 

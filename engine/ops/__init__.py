@@ -13,6 +13,7 @@ from . import (  # noqa: F401
     nn_activations,
     nn_losses,
     pointwise,
+    random_fill,
     reduction,
     shape_more,
     shape_ops,

@@ -63,7 +63,10 @@ def call(s: gradd.Session, d: ge.OpDef, args: tuple, kwargs: dict) -> Any:
         args[0][args[1]] = args[2]
         return args[0]
     if d.method:
-        return getattr(args[0], d.method)(*args[1:], **kwargs)
+        # An engine tensor does not know its embedded session: its drawing methods
+        # (uniform_, normal_) draw from the thread's current stream, the session's here.
+        with s._drawing():
+            return getattr(args[0], d.method)(*args[1:], **kwargs)
     if d.function:
         return getattr(s, d.function)(*args, **kwargs)
     fn = remote_function(d) if isinstance(args[0], RemoteTensor) else d.call

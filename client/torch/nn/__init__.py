@@ -1,4 +1,5 @@
-"""``gradd.torch.nn``: ``torch.nn`` on the current session (its ``nn``, once sessions have one).
+"""``gradd.torch.nn``: ``torch.nn`` on the current session (its ``nn``: ``torch.nn.Linear`` is
+``session().nn.Linear``, ``torch.nn.init`` its ``nn.init``).
 
 ``torch.nn.functional`` is the session's ``functional`` (``import gradd.torch.nn.functional as
 F``)."""
