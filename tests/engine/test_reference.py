@@ -76,6 +76,11 @@ KNOWN = {
     ("matmul", 6): "torch records broadcast matmul as expand/view -> bmm -> _unsafe_view",
     ("sum_to_size", 0): "torch's sum_to_size is sum(keepdim=True) -> view when dims are dropped",
 }
+# padding="same" with an even kernel: torch pads the extra element by a ConstantPadNd node
+# (F.pad) before a symmetric convolution; gradd's convolution pads both ends itself.
+SAME_EVEN = "torch records the extra padding of an even 'same' kernel as ConstantPadNdBackward0"
+KNOWN[("conv1d", 2)] = SAME_EVEN
+KNOWN[("conv2d", 4)] = SAME_EVEN
 # torch's einsum is no autograd node: it records the permutes, views, bmm and sums of its
 # contraction (see engine/ops/linalg.py); gradd records its own einsum steps. Values and
 # gradients are compared with torch's in test_linalg_ops.py.

@@ -88,7 +88,25 @@ def _inplace(name: str) -> Callable:
     return run
 
 
+def _conv_backward(i: int) -> Callable[..., torch.Tensor]:
+    # gradd's convolution_backward_input/_weight: one output of aten's convolution_backward,
+    # which torch records as ConvolutionBackwardBackward0 (grad, input, weight).
+    def run(g: Any, x: Any, w: Any, stride: Any, padding: Any, dilation: Any, groups: int) -> Any:
+        mask = [i == 0, i == 1, False]
+        k = len(stride)
+        return torch.ops.aten.convolution_backward(
+            g, x, w, None, stride, padding, dilation, False, [0] * k, groups, mask
+        )[i]
+
+    return run
+
+
 SPECIAL: dict[str, Callable[..., Any]] = {
+    "convolution": lambda x, w, b, stride, padding, dilation, groups: torch.convolution(
+        x, w, b, stride, padding, dilation, False, [0] * len(stride), groups
+    ),
+    "convolution_backward_input": _conv_backward(0),
+    "convolution_backward_weight": _conv_backward(1),
     "rdiv": lambda self, other: other / self,
     "rpow": lambda self, base: base**self,
     "rsub": lambda self, other, alpha=1: torch.rsub(self, other, alpha=alpha),
