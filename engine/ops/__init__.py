@@ -11,6 +11,7 @@ from . import (  # noqa: F401
     nn_activations,
     nn_conv,
     nn_losses,
+    nn_pool,
     pointwise,
     reduction,
     shape_more,

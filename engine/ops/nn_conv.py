@@ -33,22 +33,46 @@ def _sizes(size: Dims, kernel: Dims, stride: Dims, padding: Dims, dilation: Dims
     return pad, tuple(out_size(n, k, s, 0, d) for n, k, s, d in zip(pad, kernel, stride, dilation))
 
 
-def _conv_shape(a: Dims, w: Dims, b: Any, stride: Dims, padding: Dims, dilation: Dims,
-                groups: int, padding_end: Dims | None = None) -> Dims:  # fmt: skip
+def _conv_shape(
+    a: Dims,
+    w: Dims,
+    b: Any,
+    stride: Dims,
+    padding: Dims,
+    dilation: Dims,
+    groups: int,
+    padding_end: Dims | None = None,
+) -> Dims:
     _, out = _sizes(a[2:], w[2:], stride, padding, dilation, _end(padding, padding_end))
     return (a[0], w[0], *out)
 
 
-def _conv_scratch(a: Dims, w: Dims, b: Any, stride: Dims, padding: Dims, dilation: Dims,
-                  groups: int, padding_end: Dims | None = None) -> int:  # fmt: skip
+def _conv_scratch(
+    a: Dims,
+    w: Dims,
+    b: Any,
+    stride: Dims,
+    padding: Dims,
+    dilation: Dims,
+    groups: int,
+    padding_end: Dims | None = None,
+) -> int:
     # The padded input, the column buffer and the product before it is transposed.
     pad, out = _sizes(a[2:], w[2:], stride, padding, dilation, _end(padding, padding_end))
     n, c, o, k, lo = a[0], a[1], w[0], math.prod(w[2:]), math.prod(out)
     return n * c * math.prod(pad) + c * k * n * lo + o * n * lo
 
 
-def _backward_scratch(g: Dims, a: Dims, w: Dims, stride: Dims, padding: Dims, dilation: Dims,
-                      groups: int, padding_end: Dims | None = None) -> int:  # fmt: skip
+def _backward_scratch(
+    g: Dims,
+    a: Dims,
+    w: Dims,
+    stride: Dims,
+    padding: Dims,
+    dilation: Dims,
+    groups: int,
+    padding_end: Dims | None = None,
+) -> int:
     # The gradient transposed, the columns, and the padded input (either gradient's).
     pad, out = _sizes(a[2:], w[2:], stride, padding, dilation, _end(padding, padding_end))
     n, c = a[0], a[1]
@@ -68,8 +92,9 @@ def _grad_rows(grad: Any, groups: int) -> Any:
     return grad.swapaxes(0, 1).reshape(groups, o // groups, grad.size // o if o else 0)
 
 
-def _cols(xp: Any, x: Any, w: Any, stride: Dims, padding: Dims, dilation: Dims, groups: int,
-          end: Dims) -> tuple[Any, Dims]:  # fmt: skip
+def _cols(
+    xp: Any, x: Any, w: Any, stride: Dims, padding: Dims, dilation: Dims, groups: int, end: Dims
+) -> tuple[Any, Dims]:
     """The column buffer of ``x`` for ``w``'s kernel, as (groups, C/groups * k, N * out)."""
     xpad = padded(xp, x, padding, end)
     kernel = w.shape[2:]
@@ -251,8 +276,9 @@ def _same_padding(kernel: Dims, stride: Dims, dilation: Dims) -> tuple[Dims, Dim
     return lo, (None if hi == lo else hi)
 
 
-def _check_shapes(x: Any, w: Any, bias: Any, padding: Dims, end: Dims, dilation: Dims,
-                  groups: int) -> None:  # fmt: skip
+def _check_shapes(
+    x: Any, w: Any, bias: Any, padding: Dims, end: Dims, dilation: Dims, groups: int
+) -> None:
     if w.ndim != x.ndim:
         raise RuntimeError(
             f"Expected {w.ndim}-dimensional input for {w.ndim}-dimensional weight "
@@ -293,8 +319,17 @@ def _check_shapes(x: Any, w: Any, bias: Any, padding: Dims, end: Dims, dilation:
         )
 
 
-def _conv(name: str, k: int, input: Any, weight: Any, bias: Any, stride: Any, padding: Any,  # noqa: A002
-          dilation: Any, groups: int) -> Any:  # fmt: skip
+def _conv(
+    name: str,
+    k: int,
+    input: Any,
+    weight: Any,
+    bias: Any,
+    stride: Any,
+    padding: Any,  # noqa: A002
+    dilation: Any,
+    groups: int,
+) -> Any:
     """conv1d/conv2d: checked, normalised, batched; unbatched input is unsqueezed, as torch."""
     if input.ndim not in (k + 1, k + 2):
         raise RuntimeError(

@@ -107,6 +107,14 @@ SPECIAL: dict[str, Callable[..., Any]] = {
     ),
     "convolution_backward_input": _conv_backward(0),
     "convolution_backward_weight": _conv_backward(1),
+    "max_pool2d_values": lambda x, *a: TF.max_pool2d(x, *a),
+    "max_pool2d_indices": lambda x, *a: TF.max_pool2d(x, *a, return_indices=True)[1],
+    "max_pool2d_backward": lambda g, x, i, *a: torch.ops.aten.max_pool2d_with_indices_backward(
+        g, x, *a, i
+    ),
+    "avg_pool2d_backward": torch.ops.aten.avg_pool2d_backward,
+    "adaptive_avg_pool2d_values": TF.adaptive_avg_pool2d,
+    "adaptive_avg_pool2d_backward": torch.ops.aten._adaptive_avg_pool2d_backward,
     "rdiv": lambda self, other: other / self,
     "rpow": lambda self, base: base**self,
     "rsub": lambda self, other, alpha=1: torch.rsub(self, other, alpha=alpha),
