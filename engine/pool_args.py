@@ -151,5 +151,7 @@ def adaptive_sizes(x: Any, output_size: Any) -> Pair:
             f"but received {{{out[0]}, {out[1]}}}"
         )
     if not x.dtype.is_floating_point:
-        raise RuntimeError(f"\"adaptive_avg_pool2d\" not implemented for '{x.dtype.torch_name}'")
+        raise NotImplementedError(
+            f"\"adaptive_avg_pool2d\" not implemented for '{x.dtype.torch_name}'"
+        )
     return out  # type: ignore[return-value]

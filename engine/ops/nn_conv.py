@@ -214,6 +214,30 @@ def convolution_backward_weight(
     return dw.reshape(weight.shape)
 
 
+@op(
+    **{**_CONV_BACKWARD, "scratch": None},
+    shape=lambda g, a, w, *args, **k: (w[0],),
+    examples=(
+        Ex(S(2, 4, 3, 3), S(2, 3, 5, 5), S(4, 3, 3, 3), (1, 1), (0, 0), (1, 1), 1),
+        Ex(S(2, 3, 3), S(2, 2, 7), S(3, 2, 2), (2,), (0,), (1,), 1),
+    ),
+)
+def convolution_backward_bias(
+    xp: Any,
+    grad: Any,
+    input: Any,  # noqa: A002
+    weight: Any,
+    stride: Dims,
+    padding: Dims,
+    dilation: Dims,
+    groups: int,
+    padding_end: Dims | None = None,
+) -> Any:
+    """The gradient of a convolution for its bias: the output gradient summed per channel.
+    An op of its own (not a sum) because PyTorch records it under the same node as the others."""
+    return grad.sum(axis=(0, *range(2, grad.ndim)))
+
+
 @convolution.derivative
 def _(ctx: Any, g: Any) -> tuple:
     x, w = ctx.saved
@@ -221,7 +245,7 @@ def _(ctx: Any, g: Any) -> tuple:
     return (
         convolution_backward_input.call(g, x, w, **a) if ctx.needs(0) else None,
         convolution_backward_weight.call(g, x, w, **a) if ctx.needs(1) else None,
-        g.sum((0, *range(2, g.ndim))) if ctx.needs(2) else None,
+        convolution_backward_bias.call(g, x, w, **a) if ctx.needs(2) else None,
     )
 
 
@@ -286,9 +310,10 @@ def _check_shapes(
         )
     for words in ("at least", "divisible by"):
         if w.shape[0] < groups if words == "at least" else w.shape[0] % groups:
+            size = list(w.shape) if words == "at least" else [list(w.shape)]  # torch's brackets
             raise RuntimeError(
                 f"Given groups={groups}, expected weight to be {words} {groups} at dimension 0, "
-                f"but got weight of size {list(w.shape)} instead"
+                f"but got weight of size {size} instead"
             )
     if x.shape[1] != w.shape[1] * groups:
         raise RuntimeError(
@@ -404,3 +429,9 @@ def conv1d(
 ) -> Any:
     """1-D convolution (cross-correlation) over (N, C, L) or (C, L) input."""
     return _conv("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
+
+
+@convolution_backward_bias.derivative
+def _(ctx: Any, u: Any) -> tuple:
+    shape = ctx.meta[0][0]
+    return (u.reshape(1, -1, *([1] * (len(shape) - 2))).expand(*shape), None, None)

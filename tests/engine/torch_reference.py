@@ -92,10 +92,20 @@ def _conv_backward(i: int) -> Callable[..., torch.Tensor]:
     # gradd's convolution_backward_input/_weight: one output of aten's convolution_backward,
     # which torch records as ConvolutionBackwardBackward0 (grad, input, weight).
     def run(g: Any, x: Any, w: Any, stride: Any, padding: Any, dilation: Any, groups: int) -> Any:
-        mask = [i == 0, i == 1, False]
+        mask = [i == 0, i == 1, i == 2]
         k = len(stride)
         return torch.ops.aten.convolution_backward(
-            g, x, w, None, stride, padding, dilation, False, [0] * k, groups, mask
+            g,
+            x,
+            w,
+            [w.shape[0]] if i == 2 else None,
+            stride,
+            padding,
+            dilation,
+            False,
+            [0] * k,
+            groups,
+            mask,
         )[i]
 
     return run
@@ -107,6 +117,7 @@ SPECIAL: dict[str, Callable[..., Any]] = {
     ),
     "convolution_backward_input": _conv_backward(0),
     "convolution_backward_weight": _conv_backward(1),
+    "convolution_backward_bias": _conv_backward(2),
     "max_pool2d_values": lambda x, *a: TF.max_pool2d(x, *a),
     "max_pool2d_indices": lambda x, *a: TF.max_pool2d(x, *a, return_indices=True)[1],
     "max_pool2d_backward": lambda g, x, i, *a: torch.ops.aten.max_pool2d_with_indices_backward(
