@@ -6,12 +6,36 @@ argument is refused before anything is allocated, embedded and remote alike.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from . import arg_kinds as arg
-from .sliding_windows import out_size
+from .sliding_windows import out_size, pad_for
 
 Pair = tuple[int, int]
+Dims = tuple[int, ...]
+ONE = (1, 1)
+
+
+def pool_out(size: Dims, k: Dims, s: Dims, p: Dims, d: Dims, ceil_mode: bool) -> Dims:
+    """The output size of a pool over the last two dims (canonical arguments: no checks)."""
+    return tuple(out_size(*a, ceil_mode) for a in zip(size, k, s, p, d))
+
+
+def pool_shape(a: Dims, kernel_size: Dims, stride: Dims, padding: Dims, dilation: Dims = ONE,
+               ceil_mode: bool = False, *rest: Any, **more: Any) -> Dims:  # fmt: skip
+    """The shape rule of the 2-d pools."""
+    return a[:-2] + pool_out(a[-2:], kernel_size, stride, padding, dilation, ceil_mode)
+
+
+def pool_scratch(a: Dims, kernel_size: Dims, stride: Dims, padding: Dims, dilation: Dims = ONE,
+                 ceil_mode: bool = False, *rest: Any, **more: Any) -> int:  # fmt: skip
+    """The pools' temporaries: the padded input, a mask and int64 indices of the result's size."""
+    out = pool_out(a[-2:], kernel_size, stride, padding, dilation, ceil_mode)
+    end = pad_for(a[-2:], out, kernel_size, stride, padding, dilation)
+    lead = math.prod(a[:-2])
+    padded = math.prod(n + p + e for n, p, e in zip(a[-2:], padding, end))
+    return lead * padded + 4 * lead * math.prod(out)
 
 
 def _pair(name: str, what: str, value: Any, omitted: bool = False) -> Pair:
@@ -155,3 +179,64 @@ def adaptive_sizes(x: Any, output_size: Any) -> Pair:
             f"\"adaptive_avg_pool2d\" not implemented for '{x.dtype.torch_name}'"
         )
     return out  # type: ignore[return-value]
+
+
+def max_pool1d_args(x: Any, kernel_size: Any, stride: Any, padding: Any, dilation: Any,
+                    ceil_mode: bool) -> dict:  # fmt: skip
+    """max_pool1d's checks (its own words); the canonical attributes of the 2-d pool it runs."""
+    if x.ndim not in (2, 3):
+        raise RuntimeError(
+            "max_pool1d: Expected 2D or 3D (batch mode) tensor with optional 0 dim batch size "
+            f"for input, but got:{list(x.shape)}"
+        )
+    v = {}
+    for name, value in (("kernel_size", kernel_size), ("stride", stride), ("padding", padding),
+                        ("dilation", dilation)):  # fmt: skip
+        t = (value,) if type(value) is int else () if value is None else tuple(value)
+        if len(t) != 1 and not (name == "stride" and not t):
+            raise RuntimeError(
+                f"max_pool1d() {name} must be an int, list of ints or tuple of ints of size 1 "
+                f"but got size {len(t)}"
+            )
+        v[name] = t[0] if t else None
+    k, p, d = v["kernel_size"], v["padding"], v["dilation"]
+    s = k if v["stride"] is None else v["stride"]
+    for name, n in (("kernel_size", k), ("stride", s), ("dilation", d)):
+        if n <= 0:
+            raise RuntimeError(f"max_pool1d() {name} must be greater than zero, but got {n}")
+    if p < 0:
+        raise RuntimeError(f"max_pool1d() padding must be non-negative, but got {p}")
+    if p > k // 2:
+        raise RuntimeError(
+            f"max_pool1d() padding should be at most half of kernel size, but got padding={p} "
+            f"and kernel_size={k}"
+        )
+    n = out_size(x.shape[-1], k, s, p, d, ceil_mode)
+    if n < 1:
+        raise RuntimeError(f"max_pool1d() Invalid computed output size: {n}")
+    return {
+        "kernel_size": (1, k),
+        "stride": (1, s),
+        "padding": (0, p),
+        "dilation": (1, d),
+        "ceil_mode": bool(ceil_mode),
+    }
+
+
+def one_d(name: str, x: Any) -> None:
+    """The 1-d average pools' input check (they pool a (N, C, 1, L) view, as PyTorch)."""
+    if x.ndim not in (2, 3):
+        raise RuntimeError(
+            f"Expected 2 to 3 dimensions, but got {x.ndim}-dimensional tensor for argument #1 "
+            f"'self' (while checking arguments for {name})"
+        )
+
+
+def as_pair(name: str, value: Any, first: int) -> Any:
+    """A 1-d pool's int (or 1-tuple) argument as the 2-d pool's pair ``(first, value)``."""
+    if value is None:
+        return None
+    t = (value,) if type(value) is int else tuple(value)
+    if len(t) != 1:
+        raise RuntimeError(f"{name} must be an int, list of ints or tuple of ints of size 1")
+    return (first, t[0])

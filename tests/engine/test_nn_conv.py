@@ -132,6 +132,21 @@ def test_pools_match_torch(i: int, shape: tuple) -> None:
     run_both(POOLS[i], rand(*shape), order=1 if i == 14 else 2)
 
 
+POOLS_1D = [
+    lambda f, x: f.max_pool1d(x, 3, 2, 1),
+    lambda f, x: f.max_pool1d(x, 2, dilation=2, ceil_mode=True),
+    lambda f, x: f.avg_pool1d(x, 3, 2, 1),
+    lambda f, x: f.avg_pool1d(x, 3, 2, 1, True, False),
+    lambda f, x: f.adaptive_avg_pool1d(x, 4),
+]
+
+
+@pytest.mark.parametrize("i", range(len(POOLS_1D)))
+@pytest.mark.parametrize("shape", [(2, 3, 9), (3, 8)])
+def test_1d_pools_match_torch(i: int, shape: tuple) -> None:
+    run_both(POOLS_1D[i], rand(*shape))
+
+
 def test_max_pool2d_indices_ties_and_nan() -> None:
     x = np.array([[[[1.0, 3.0, 3.0, 0.0], [3.0, 2.0, np.nan, 5.0], [0.0, 0.0, 1.0, 1.0],
                     [0.0, 0.0, 1.0, 1.0]]]])  # fmt: skip
@@ -191,6 +206,12 @@ ERRORS = [
     lambda f, t: f.adaptive_avg_pool2d(t(np.ones((2, 3, 6, 6))), -1),
     lambda f, t: f.adaptive_avg_pool2d(t(np.ones((2, 3, 0, 6))), 2),
     lambda f, t: f.adaptive_avg_pool2d(t(np.ones((2, 3, 6, 6), np.int64)), 2),
+    lambda f, t: f.max_pool1d(t(np.ones(7)), 2),
+    lambda f, t: f.max_pool1d(t(np.ones((2, 3, 7))), (2, 2)),
+    lambda f, t: f.max_pool1d(t(np.ones((2, 3, 7))), 2, padding=2),
+    lambda f, t: f.max_pool1d(t(np.ones((2, 3, 7))), 9),
+    lambda f, t: f.avg_pool1d(t(np.ones(7)), 2),
+    lambda f, t: f.avg_pool1d(t(np.ones((2, 3, 7))), 2, padding=2),
 ]
 
 
