@@ -144,8 +144,8 @@ def _record(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) -> Remot
             in_shapes.append(a.shape)
             if a._rg:
                 rg = True
-        elif ta is float or ta is int or ta is bool:
-            in_shapes.append(None)
+        elif ta is float or ta is int or ta is bool or a is None:  # None: an absent input
+            in_shapes.append(None)  # (convolution's bias)
         else:
             return _record(self, opdef, _coerced(s, opdef, args), attrs)
     shape_rule = opdef.shape

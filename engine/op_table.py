@@ -66,6 +66,7 @@ class OpDef:
         "promotes",
         "view",
         "layout",
+        "scratch",
     )
 
     def __init__(
@@ -89,6 +90,7 @@ class OpDef:
         view: bool | Callable[..., bool] = False,
         layout: str | Callable[..., Any] | None = "auto",
         internal: bool = False,
+        scratch: Callable[..., int] | None = None,
     ) -> None:
         self.name = name
         self.forward = forward
@@ -117,6 +119,10 @@ class OpDef:
         elif layout == _layout.POINTWISE:
             layout = _layout.POINTWISE  # one object: ``record`` tests it by identity
         self.layout = layout
+        # Elements of the result's dtype that the forward allocates beside its result and frees
+        # before it returns (im2col's column buffer), from the input shapes and attributes:
+        # they must fit the session's meter too, so they are checked (never charged).
+        self.scratch = scratch
         # Internal ops are pieces of others (index, max_dim, ...): the engine calls them with
         # arguments it made, so they are not checked, and they are not in ``OPS``.
         self.internal = internal
@@ -349,6 +355,8 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
         nbytes = _elementwise_nbytes(opdef, datas) if out_dt is None else -1
         if nbytes < 0:
             nbytes = predicted_nbytes(opdef, args, attrs, out_dt)
+        if opdef.scratch is not None:
+            nbytes += scratch_nbytes(opdef, args, attrs)
         if nbytes > SCALAR_BYTES:
             meter.check(nbytes, op=opdef.name)
     if promote:
@@ -457,6 +465,15 @@ def predicted_nbytes(
     itemsize = _result_itemsize(opdef, args, attrs) if out_dt is None else out_dt.itemsize
     nbytes = numel * itemsize
     return 2 * nbytes if opdef.extras else nbytes
+
+
+def scratch_nbytes(opdef: OpDef, args: tuple, attrs: Mapping) -> int:
+    """Bytes of the temporaries ``opdef``'s forward makes beside its result (its ``scratch``)."""
+    try:
+        numel = opdef.scratch(*[getattr(a, "shape", None) for a in args], **attrs)
+    except Exception:  # bad arguments: the forward reports them in PyTorch's words
+        return 0
+    return max(numel, 0) * _result_itemsize(opdef, args, attrs)
 
 
 def _result_itemsize(opdef: OpDef, args: tuple, attrs: Mapping) -> int:

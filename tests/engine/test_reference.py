@@ -73,6 +73,11 @@ KNOWN = {
     ("squeeze_result", 0): "torch's squeeze_ is in place, refused on a leaf (matmul's vector by "
     "matrix examples compare its node with torch's SqueezeBackward4)",
 }
+# padding="same" with an even kernel: torch pads the extra element by a ConstantPadNd node
+# (F.pad) before a symmetric convolution; gradd's convolution pads both ends itself.
+SAME_EVEN = "torch records the extra padding of an even 'same' kernel as ConstantPadNdBackward0"
+KNOWN[("conv1d", 2)] = SAME_EVEN
+KNOWN[("conv2d", 4)] = SAME_EVEN
 # torch's einsum is no autograd node: it records the permutes, views, bmm and sums of its
 # contraction (see engine/ops/linalg.py); gradd records its own einsum steps. Values and
 # gradients are compared with torch's in test_linalg_ops.py.

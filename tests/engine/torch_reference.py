@@ -106,6 +106,29 @@ def _index_put(name: str) -> Callable:
     return run
 
 
+def _conv_backward(i: int) -> Callable[..., torch.Tensor]:
+    # gradd's convolution_backward_input/_weight: one output of aten's convolution_backward,
+    # which torch records as ConvolutionBackwardBackward0 (grad, input, weight).
+    def run(g: Any, x: Any, w: Any, stride: Any, padding: Any, dilation: Any, groups: int) -> Any:
+        mask = [i == 0, i == 1, i == 2]
+        k = len(stride)
+        return torch.ops.aten.convolution_backward(
+            g,
+            x,
+            w,
+            [w.shape[0]] if i == 2 else None,
+            stride,
+            padding,
+            dilation,
+            False,
+            [0] * k,
+            groups,
+            mask,
+        )[i]
+
+    return run
+
+
 def _setitem(self: torch.Tensor, key: Any, value: Any) -> torch.Tensor:
     out = self.clone() if self.requires_grad else self
     out[key] = value
@@ -120,6 +143,20 @@ SPECIAL: dict[str, Callable[..., Any]] = {
     "scatter_add_dim_": lambda self, index, src, dim: _inplace("scatter_add_")(
         self, dim, index, src
     ),
+    "convolution": lambda x, w, b, stride, padding, dilation, groups: torch.convolution(
+        x, w, b, stride, padding, dilation, False, [0] * len(stride), groups
+    ),
+    "convolution_backward_input": _conv_backward(0),
+    "convolution_backward_weight": _conv_backward(1),
+    "convolution_backward_bias": _conv_backward(2),
+    "max_pool2d_values": lambda x, *a: TF.max_pool2d(x, *a),
+    "max_pool2d_indices": lambda x, *a: TF.max_pool2d(x, *a, return_indices=True)[1],
+    "max_pool2d_backward": lambda g, x, i, *a: torch.ops.aten.max_pool2d_with_indices_backward(
+        g, x, *a, i
+    ),
+    "avg_pool2d_backward": torch.ops.aten.avg_pool2d_backward,
+    "adaptive_avg_pool2d_values": TF.adaptive_avg_pool2d,
+    "adaptive_avg_pool2d_backward": torch.ops.aten._adaptive_avg_pool2d_backward,
     "rdiv": lambda self, other: other / self,
     "rpow": lambda self, base: base**self,
     "rsub": lambda self, other, alpha=1: torch.rsub(self, other, alpha=alpha),

@@ -20,6 +20,7 @@ def test_every_benchmark_runs_and_reports() -> None:
     out = result.stdout
     for row in (
         "gradd.engine",  # bench_engine: the loop and the MLP step
+        "CNN step, digits batch",  # bench_conv
         "gradd embedded",
         "gradd remote",  # bench_sdk, through a real server
         "512 op(s)/request",

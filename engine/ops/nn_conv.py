@@ -1,0 +1,437 @@
+"""Convolutions: conv1d and conv2d, by im2col and one matrix product.
+
+``conv1d``/``conv2d`` check and normalise their arguments (PyTorch's words) and record one
+``convolution`` node (ConvolutionBackward0), any number of spatial dims. Its gradients are two
+more ops, ``convolution_backward_input`` (a transposed convolution: col2im) and
+``convolution_backward_weight`` (one matrix product), whose own gradients are convolutions and
+each other: all three are linear in each input, so the three close the set, and every order of
+derivative is recorded (PyTorch's ConvolutionBackwardBackward0).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .. import arg_kinds as arg
+from ..op_examples import Ex, S
+from ..op_table import composite, op
+from ..sliding_windows import col2im, cropped, im2col, out_size, padded
+
+Dims = tuple[int, ...]
+
+
+def _end(padding: Dims, padding_end: Dims | None) -> Dims:
+    # The padding after each dim: the same as before it, except for padding='same' with an
+    # even kernel (PyTorch pads that one element more at the end).
+    return padding if padding_end is None else padding_end
+
+
+def _sizes(size: Dims, kernel: Dims, stride: Dims, padding: Dims, dilation: Dims, end: Dims):
+    """(padded input size, output size) per spatial dim."""
+    pad = tuple(n + a + b for n, a, b in zip(size, padding, end))
+    return pad, tuple(out_size(n, k, s, 0, d) for n, k, s, d in zip(pad, kernel, stride, dilation))
+
+
+def _conv_shape(
+    a: Dims,
+    w: Dims,
+    b: Any,
+    stride: Dims,
+    padding: Dims,
+    dilation: Dims,
+    groups: int,
+    padding_end: Dims | None = None,
+) -> Dims:
+    _, out = _sizes(a[2:], w[2:], stride, padding, dilation, _end(padding, padding_end))
+    return (a[0], w[0], *out)
+
+
+def _conv_scratch(
+    a: Dims,
+    w: Dims,
+    b: Any,
+    stride: Dims,
+    padding: Dims,
+    dilation: Dims,
+    groups: int,
+    padding_end: Dims | None = None,
+) -> int:
+    # The padded input, the column buffer and the product before it is transposed.
+    pad, out = _sizes(a[2:], w[2:], stride, padding, dilation, _end(padding, padding_end))
+    n, c, o, k, lo = a[0], a[1], w[0], math.prod(w[2:]), math.prod(out)
+    return n * c * math.prod(pad) + c * k * n * lo + o * n * lo
+
+
+def _backward_scratch(
+    g: Dims,
+    a: Dims,
+    w: Dims,
+    stride: Dims,
+    padding: Dims,
+    dilation: Dims,
+    groups: int,
+    padding_end: Dims | None = None,
+) -> int:
+    # The gradient transposed, the columns, and the padded input (either gradient's).
+    pad, out = _sizes(a[2:], w[2:], stride, padding, dilation, _end(padding, padding_end))
+    n, c = a[0], a[1]
+    return math.prod(g) + c * math.prod(w[2:]) * n * math.prod(out) + n * c * math.prod(pad)
+
+
+def _matmul(xp: Any, a: Any, b: Any) -> Any:
+    """(G, m, k) @ (G, k, n): one BLAS call when there is one group."""
+    if a.shape[0] == 1:
+        return (a[0] @ b[0])[None]
+    return xp.matmul(a, b)
+
+
+def _grad_rows(grad: Any, groups: int) -> Any:
+    """The output gradient (N, O, *out) as (groups, O/groups, N*out)."""
+    o = grad.shape[1]
+    return grad.swapaxes(0, 1).reshape(groups, o // groups, grad.size // o if o else 0)
+
+
+def _cols(
+    xp: Any, x: Any, w: Any, stride: Dims, padding: Dims, dilation: Dims, groups: int, end: Dims
+) -> tuple[Any, Dims]:
+    """The column buffer of ``x`` for ``w``'s kernel, as (groups, C/groups * k, N * out)."""
+    xpad = padded(xp, x, padding, end)
+    kernel = w.shape[2:]
+    _, out = _sizes(x.shape[2:], kernel, stride, padding, dilation, end)
+    cols = im2col(xp, xpad, kernel, out, stride, dilation)
+    ck = x.shape[1] // groups * math.prod(kernel)
+    return cols.reshape(groups, ck, x.shape[0] * math.prod(out)), out
+
+
+@op(
+    internal=True,
+    grad_fn="ConvolutionBackward0",
+    arity=3,
+    dtype=lambda input, weight, bias, *a, **k: input.dtype,
+    shape=_conv_shape,
+    scratch=_conv_scratch,
+    saves=(0, 1),
+    method=False,
+    function=False,
+    examples=(
+        Ex(S(2, 3, 5, 5), S(4, 3, 3, 3), S(4), (1, 1), (1, 1), (1, 1), 1),
+        Ex(S(1, 4, 6, 5), S(2, 2, 2, 3), None, (2, 1), (0, 1), (1, 2), 2),
+        Ex(S(2, 2, 7), S(3, 2, 2), S(3), (2,), (1,), (1,), 1),
+    ),
+)
+def convolution(
+    xp: Any,
+    input: Any,  # noqa: A002
+    weight: Any,
+    bias: Any,
+    stride: Dims,
+    padding: Dims,
+    dilation: Dims,
+    groups: int,
+    padding_end: Dims | None = None,
+) -> Any:
+    """Cross-correlation of ``input`` (N, C, *S) with ``weight`` (O, C/groups, *k), plus bias."""
+    end = _end(padding, padding_end)
+    cols, out = _cols(xp, input, weight, stride, padding, dilation, groups, end)
+    o = weight.shape[0]
+    y = _matmul(xp, weight.reshape(groups, o // groups, cols.shape[1]), cols)
+    y = y.reshape(o, input.shape[0], *out)
+    if bias is not None:
+        y += bias.reshape((o,) + (1,) * (y.ndim - 1))
+    return xp.ascontiguousarray(y.swapaxes(0, 1))
+
+
+_CONV_BACKWARD = {
+    "grad_fn": "ConvolutionBackwardBackward0",
+    "internal": True,
+    "arity": 3,
+    "dtype": "same",
+    "scratch": _backward_scratch,
+    "method": False,
+    "function": False,
+}
+
+
+@op(
+    **_CONV_BACKWARD,
+    shape=lambda g, a, w, *args, **k: a,
+    saves=(0, 2),
+    examples=(
+        Ex(S(2, 4, 3, 3), S(2, 3, 5, 5), S(4, 3, 3, 3), (1, 1), (0, 0), (1, 1), 1),
+        Ex(S(1, 2, 3, 3), S(1, 4, 6, 5), S(2, 2, 2, 3), (2, 1), (0, 1), (1, 2), 2),
+        Ex(S(2, 3, 3), S(2, 2, 7), S(3, 2, 2), (2,), (0,), (1,), 1),
+    ),
+)
+def convolution_backward_input(
+    xp: Any,
+    grad: Any,
+    input: Any,  # noqa: A002
+    weight: Any,
+    stride: Dims,
+    padding: Dims,
+    dilation: Dims,
+    groups: int,
+    padding_end: Dims | None = None,
+) -> Any:
+    """The gradient of a convolution for its input: a transposed convolution (col2im)."""
+    n, c, size = input.shape[0], input.shape[1], input.shape[2:]
+    kernel, out = weight.shape[2:], grad.shape[2:]
+    pad, _ = _sizes(size, kernel, stride, padding, dilation, _end(padding, padding_end))
+    o = weight.shape[0]
+    w = weight.reshape(groups, o // groups, c // groups * math.prod(kernel))
+    cols = _matmul(xp, w.swapaxes(1, 2), _grad_rows(grad, groups))
+    cols = cols.reshape(c, *kernel, n, *out)
+    dx = col2im(xp, cols, (n, c, *pad), kernel, out, stride, dilation)
+    return xp.ascontiguousarray(cropped(dx, padding, size))
+
+
+@op(
+    **_CONV_BACKWARD,
+    shape=lambda g, a, w, *args, **k: w,
+    saves=(0, 1),
+    examples=(
+        Ex(S(2, 4, 3, 3), S(2, 3, 5, 5), S(4, 3, 3, 3), (1, 1), (0, 0), (1, 1), 1),
+        Ex(S(1, 2, 3, 3), S(1, 4, 6, 5), S(2, 2, 2, 3), (2, 1), (0, 1), (1, 2), 2),
+        Ex(S(2, 3, 4), S(2, 2, 7), S(3, 2, 2), (2,), (1,), (1,), 1),
+    ),
+)
+def convolution_backward_weight(
+    xp: Any,
+    grad: Any,
+    input: Any,  # noqa: A002
+    weight: Any,
+    stride: Dims,
+    padding: Dims,
+    dilation: Dims,
+    groups: int,
+    padding_end: Dims | None = None,
+) -> Any:
+    """The gradient of a convolution for its weight: output gradient @ columns."""
+    end = _end(padding, padding_end)
+    cols, _ = _cols(xp, input, weight, stride, padding, dilation, groups, end)
+    dw = _matmul(xp, _grad_rows(grad, groups), cols.swapaxes(1, 2))
+    return dw.reshape(weight.shape)
+
+
+@op(
+    **{**_CONV_BACKWARD, "scratch": None},
+    shape=lambda g, a, w, *args, **k: (w[0],),
+    examples=(
+        Ex(S(2, 4, 3, 3), S(2, 3, 5, 5), S(4, 3, 3, 3), (1, 1), (0, 0), (1, 1), 1),
+        Ex(S(2, 3, 3), S(2, 2, 7), S(3, 2, 2), (2,), (0,), (1,), 1),
+    ),
+)
+def convolution_backward_bias(
+    xp: Any,
+    grad: Any,
+    input: Any,  # noqa: A002
+    weight: Any,
+    stride: Dims,
+    padding: Dims,
+    dilation: Dims,
+    groups: int,
+    padding_end: Dims | None = None,
+) -> Any:
+    """The gradient of a convolution for its bias: the output gradient summed per channel.
+    An op of its own (not a sum) because PyTorch records it under the same node as the others."""
+    return grad.sum(axis=(0, *range(2, grad.ndim)))
+
+
+@convolution.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    x, w = ctx.saved
+    a = ctx.attrs
+    return (
+        convolution_backward_input.call(g, x, w, **a) if ctx.needs(0) else None,
+        convolution_backward_weight.call(g, x, w, **a) if ctx.needs(1) else None,
+        convolution_backward_bias.call(g, x, w, **a) if ctx.needs(2) else None,
+    )
+
+
+@convolution_backward_input.derivative
+def _(ctx: Any, u: Any) -> tuple:
+    # <u, input_grad(g, w)> = <g, conv(u, w)>: linear in g and in w.
+    g, w = ctx.saved
+    a = ctx.attrs
+    return (
+        convolution.call(u, w, None, **a) if ctx.needs(0) else None,
+        None,  # the input gives only its shape
+        convolution_backward_weight.call(g, u, w, **a) if ctx.needs(2) else None,
+    )
+
+
+@convolution_backward_weight.derivative
+def _(ctx: Any, v: Any) -> tuple:
+    # <v, weight_grad(g, x)> = <g, conv(x, v)>: linear in g and in x.
+    g, x = ctx.saved
+    a = ctx.attrs
+    return (
+        convolution.call(x, v, None, **a) if ctx.needs(0) else None,
+        convolution_backward_input.call(g, x, v, **a) if ctx.needs(1) else None,
+        None,  # the weight gives only its shape
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# conv1d, conv2d: PyTorch's argument checks (its words, its order), then one convolution.
+
+
+def _expand(name: str, value: Any, k: int, kw: int) -> Dims:
+    """An int or a list, as ``k`` values (PyTorch's IntArrayRef[k]), to match a weight of
+    ``kw`` spatial dims (expand_param_if_needed)."""
+    v = (value,) * k if type(value) is int else tuple(value)
+    if len(v) == 1:
+        return v * kw
+    if len(v) != kw:
+        raise RuntimeError(
+            f"expected {name} to be a single integer value or a list of {kw} values to match "
+            f"the convolution dimensions, but got {name}={list(v)}"
+        )
+    return v
+
+
+def _same_padding(kernel: Dims, stride: Dims, dilation: Dims) -> tuple[Dims, Dims | None]:
+    if any(s != 1 for s in stride):
+        raise RuntimeError("padding='same' is not supported for strided convolutions")
+    total = tuple(d * (k - 1) for k, d in zip(kernel, dilation))
+    lo = tuple(t // 2 for t in total)
+    hi = tuple(t - a for t, a in zip(total, lo))
+    return lo, (None if hi == lo else hi)
+
+
+def _check_shapes(
+    x: Any, w: Any, bias: Any, padding: Dims, end: Dims, dilation: Dims, groups: int
+) -> None:
+    if w.ndim != x.ndim:
+        raise RuntimeError(
+            f"Expected {w.ndim}-dimensional input for {w.ndim}-dimensional weight "
+            f"{list(w.shape)}, but got {x.ndim}-dimensional input of size {list(x.shape)} instead"
+        )
+    for words in ("at least", "divisible by"):
+        if w.shape[0] < groups if words == "at least" else w.shape[0] % groups:
+            size = list(w.shape) if words == "at least" else [list(w.shape)]  # torch's brackets
+            raise RuntimeError(
+                f"Given groups={groups}, expected weight to be {words} {groups} at dimension 0, "
+                f"but got weight of size {size} instead"
+            )
+    if x.shape[1] != w.shape[1] * groups:
+        raise RuntimeError(
+            f"Given groups={groups}, weight of size {list(w.shape)}, expected input"
+            f"{list(x.shape)} to have {w.shape[1] * groups} channels, but got {x.shape[1]} "
+            "channels instead"
+        )
+    if bias is not None and (bias.ndim != 1 or bias.shape[0] != w.shape[0]):
+        raise RuntimeError(
+            f"Given weight of size {list(w.shape)}, expected bias to be 1-dimensional with "
+            f"{w.shape[0]} elements, but got bias of size {list(bias.shape)} instead"
+        )
+    pad = [n + a + b for n, a, b in zip(x.shape[2:], padding, end)]
+    span = [d * (k - 1) + 1 for k, d in zip(w.shape[2:], dilation)]
+    if any(p < s for p, s in zip(pad, span)):
+        raise RuntimeError(
+            f"Calculated padded input size per channel: ({' x '.join(map(str, pad))}). Kernel "
+            f"size: ({' x '.join(map(str, span))}). Kernel size can't be greater than actual "
+            "input size"
+        )
+    if x.dtype != w.dtype:
+        raise RuntimeError(
+            f"expected scalar type {x.dtype.torch_name} but found {w.dtype.torch_name}"
+        )
+    if bias is not None and bias.dtype != x.dtype:
+        raise RuntimeError(
+            f"Input type ({x.dtype.c_name}) and bias type ({bias.dtype.c_name}) should be the same"
+        )
+
+
+def _conv(
+    name: str,
+    k: int,
+    input: Any,
+    weight: Any,
+    bias: Any,
+    stride: Any,
+    padding: Any,  # noqa: A002
+    dilation: Any,
+    groups: int,
+) -> Any:
+    """conv1d/conv2d: checked, normalised, batched; unbatched input is unsqueezed, as torch."""
+    if input.ndim not in (k + 1, k + 2):
+        raise RuntimeError(
+            f"Expected {k + 1}D (unbatched) or {k + 2}D (batched) input to {name}, but got input "
+            f"of size: {list(input.shape)}"
+        )
+    if type(padding) is str and padding not in ("same", "valid"):
+        raise RuntimeError(f"Invalid padding string: '{padding}'")
+    kw = weight.ndim - 2
+    stride = _expand("stride", stride, k, kw)
+    dilation = _expand("dilation", dilation, k, kw)
+    end = None
+    if padding == "same":
+        padding, end = _same_padding(weight.shape[2:], stride, dilation)
+    else:
+        padding = _expand("padding", 0 if padding == "valid" else padding, k, kw)
+    if any(s <= 0 for s in stride):
+        raise RuntimeError("non-positive stride is not supported")
+    if any(p < 0 for p in padding):
+        raise RuntimeError("negative padding is not supported")
+    if any(d <= 0 for d in dilation):
+        raise RuntimeError(f"dilation should be greater than zero, but got {list(dilation)}")
+    if groups <= 0:
+        raise RuntimeError("non-positive groups is not supported")
+    x = input if input.ndim == k + 2 else input.unsqueeze(0)
+    _check_shapes(x, weight, bias, padding, _end(padding, end), dilation, groups)
+    y = convolution.call(x, weight, bias, stride, padding, dilation, groups, end)
+    return y if x is input else y.squeeze(0)
+
+
+@composite(
+    "conv2d",
+    examples=(
+        Ex(S(2, 3, 5, 5), S(4, 3, 3, 3), S(4), padding=1),
+        Ex(S(2, 3, 5, 5), S(4, 3, 3, 3)),
+        Ex(S(1, 4, 7, 6), S(6, 2, 3, 2), S(6), stride=(2, 1), padding=(1, 0), groups=2),
+        Ex(S(1, 2, 7, 7), S(2, 2, 3, 3), None, 2, 2, 2),
+        Ex(S(2, 5, 5), S(3, 2, 2, 2), S(3), padding="same"),
+        Ex(S(1, 2, 4, 4), S(4, 1, 3, 3), padding="same", dilation=(1, 2), groups=2),
+        Ex(S(2, 2, 4, 4), S(3, 2, 1, 1), S(3), padding="valid"),
+    ),
+)
+def conv2d(
+    input: arg.Tensor,  # noqa: A002
+    weight: arg.Tensor,
+    bias: arg.Tensor | None = None,
+    stride: arg.Int | arg.IntTuple = 1,
+    padding: arg.Int | arg.IntTuple | arg.Str = 0,
+    dilation: arg.Int | arg.IntTuple = 1,
+    groups: arg.Int = 1,
+) -> Any:
+    """2-D convolution (cross-correlation) over (N, C, H, W) or (C, H, W) input."""
+    return _conv("conv2d", 2, input, weight, bias, stride, padding, dilation, groups)
+
+
+@composite(
+    "conv1d",
+    examples=(
+        Ex(S(2, 3, 7), S(4, 3, 3), S(4), padding=1),
+        Ex(S(2, 4, 9), S(4, 2, 2), None, 2, 1, 2, 2),
+        Ex(S(3, 6), S(2, 3, 4), S(2), padding="same"),
+    ),
+)
+def conv1d(
+    input: arg.Tensor,  # noqa: A002
+    weight: arg.Tensor,
+    bias: arg.Tensor | None = None,
+    stride: arg.Int | arg.IntTuple = 1,
+    padding: arg.Int | arg.IntTuple | arg.Str = 0,
+    dilation: arg.Int | arg.IntTuple = 1,
+    groups: arg.Int = 1,
+) -> Any:
+    """1-D convolution (cross-correlation) over (N, C, L) or (C, L) input."""
+    return _conv("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
+
+
+@convolution_backward_bias.derivative
+def _(ctx: Any, u: Any) -> tuple:
+    shape = ctx.meta[0][0]
+    return (u.reshape(1, -1, *([1] * (len(shape) - 2))).expand(*shape), None, None)

@@ -1,0 +1,236 @@
+"""Max pooling: max_pool2d (and its indices), max_pool1d.
+
+One op takes each window's maximum, keeping where it was; one op adds the gradient back at
+those places (MaxPool2DWithIndicesBackwardBackward0), whose own gradient picks at them again:
+every order of derivative is recorded, with PyTorch's names.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .. import arg_kinds as arg
+from ..op_examples import C, Ex, S
+from ..op_table import composite, op
+from ..pool_args import max_pool1d_args, max_pool_args, pool_out, pool_scratch, pool_shape
+from ..sliding_windows import pad_for, padded
+from ..sliding_windows import window_slices as _slices
+from .creation import zeros_like
+
+Dims = tuple[int, ...]
+
+
+# ---------------------------------------------------------------------------------------------
+# max_pool2d
+
+
+def _max_and_indices(
+    xp: Any, x: Any, kernel_size: Dims, stride: Dims, padding: Dims, dilation: Dims, ceil_mode: bool
+) -> tuple[Any, Any]:
+    """Each window's maximum and its flat index into (H, W), PyTorch's way: the first maximum,
+    and a NaN wins (every later NaN too, as its kernel's ``val > max || isnan(val)``)."""
+    size = x.shape[-2:]
+    out = pool_out(size, kernel_size, stride, padding, dilation, ceil_mode)
+    end = pad_for(size, out, kernel_size, stride, padding, dilation)
+    low = -xp.inf if x.dtype.kind == "f" else xp.iinfo(x.dtype).min
+    xpad = padded(xp, x, padding, end, low)
+    rows = xp.arange(out[0]) * stride[0] - padding[0]
+    cols = xp.arange(out[1]) * stride[1] - padding[1]
+    base = rows[:, None] * size[1] + cols[None, :]  # the flat index of each window's corner
+    lead = (slice(None),) * (x.ndim - 2)
+    best = index = None
+    for i in range(kernel_size[0]):
+        for j in range(kernel_size[1]):
+            part = xpad[lead + _slices((i, j), out, stride, dilation)]
+            at = base + (i * dilation[0] * size[1] + j * dilation[1])
+            if best is None:
+                best, index = part.copy(), xp.broadcast_to(at, part.shape).copy()
+                continue
+            take = part > best
+            if x.dtype.kind == "f":
+                take |= xp.isnan(part)
+            best = xp.where(take, part, best)
+            index = xp.where(take, at, index)
+    return best, index.astype(xp.int64, copy=False)
+
+
+_MAX_EXAMPLES = (
+    Ex(S(2, 2, 4, 4), (2, 2), (2, 2), (0, 0), (1, 1), False),
+    Ex(S(1, 2, 5, 6), (3, 2), (2, 1), (1, 1), (1, 2), True),
+    Ex(S(2, 5, 5), (2, 2), (2, 2), (1, 0), (1, 1), True),
+)
+
+
+@op(
+    internal=True,
+    grad_fn="MaxPool2DWithIndicesBackward0",
+    dtype="same",
+    shape=pool_shape,
+    scratch=pool_scratch,
+    saves=(0,),
+    extras=True,
+    method=False,
+    function=False,
+    examples=_MAX_EXAMPLES,
+)
+def max_pool2d_values(
+    xp: Any,
+    input: Any,
+    kernel_size: Dims,
+    stride: Dims,
+    padding: Dims,  # noqa: A002
+    dilation: Dims,
+    ceil_mode: bool,
+) -> Any:
+    """Each window's maximum (its index kept for the gradient)."""
+    best, index = _max_and_indices(xp, input, kernel_size, stride, padding, dilation, ceil_mode)
+    return best, {"indices": index}
+
+
+@op(
+    internal=True,
+    grad_fn=None,
+    dtype=lambda *a, **k: _int64(),
+    shape=pool_shape,
+    scratch=pool_scratch,
+    method=False,
+    function=False,
+    examples=_MAX_EXAMPLES[:2],
+)
+def max_pool2d_indices(
+    xp: Any,
+    input: Any,
+    kernel_size: Dims,
+    stride: Dims,
+    padding: Dims,  # noqa: A002
+    dilation: Dims,
+    ceil_mode: bool,
+) -> Any:
+    """Where each window's maximum is, as a flat index into the input's (H, W)."""
+    return _max_and_indices(xp, input, kernel_size, stride, padding, dilation, ceil_mode)[1]
+
+
+def _int64() -> Any:
+    from .. import dtypes
+
+    return dtypes.int64
+
+
+@op(
+    internal=True,
+    grad_fn="MaxPool2DWithIndicesBackwardBackward0",
+    arity=3,
+    dtype="same",
+    shape=lambda g, a, i, *r, **k: a,
+    saves=(2,),
+    method=False,
+    function=False,
+    examples=(
+        Ex(
+            S(2, 2, 2, 2),
+            S(2, 2, 4, 4),
+            C([[[[0, 3], [8, 15]]] * 2] * 2),
+            (2, 2),
+            (2, 2),
+            (0, 0),
+            (1, 1),
+            False,
+        ),
+        Ex(
+            S(2, 2, 2),
+            S(2, 3, 3),
+            C([[[0, 0], [4, 8]], [[1, 2], [3, 5]]]),
+            (2, 2),
+            (1, 1),
+            (0, 0),
+            (1, 1),
+            False,
+        ),
+    ),
+)
+def max_pool2d_backward(
+    xp: Any,
+    grad: Any,
+    input: Any,
+    indices: Any,
+    kernel_size: Dims,  # noqa: A002
+    stride: Dims,
+    padding: Dims,
+    dilation: Dims,
+    ceil_mode: bool,
+) -> Any:
+    """The gradient of max pooling: each window's gradient added at its maximum."""
+    hw = input.shape[-2] * input.shape[-1]
+    planes = math.prod(input.shape[:-2])
+    flat = indices.reshape(planes, -1) + (xp.arange(planes) * hw)[:, None]
+    dx = xp.bincount(flat.ravel(), weights=grad.ravel(), minlength=planes * hw)
+    return dx[: planes * hw].astype(grad.dtype, copy=False).reshape(input.shape)
+
+
+def _max_attrs(attrs: dict) -> dict:
+    return {k: v for k, v in attrs.items() if k != "indices"}
+
+
+@max_pool2d_values.derivative
+def _(ctx: Any, g: Any) -> tuple:
+    from ..tensor import wrap
+
+    (x,) = ctx.saved
+    indices = wrap(ctx.attrs["indices"], g._dev)
+    return (max_pool2d_backward.call(g, x, indices, **_max_attrs(ctx.attrs)),)
+
+
+@max_pool2d_backward.derivative
+def _(ctx: Any, u: Any) -> tuple:
+    # The adjoint of adding at the indices is picking at them.
+    (indices,) = ctx.saved
+    planes = u.reshape(*u.shape[:-2], -1)
+    picked = planes.gather(-1, indices.reshape(*indices.shape[:-2], -1))
+    # The input gives only its shape; PyTorch still gives it a (zero) gradient.
+    zero = zeros_like.call(u) if ctx.needs(1) else None
+    return (picked.reshape(*indices.shape), zero, None)
+
+
+@composite(
+    "max_pool2d",
+    examples=(
+        Ex(S(2, 2, 4, 4), 2),
+        Ex(S(1, 2, 5, 6), (3, 2), (2, 1), 1, (1, 2), True),
+        Ex(S(2, 5, 5), 2, padding=1, ceil_mode=True),
+        Ex(S(1, 1, 5, 5), 3, stride=1, dilation=2),
+    ),
+)
+def max_pool2d(
+    input: arg.Tensor,  # noqa: A002
+    kernel_size: arg.Int | arg.IntTuple,
+    stride: arg.Int | arg.IntTuple | None = None,
+    padding: arg.Int | arg.IntTuple = 0,
+    dilation: arg.Int | arg.IntTuple = 1,
+    ceil_mode: arg.Bool = False,
+    return_indices: arg.Bool = False,
+) -> Any:
+    """The maximum of each window of (N, C, H, W) or (C, H, W) input (and where, if asked)."""
+    a = max_pool_args("max_pool2d", input, kernel_size, stride, padding, dilation, ceil_mode)
+    out = max_pool2d_values.call(input, **a)
+    return (out, max_pool2d_indices.call(input, **a)) if return_indices else out
+
+
+@composite(
+    "max_pool1d",
+    examples=(Ex(S(2, 3, 7), 3, 2, 1), Ex(S(3, 8), 2), Ex(S(1, 2, 9), 3, 1, 1, 2, True)),
+)
+def max_pool1d(
+    input: arg.Tensor,  # noqa: A002
+    kernel_size: arg.Int | arg.IntTuple,
+    stride: arg.Int | arg.IntTuple | None = None,
+    padding: arg.Int | arg.IntTuple = 0,
+    dilation: arg.Int | arg.IntTuple = 1,
+    ceil_mode: arg.Bool = False,
+    return_indices: arg.Bool = False,
+) -> Any:
+    """The maximum of each window of (N, C, L) or (C, L) input: a 2-d pool of height 1."""
+    a = max_pool1d_args(input, kernel_size, stride, padding, dilation, ceil_mode)
+    x = input.unsqueeze(-2)
+    out = max_pool2d_values.call(x, **a).squeeze(-2)
+    return (out, max_pool2d_indices.call(x, **a).squeeze(-2)) if return_indices else out
