@@ -144,8 +144,8 @@ def _record(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) -> Remot
                 rg = True
             if a.dtype is not common:
                 common = None
-        elif ta is float or ta is int or ta is bool:
-            in_shapes.append(None)
+        elif ta is float or ta is int or ta is bool or a is None:  # None: an absent optional
+            in_shapes.append(None)  # input (layer_norm's weight)
         else:
             return _record(self, opdef, _coerced(s, opdef, args), attrs)
     shape_rule = opdef.shape
@@ -198,7 +198,7 @@ def _record_inplace(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) 
                 rg = True
             if a.dtype is not common:
                 common = None
-        elif ta is float or ta is int or ta is bool:
+        elif ta is float or ta is int or ta is bool or a is None:
             in_shapes.append(None)
         else:
             return _record_inplace(self, opdef, _coerced(s, opdef, args), attrs)
@@ -232,7 +232,8 @@ def _record_inplace(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) 
             node.out_meta = (self.shape, self.dtype)
     else:
         self._vc[0] += 1
-    s._push(op_command(opdef, args, attrs, ()), (opdef.name, *user_site(4)))
+    if not s._tracing:  # inside a composite (embedding's max_norm), the composite is sent
+        s._push(op_command(opdef, args, attrs, ()), (opdef.name, *user_site(4)))
     return self
 
 

@@ -10,6 +10,7 @@ from . import (  # noqa: F401
     nn,
     nn_activations,
     nn_losses,
+    nn_norms,
     pointwise,
     reduction,
     shape_more,
