@@ -9,6 +9,7 @@ from . import (  # noqa: F401
     linalg,
     nn,
     nn_activations,
+    nn_embedding,
     nn_losses,
     nn_norms,
     pointwise,

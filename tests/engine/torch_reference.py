@@ -147,6 +147,9 @@ SPECIAL: dict[str, Callable[..., Any]] = {
         lambda x: x.masked_select(torch.as_tensor(mask)), g, shape
     ),
     "native_layer_norm": lambda x, w, b, n, eps: TF.layer_norm(x, x.shape[x.ndim - n :], w, b, eps),
+    "native_embedding": lambda w, idx, padding_idx, scale: torch.embedding(
+        w, idx, padding_idx, scale
+    ),
     "native_group_norm": lambda x, w, b, groups, eps: TF.group_norm(x, groups, w, b, eps),
     "native_batch_norm": lambda x, w, b, rm, rv, training, momentum, eps: TF.batch_norm(
         x, rm, rv, w, b, training, momentum, eps
