@@ -87,6 +87,18 @@ KNOWN.update(
         for i in range(len(ge.OP_TABLE[n].examples))
     }
 )
+KNOWN[("pad", 4)] = "torch records circular padding as slice copies (CopySlices); gradd as cat"
+KNOWN[("pad", 5)] = KNOWN[("pad", 4)]
+for _i in (0, 1):  # the node's inputs: torch's takes the forward's input too, for its shape
+    KNOWN[("pad_nd_backward", _i)] = "torch's pad backward node also has the forward input"
+# torch's CPU default is a fused kernel, ScaledDotProductFlashAttentionForCpuBackward0; gradd
+# records its math backend's ops (values and gradients: tests/engine/test_nn_attention.py).
+KNOWN.update(
+    {
+        ("scaled_dot_product_attention", i): "torch records one fused attention node"
+        for i in range(len(ge.OP_TABLE["scaled_dot_product_attention"].examples))
+    }
+)
 # torch records a node for random ops of tensors that require grad; gradd records none (their
 # values are the same, and torch's gradients are zeros or not implemented).
 KNOWN[("bernoulli", 0)] = "torch records grad_fn=<NotImplemented> (its backward raises)"
