@@ -10,6 +10,7 @@ from . import (  # noqa: F401
     nn,
     nn_activations,
     nn_attention,
+    nn_cross_entropy,
     nn_embedding,
     nn_losses,
     nn_norms,
