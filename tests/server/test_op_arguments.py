@@ -25,7 +25,8 @@ from gradd.engine.arg_check import kinds_of, signature_of
 from gradd.engine.op_examples import C, Ex, S
 from server_harness import Tensor, op, status, tensor
 
-PYTORCH_ERRORS = (TypeError, ValueError, RuntimeError, IndexError)
+# ZeroDivisionError: torch's F.group_norm(x, 0) divides by num_groups in Python first.
+PYTORCH_ERRORS = (TypeError, ValueError, RuntimeError, IndexError, ZeroDivisionError)
 
 # Values any client can send over the wire (ints within int64).
 WIRE_VALUES: list[Any] = [
