@@ -49,8 +49,15 @@ def _renorm_rows(weight: Any, indices: Any, max_norm: float, norm_type: float) -
 
 
 def _scale_rows(xp: Any, w: Any, indices: Any, max_norm: float, norm_type: float) -> None:
-    _check_bounds(xp, indices, w.shape[0])
-    picked = xp.zeros(w.shape[0], dtype=bool)
+    n = w.shape[0]
+    if xp is np and indices.size:  # PyTorch's renorm selects each row: its message, for the
+        bad = (indices >= n) | (indices < -n)  # smallest bad index (it visits them sorted)
+        if bad.any():
+            raise IndexError(
+                f"select(): index {int(np.sort(indices[bad])[0])} out of range for tensor of "
+                f"size {list(w.shape)} at dimension 0"
+            )
+    picked = xp.zeros(n, dtype=bool)
     picked[indices.reshape(-1)] = True  # a mask, not unique(): no sync on a GPU
     if norm_type == float("inf"):
         norms = xp.abs(w).max(axis=1)
