@@ -64,6 +64,8 @@ def _class_targets(
     smoothing: float,
     class_dim: int,
 ) -> Any:
+    if logp.ndim <= 2 and target.ndim > 1:
+        raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
     if target.dtype is not dt.int64 and target.dtype is not dt.uint8:
         raise RuntimeError(
             f"expected target dtype to be Long or Byte, but got {target.dtype.torch_name}"
@@ -81,8 +83,6 @@ def _class_targets(
         return flat.reshape(*target.shape) if reduction == "none" else flat
     if target.dtype is dt.uint8:
         target = target.long()
-    if target.ndim > 1:
-        raise RuntimeError("0D or 1D target tensor expected, multi-target not supported")
     nll = nll_loss.call(logp, target, weight, ignore_index, reduction)
     if smoothing <= 0.0:
         return nll
