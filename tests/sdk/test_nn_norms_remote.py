@@ -87,3 +87,83 @@ def test_norm_errors(session: gradd.Session) -> None:
         F.batch_norm(x, session.zeros(4), session.ones(4))
     with pytest.raises(TypeError, match="normalized_shape"):
         F.layer_norm(x, 5)
+
+
+def test_embedding_max_norm_moves_versions_on_both_sides(session: gradd.Session) -> None:
+    F = session.functional
+    a = RNG.standard_normal((5, 3)) * 2
+    (w, tw) = _pair(session, a)
+    idx = np.array([[1, 4], [1, 0]])
+    y = F.embedding(session.tensor(idx), w, padding_idx=0, max_norm=1.0)
+    ty = TF.embedding(torch.tensor(idx), tw, padding_idx=0, max_norm=1.0)
+    assert w._version == tw._version == 1
+    assert y.grad_fn.name() == "EmbeddingBackward0"
+    _close(y, ty)
+    _close(w, tw)
+    (y * y).sum().backward()
+    (ty * ty).sum().backward()
+    _close(w.grad, tw.grad)
+
+
+@pytest.mark.cpu_only("index values are checked on the CPU only (a GPU would sync per call)")
+def test_embedding_index_out_of_range_is_an_index_error(session: gradd.Session) -> None:
+    w = session.tensor(np.ones((4, 2)))
+    with pytest.raises(IndexError, match="index out of range in self") as info:
+        session.functional.embedding(session.tensor([1, 4]), w).tolist()
+    if type(session).__name__ == "RemoteSession":  # found by the server: a bad argument
+        assert info.value.code.name == "INVALID_ARGUMENT"
+
+
+def test_embedding_refuses_sparse(session: gradd.Session) -> None:
+    with pytest.raises(NotImplementedError, match="sparse=True"):
+        session.functional.embedding(session.tensor([1]), session.ones(3, 2), sparse=True)
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
+def test_pad_remote(session: gradd.Session, mode: str) -> None:
+    x, tx = _pair(session, RNG.standard_normal((1, 2, 3, 4)))
+    y, ty = session.functional.pad(x, (1, 2, 2, -1), mode), TF.pad(tx, (1, 2, 2, -1), mode)
+    _close(y, ty)
+    if mode != "circular":
+        assert y.grad_fn.name() == ty.grad_fn.name()
+    y.pow(2).sum().backward()
+    ty.pow(2).sum().backward()
+    _close(x.grad, tx.grad)
+    with pytest.raises(RuntimeError, match="Padding length must be divisible by 2"):
+        session.functional.pad(x, (1,), mode)
+
+
+def test_scaled_dot_product_attention_remote(session: gradd.Session) -> None:
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    arrays = [RNG.standard_normal(s) for s in ((2, 3, 4), (2, 5, 4), (2, 5, 2))]
+    mask = RNG.random((3, 5)) > 0.3
+    mask[1] = False  # a fully masked row: zeros, as torch
+    ours = [session.tensor(a, requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
+    y = session.functional.scaled_dot_product_attention(*ours, session.tensor(mask), scale=0.5)
+    with sdpa_kernel(SDPBackend.MATH):
+        ty = TF.scaled_dot_product_attention(*theirs, torch.tensor(mask), scale=0.5)
+    _close(y, ty)
+    y.sum().backward()
+    ty.sum().backward()
+    for a, b in zip(ours, theirs):
+        _close(a.grad, b.grad)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{"label_smoothing": 0.2, "weight": W5}, {"ignore_index": 2, "reduction": "sum"}, {"soft": 1}],
+)
+def test_cross_entropy_extras_remote(session: gradd.Session, kw: dict) -> None:
+    kw = dict(kw)
+    target = RNG.random((4, 5)) if kw.pop("soft", 0) else np.array([0, 2, 4, 2])
+    x, tx = _pair(session, RNG.standard_normal((4, 5)))
+    ours = {k: session.tensor(v) if isinstance(v, np.ndarray) else v for k, v in kw.items()}
+    theirs = {k: torch.tensor(v) if isinstance(v, np.ndarray) else v for k, v in kw.items()}
+    y = session.functional.cross_entropy(x, session.tensor(target), **ours)
+    ty = TF.cross_entropy(tx, torch.tensor(target), **theirs)
+    _close(y, ty)
+    y.backward()
+    ty.backward()
+    _close(x.grad, tx.grad)
