@@ -211,7 +211,7 @@ def group_norm(
     bias: arg.Tensor | None = None,
     eps: arg.Float = 1e-5,
 ) -> Any:
-    """Normalise each group of ``num_groups`` channel groups per sample, then scale and shift."""
+    """Normalise each sample's channels in ``num_groups`` groups, then scale and shift."""
     if input.ndim < 2:
         raise RuntimeError(
             f"Expected at least 2 dimensions for input tensor but received {input.ndim}"
@@ -335,8 +335,11 @@ def batch_norm(
     momentum: arg.Float = 0.1,
     eps: arg.Float = 1e-5,
 ) -> Any:
-    """Normalise each channel by the batch's statistics (training: and update the running
-    ones in place) or by the running statistics (evaluation)."""
+    """Normalise each channel by its batch statistics (training; running ones updated) or
+    running ones.
+
+    Training normalises by the batch's mean and biased variance and, given running statistics,
+    updates them in place (the unbiased variance, by ``momentum``); evaluation reads them."""
     if training:
         n = 1
         for i, s in enumerate(input.shape):
