@@ -232,8 +232,7 @@ def _record_inplace(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) 
             node.out_meta = (self.shape, self.dtype)
     else:
         self._vc[0] += 1
-    if not s._tracing:  # inside a composite (embedding's max_norm), the composite is sent
-        s._push(op_command(opdef, args, attrs, ()), (opdef.name, *user_site(4)))
+    s._push(op_command(opdef, args, attrs, ()), (opdef.name, *user_site(4)))
     return self
 
 
