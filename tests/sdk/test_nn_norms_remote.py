@@ -133,17 +133,20 @@ def test_pad_remote(session: gradd.Session, mode: str) -> None:
         session.functional.pad(x, (1,), mode)
 
 
-def test_scaled_dot_product_attention_remote(session: gradd.Session) -> None:
+@pytest.mark.parametrize("kind", ["mask", "causal"])
+def test_scaled_dot_product_attention_remote(session: gradd.Session, kind: str) -> None:
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    arrays = [RNG.standard_normal(s) for s in ((2, 3, 4), (2, 5, 4), (2, 5, 2))]
+    arrays = [RNG.standard_normal(s) for s in ((1, 4, 3, 4), (1, 2, 5, 4), (1, 2, 5, 2))]
     mask = RNG.random((3, 5)) > 0.3
     mask[1] = False  # a fully masked row: zeros, as torch
     ours = [session.tensor(a, requires_grad=True) for a in arrays]
     theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
-    y = session.functional.scaled_dot_product_attention(*ours, session.tensor(mask), scale=0.5)
+    kw = {"is_causal": True} if kind == "causal" else {}
+    m, tm = (None, None) if kind == "causal" else (session.tensor(mask), torch.tensor(mask))
+    y = session.functional.scaled_dot_product_attention(*ours, m, scale=0.5, enable_gqa=True, **kw)
     with sdpa_kernel(SDPBackend.MATH):
-        ty = TF.scaled_dot_product_attention(*theirs, torch.tensor(mask), scale=0.5)
+        ty = TF.scaled_dot_product_attention(*theirs, tm, scale=0.5, enable_gqa=True, **kw)
     _close(y, ty)
     y.sum().backward()
     ty.sum().backward()
