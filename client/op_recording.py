@@ -144,8 +144,8 @@ def _record(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) -> Remot
             in_shapes.append(a.shape)
             if a._rg:
                 rg = True
-        elif ta is float or ta is int or ta is bool or a is None:  # None: an absent input
-            in_shapes.append(None)  # (convolution's bias)
+        elif ta is float or ta is int or ta is bool or a is None:  # None: an absent optional
+            in_shapes.append(None)  # input (convolution's bias, layer_norm's weight)
         else:
             return _record(self, opdef, _coerced(s, opdef, args), attrs)
     shape_rule = opdef.shape
@@ -181,7 +181,9 @@ def _record_inplace(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) 
     s = self._s
     for a in args:
         ta = type(a)
-        if not (ta is RemoteTensor and a._s is s or ta is float or ta is int or ta is bool):
+        if not (
+            ta is RemoteTensor and a._s is s or ta is float or ta is int or ta is bool or a is None
+        ):
             return _record_inplace(self, opdef, _coerced(s, opdef, args), attrs)
     try:
         wants_graph = check_inplace(opdef, self, args, attrs, _mode.enabled)

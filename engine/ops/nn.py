@@ -141,11 +141,28 @@ def _nll_norm(
     tn = target.shape[0] if target.ndim else 1
     if input.ndim == 2 and tn != n:
         raise ValueError(f"Expected input batch_size ({n}) to match target batch_size ({tn}).")
+    check_class_weight(input, weight, input.shape[-1] if input.ndim else 1)
     return {
         "weight": weight,
         "ignore_index": int(ignore_index),
         "reduction": reduction,
     }
+
+
+def check_class_weight(input: Any, weight: Any, c: int, where: str = "") -> None:  # noqa: A002
+    """A class weight: one value for each of ``c`` classes, of the input's dtype (PyTorch's
+    messages)."""
+    if weight is None:
+        return
+    if weight.ndim != 1 or weight.shape[0] != c:
+        raise RuntimeError(
+            f"{where}weight tensor should be defined either for all {c} classes or no classes "
+            f"but got weight tensor of shape: {list(weight.shape)}"
+        )
+    if weight.dtype is not input.dtype:
+        raise RuntimeError(
+            f"expected scalar type {input.dtype.torch_name} but found {weight.dtype.torch_name}"
+        )
 
 
 def _nll_picks(
@@ -222,22 +239,6 @@ def _(ctx: Any, g: Any) -> tuple:
     if a["reduction"] == "none":
         return ((w * g.reshape(-1, 1)).reshape(*shape), None)
     return (g * w.reshape(*shape), None)
-
-
-@composite(
-    "cross_entropy", examples=(Ex(S(3, 4), C([0, 3, 1])), Ex(S(2, 5), C([4, 4]), reduction="sum"))
-)
-def cross_entropy(
-    input: arg.Tensor,  # noqa: A002
-    target: arg.Tensor,
-    weight: arg.Tensor | None = None,
-    ignore_index: arg.Int = -100,
-    reduction: arg.Str = "mean",
-) -> Any:
-    """nll_loss(log_softmax(input, 1), target): the fused, stable classification loss."""
-    return nll_loss.call(
-        log_softmax.call(input, 1 if input.ndim > 1 else 0), target, weight, ignore_index, reduction
-    )
 
 
 @composite(

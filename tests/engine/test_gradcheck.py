@@ -41,6 +41,18 @@ EPS32, TOL32 = 1e-3, 2e-3
 
 CASES = example_cases()
 IDS = [f"{n}-{i}" for n, i in CASES]
+# Gradients that are not the derivative on purpose (as PyTorch's): finite differences differ.
+NOT_THE_DERIVATIVE = {
+    ("embedding", 1): "padding_idx's row gets no gradient",
+    ("embedding", 2): "scale_grad_by_freq divides each row's gradient by its count",
+    ("native_embedding", 1): "padding_idx and scale_grad_by_freq",
+}
+FIRST = [
+    pytest.param(n, i, marks=pytest.mark.xfail(strict=True, reason=NOT_THE_DERIVATIVE[n, i]))
+    if (n, i) in NOT_THE_DERIVATIVE
+    else (n, i)
+    for n, i in CASES
+]
 
 
 def _case(name: str, i: int) -> Case:
@@ -126,7 +138,7 @@ def test_every_differentiable_op_has_an_example_that_needs_a_gradient() -> None:
 # -- first and second derivatives against finite differences ---------------------------------
 
 
-@pytest.mark.parametrize(("name", "i"), CASES, ids=IDS)
+@pytest.mark.parametrize(("name", "i"), FIRST, ids=IDS)
 def test_gradient_matches_finite_differences(name: str, i: int) -> None:
     case = _case(name, i)
     d = case.opdef

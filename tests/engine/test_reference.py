@@ -89,6 +89,24 @@ KNOWN.update(
         for i in range(len(ge.OP_TABLE[n].examples))
     }
 )
+KNOWN[("pad", 4)] = "torch records circular padding as slice copies (CopySlices); gradd as cat"
+KNOWN[("pad", 5)] = KNOWN[("pad", 4)]
+for _i in (0, 1):  # the node's inputs: torch's takes the forward's input too, for its shape
+    KNOWN[("pad_nd_backward", _i)] = "torch's pad backward node also has the forward input"
+# torch's CPU default is a fused kernel, ScaledDotProductFlashAttentionForCpuBackward0; gradd
+# records its math backend's ops (values and gradients: tests/engine/test_nn_attention.py).
+KNOWN.update(
+    {
+        ("scaled_dot_product_attention", i): "torch records one fused attention node"
+        for i in range(len(ge.OP_TABLE["scaled_dot_product_attention"].examples))
+    }
+)
+# torch's C++ cross_entropy scales by Scalars (MulBackward1, DivBackward1), which gradd records as
+# torch's Python x * 0.9 is (MulBackward0); its K-dim nll is NllLoss2DBackward0. Values and
+# gradients: tests/engine/test_nn_cross_entropy.py.
+_SCALAR_NODES = "torch's C++ records Tensor-by-Scalar ops as MulBackward1/DivBackward1"
+KNOWN.update({("cross_entropy", i): _SCALAR_NODES for i in (3, 4, 5, 8)})
+KNOWN[("cross_entropy", 7)] = "torch records the K-dim loss as NllLoss2DBackward0"
 # torch records a node for random ops of tensors that require grad; gradd records none (their
 # values are the same, and torch's gradients are zeros or not implemented).
 KNOWN[("bernoulli", 0)] = "torch records grad_fn=<NotImplemented> (its backward raises)"

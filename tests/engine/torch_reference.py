@@ -218,6 +218,19 @@ SPECIAL: dict[str, Callable[..., Any]] = {
     "masked_select_backward": lambda g, mask, shape: _grad_of(
         lambda x: x.masked_select(torch.as_tensor(mask)), g, shape
     ),
+    "native_layer_norm": lambda x, w, b, n, eps: TF.layer_norm(x, x.shape[x.ndim - n :], w, b, eps),
+    "native_embedding": lambda w, idx, padding_idx, scale: torch.embedding(
+        w, idx, padding_idx, scale
+    ),
+    "constant_pad_nd": lambda x, pad, value=0: TF.pad(x, pad, value=value),
+    "pad_nd": lambda x, pad, mode: TF.pad(x, pad, mode),
+    "pad_nd_backward": lambda g, shape, pad, mode: _grad_of(
+        lambda x: TF.pad(x, pad, mode), g, shape
+    ),
+    "native_group_norm": lambda x, w, b, groups, eps: TF.group_norm(x, groups, w, b, eps),
+    "native_batch_norm": lambda x, w, b, rm, rv, training, momentum, eps: TF.batch_norm(
+        x, rm, rv, w, b, training, momentum, eps
+    ),
 }
 
 

@@ -128,7 +128,7 @@ def test_op_errors_map_to_status_codes(session):
     code, message = status(lambda: session.execute(op("launch_missiles", Tensor("a"))))
     assert code == INVALID and "unknown op 'launch_missiles'" in message and "ServerInfo" in message
     code, message = status(lambda: session.execute(op("ad", Tensor("a"))))
-    assert code == INVALID and "unknown op 'ad'; did you mean 'add'" in message
+    assert code == INVALID and "unknown op 'ad'; did you mean " in message and "'add'" in message
     code, message = status(lambda: session.execute(op("add", Tensor("a"), Tensor("nope"))))
     assert code == NOT_FOUND and "'nope'" in message
     code, message = status(lambda: session.execute(op("matmul", Tensor("a"), Tensor("c"))))

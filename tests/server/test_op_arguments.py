@@ -26,7 +26,8 @@ from gradd.engine.inplace_rules import WRITING_COMPOSITES
 from gradd.engine.op_examples import C, Ex, S
 from server_harness import Tensor, op, status, tensor
 
-PYTORCH_ERRORS = (TypeError, ValueError, RuntimeError, IndexError)
+# ZeroDivisionError: torch's F.group_norm(x, 0) divides by num_groups in Python first.
+PYTORCH_ERRORS = (TypeError, ValueError, RuntimeError, IndexError, ZeroDivisionError)
 
 # Values any client can send over the wire (ints within int64).
 WIRE_VALUES: list[Any] = [
