@@ -173,8 +173,13 @@ def _reachable(start: Any) -> list:
     return out
 
 
+def _checked(node: Any) -> bool:
+    # Mirror nodes with saved tensors to check: ops' and custom Functions' (subclasses).
+    return isinstance(node, MirrorNode) and type(node) is not OpaqueNode
+
+
 def _passes(node: Any) -> bool:
-    if type(node) is not MirrorNode:
+    if not _checked(node):
         return True
     try:
         _check_saved(node)
@@ -188,7 +193,7 @@ def _raise_in_engine_order(start: Any, retain_graph: bool) -> None:
     # message) and the nodes before it are freed, as the engine leaves them.
     order, _ = _topo([start])
     for node in order:
-        if type(node) is MirrorNode:
+        if _checked(node):
             _check_saved(node)
             if not retain_graph:
                 node.freed = True

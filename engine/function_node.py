@@ -82,6 +82,11 @@ class FunctionNode(Node, FunctionCtx):
         self.out_arrays: list = []  # each output's array and version counter, for saved outputs
 
     # --- saved tensors (PyTorch's SavedVariable rules) ---------------------------------
+    @property
+    def next_functions(self) -> tuple:
+        """((node_or_None, 0), ...) per tensor argument, as PyTorch (others are left out)."""
+        return tensor_next_functions(self)
+
     def keep_saved(self, tensors: tuple, outputs: list) -> None:
         """Keep ``tensors`` for backward: an output by its array (no reference cycle)."""
         entries, versions = [], []
@@ -141,31 +146,7 @@ class FunctionNode(Node, FunctionCtx):
         return self.checked(self.backward_fn(self, tuple(full)))
 
     def checked(self, result: Any) -> tuple:
-        """The user's gradients, one per forward argument, checked as PyTorch checks them."""
-        grads = result if type(result) is tuple else (result,)
-        n = len(self.next)
-        if len(grads) > n and all(g is None for g in grads[n:]):
-            grads = grads[:n]
-        if len(grads) != n:
-            raise RuntimeError(
-                f"function {self.label} returned an incorrect number of gradients "
-                f"(expected {n}, got {len(grads)})"
-            )
-        for i, (g, meta) in enumerate(zip(grads, self.meta)):
-            if g is None:
-                continue
-            if meta is None:
-                raise RuntimeError(
-                    f"function {self.label} returned a gradient different than None at position "
-                    f"{i + 1}, but the corresponding forward input was not a Variable"
-                )
-            if tuple(g.shape) != tuple(meta[0]) and not _expandable(meta[0], tuple(g.shape)):
-                raise RuntimeError(
-                    f"Function {self.label} returned an invalid gradient at index {i} - got "
-                    f"[{', '.join(map(str, g.shape))}] but expected shape compatible with "
-                    f"[{', '.join(map(str, meta[0]))}]"
-                )
-        return grads
+        return check_gradients(self.label, self.meta, result)
 
     def __repr__(self) -> str:
         return f"<gradd.autograd.function.{self.label} object at {hex(id(self))}>"
@@ -176,14 +157,15 @@ class OutputEdge:
     the function's node, whose attributes it shows too) and the step that hands its gradient
     to the node."""
 
-    __slots__ = ("fn", "index", "next", "pre_hooks", "retained", "__weakref__")
+    __slots__ = ("fn", "index", "next", "pre_hooks", "retained", "freed", "__weakref__")
 
-    def __init__(self, fn: FunctionNode, index: int) -> None:
+    def __init__(self, fn: Any, index: int) -> None:
         self.fn = fn
         self.index = index
         self.next = (fn,)
         self.pre_hooks: list | None = None
         self.retained = None
+        self.freed = False
 
     label = property(lambda self: self.fn.label)
     next_functions = property(lambda self: self.fn.next_functions)
@@ -204,6 +186,40 @@ class OutputEdge:
 
     def __repr__(self) -> str:
         return repr(self.fn)
+
+
+def tensor_next_functions(node: Any) -> tuple:
+    """A custom Function node's ``next_functions``: its tensor arguments' only."""
+    return tuple((n, 0) for n, m in zip(node.next, node.meta) if m is not None)
+
+
+def check_gradients(label: str, meta: tuple, result: Any) -> tuple:
+    """A backward's gradients, one per forward argument (``meta``: (shape, dtype) of each tensor
+    argument, None for others), checked as PyTorch checks them."""
+    grads = result if type(result) is tuple else (result,)
+    n = len(meta)
+    if len(grads) > n and all(g is None for g in grads[n:]):
+        grads = grads[:n]
+    if len(grads) != n:
+        raise RuntimeError(
+            f"function {label} returned an incorrect number of gradients "
+            f"(expected {n}, got {len(grads)})"
+        )
+    for i, (g, m) in enumerate(zip(grads, meta)):
+        if g is None:
+            continue
+        if m is None:
+            raise RuntimeError(
+                f"function {label} returned a gradient different than None at position "
+                f"{i + 1}, but the corresponding forward input was not a Variable"
+            )
+        if tuple(g.shape) != tuple(m[0]) and not _expandable(m[0], tuple(g.shape)):
+            raise RuntimeError(
+                f"Function {label} returned an invalid gradient at index {i} - got "
+                f"[{', '.join(map(str, g.shape))}] but expected shape compatible with "
+                f"[{', '.join(map(str, m[0]))}]"
+            )
+    return grads
 
 
 def _expandable(shape: tuple, to: tuple) -> bool:
