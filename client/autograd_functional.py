@@ -255,7 +255,7 @@ def jacobian(
             )
         if not vectorize:
             raise NotImplementedError(
-                "Computing Jacobian using forward-AD or forward-over-reverse Hessian is only "
+                "Computing Jacobian using forward-AD or forward-over-reverse Hessian isonly "  # PyTorch's spelling
                 "implemented for `vectorize=True`."
             )
     with enable_grad():

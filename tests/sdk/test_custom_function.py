@@ -1,0 +1,316 @@
+"""Custom ``s.autograd.Function`` subclasses against PyTorch: values, gradients, second
+derivatives, grad_fn names, ctx features and errors, embedded and on a server (where the SDK
+records ``backward`` as ops that the server replays)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gradd
+import pytest
+
+torch = pytest.importorskip("torch")
+
+
+def functions(lib: Any) -> Any:
+    """The same custom Functions, written against ``lib`` (torch or a gradd session)."""
+    F = lib.autograd.Function
+
+    class Cube(F):
+        @staticmethod
+        def forward(ctx, x, k):
+            ctx.save_for_backward(x)
+            ctx.k = k
+            return x**3 * k
+
+        @staticmethod
+        def backward(ctx, g):
+            (x,) = ctx.saved_tensors
+            return 3 * x**2 * g * ctx.k, None
+
+    class MulAdd(F):  # two tensor inputs, two outputs
+        @staticmethod
+        def forward(ctx, a, b):
+            ctx.save_for_backward(a, b)
+            return a * b, a + b
+
+        @staticmethod
+        def backward(ctx, g_prod, g_sum):
+            a, b = ctx.saved_tensors
+            ga = g_prod * b + g_sum if ctx.needs_input_grad[0] else None
+            gb = g_prod * a + g_sum if ctx.needs_input_grad[1] else None
+            return ga, gb
+
+    class Exp(F):  # setup_context style, saves its output
+        @staticmethod
+        def forward(x):
+            return x.exp()
+
+        @staticmethod
+        def setup_context(ctx, inputs, output):
+            ctx.save_for_backward(output)
+
+        @staticmethod
+        def backward(ctx, g):
+            (y,) = ctx.saved_tensors
+            return g * y
+
+    class WithIndex(F):  # a non-differentiable output
+        @staticmethod
+        def forward(ctx, x):
+            doubled = x * 2
+            flag = x * 0
+            ctx.mark_non_differentiable(flag)
+            return doubled, flag
+
+        @staticmethod
+        def backward(ctx, g, g_flag):
+            return 2 * g + g_flag
+
+    class Identity(F):  # returns its input as it is
+        @staticmethod
+        def forward(ctx, x):
+            return x
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 5
+
+    class Scale(F):  # changes its input in place
+        @staticmethod
+        def forward(ctx, x):
+            x.mul_(2)
+            ctx.mark_dirty(x)
+            return x
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * 2
+
+    return Cube, MulAdd, Exp, WithIndex, Identity, Scale
+
+
+def run(lib: Any) -> dict:
+    """A program using every Function; what it observes."""
+    Cube, MulAdd, Exp, WithIndex, Identity, Scale = functions(lib)
+    f64 = lib.float64
+    seen: dict[str, Any] = {}
+    x = lib.tensor([1.0, 2.0, -1.5], dtype=f64, requires_grad=True)
+    w = lib.tensor([0.5, -2.0, 3.0], dtype=f64, requires_grad=True)
+    y = Cube.apply(x, 2.0)
+    seen["cube"] = y.tolist()
+    seen["name"] = y.grad_fn.name()
+    seen["next"] = [
+        type(n).__name__ if n is not None else None for n, _ in y.grad_fn.next_functions
+    ]
+    seen["ctx_k"] = y.grad_fn.k
+    (g,) = lib.autograd.grad(y.sum(), x, create_graph=True)
+    seen["grad"], seen["grad_rg"] = g.tolist(), g.requires_grad
+    (gg,) = lib.autograd.grad((g * w).sum(), x)
+    seen["second"] = gg.tolist()  # 12 k x w
+    p, s = MulAdd.apply(x, w)
+    seen["muladd_names"] = (p.grad_fn.name(), s.grad_fn.name())
+    gx, gw = lib.autograd.grad((p * 3).sum() + (s * s).sum(), (x, w), retain_graph=True)
+    seen["muladd_grads"] = (gx.tolist(), gw.tolist())
+    (only_p,) = lib.autograd.grad(p.sum(), w)  # s gets no gradient: zeros in backward
+    seen["muladd_one_output"] = only_p.tolist()
+    e = Exp.apply(x)
+    (ge,) = lib.autograd.grad(e.sum(), x, create_graph=True)
+    (gge,) = lib.autograd.grad(ge.sum(), x)
+    seen["exp"] = (e.tolist(), e.grad_fn.name(), ge.tolist(), gge.tolist())
+    d, flag = WithIndex.apply(x)
+    seen["non_diff"] = (flag.requires_grad, flag.grad_fn is None, d.grad_fn.name())
+    seen["non_diff_grad"] = lib.autograd.grad(d.sum(), x)[0].tolist()
+    i = Identity.apply(x)
+    seen["identity"] = (i is x, i.requires_grad, i.grad_fn.name())
+    seen["identity_grad"] = lib.autograd.grad(i.sum(), x)[0].tolist()
+    z = x * 1
+    out = Scale.apply(z)
+    seen["dirty"] = (out is z, z.grad_fn.name(), z.tolist())
+    seen["dirty_grad"] = lib.autograd.grad(out.sum(), x)[0].tolist()
+    with lib.no_grad():
+        seen["no_grad"] = Cube.apply(x, 1.0).grad_fn is None
+    seen["no_input_rg"] = Cube.apply(lib.ones(2, dtype=f64), 1.0).requires_grad
+    loss = (Cube.apply(x, 1.0) * w).sum()
+    loss.backward()
+    seen["backward"] = x.grad.tolist()
+    return seen
+
+
+def test_functions_match_pytorch(session: gradd.Session) -> None:
+    assert run(session) == run(torch)
+
+
+def values_of(lib: Any, make: Any, *args: Any) -> Any:
+    x = lib.tensor([1.0, 2.0], dtype=lib.float64, requires_grad=True)
+    return make(lib, x, *args)
+
+
+def raised(call: Any) -> tuple[type, str]:
+    with pytest.raises(Exception) as info:
+        call()
+    return info.type, str(info.value)
+
+
+def bad_functions(lib: Any) -> dict:
+    F = lib.autograd.Function
+
+    class TooMany(F):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g, g
+
+    class ForANumber(F):
+        @staticmethod
+        def forward(ctx, x, k):
+            return x * k
+
+        @staticmethod
+        def backward(ctx, g):
+            return g, g
+
+    class BadShape(F):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            return g[:1]
+
+    return {"too_many": TooMany, "for_a_number": ForANumber, "bad_shape": BadShape}
+
+
+@pytest.mark.parametrize("which", ["too_many", "for_a_number", "bad_shape"])
+def test_bad_gradients_raise_pytorch_s_errors(session: gradd.Session, which: str) -> None:
+    """PyTorch raises these in backward; a server session at apply (its backward is recorded
+    there): the same error either way, from the same lines."""
+
+    def program(lib: Any) -> Any:
+        fn = bad_functions(lib)[which]
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        args = (x, 3.0) if which == "for_a_number" else (x,)
+        return lambda: fn.apply(*args).sum().backward()
+
+    assert raised(program(session)) == raised(program(torch))
+
+
+def test_saved_tensors_and_the_freed_graph(session: gradd.Session) -> None:
+    for lib in (torch, session):
+        Cube = functions(lib)[0]
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        y = Cube.apply(x, 1.0).sum()
+        y.backward()
+        with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+            y.backward()
+        h = x * 1
+        y = Cube.apply(h, 1.0).sum()
+        h.add_(1)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            y.backward()
+
+
+def test_leaf_marked_dirty_is_refused(session: gradd.Session) -> None:
+    for lib in (torch, session):
+        Scale = functions(lib)[5]
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        with pytest.raises(RuntimeError, match="a leaf Variable that requires grad"):
+            Scale.apply(x)
+
+
+def test_materialize_grads_off(session: gradd.Session) -> None:
+    seen = []
+
+    class Two(session.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.set_materialize_grads(False)
+            return x * 2, x * 3
+
+        @staticmethod
+        def backward(ctx, ga, gb):
+            seen.append(gb is None)
+            return ga * 2 if gb is None else ga * 2 + gb * 3
+
+    x = session.tensor([1.0, 2.0], requires_grad=True)
+    a, _ = Two.apply(x)
+    a.sum().backward()
+    assert x.grad.tolist() == [2.0, 2.0]  # PyTorch's numbers either way
+    # Embedded, backward sees None as PyTorch's; recorded for a server, it saw a placeholder.
+    assert seen == ([True] if isinstance(x, gradd.engine.Tensor) else [False])
+
+
+def test_once_differentiable() -> None:
+    s = gradd.connect()
+    for lib in (torch, s):
+        once = (
+            torch.autograd.function.once_differentiable
+            if lib is torch
+            else s.autograd.function.once_differentiable
+        )
+
+        class Square(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                ctx.save_for_backward(x)
+                return x * x
+
+            @staticmethod
+            @once
+            def backward(ctx, g):
+                (x,) = ctx.saved_tensors
+                return 2 * x * g
+
+        x = lib.tensor([1.0, 3.0], requires_grad=True)
+        v = lib.tensor([1.0, 1.0], requires_grad=True)
+        (g,) = lib.autograd.grad(Square.apply(x), x, v, create_graph=True)
+        assert g.tolist() == [2.0, 6.0] and g.requires_grad
+        with pytest.raises(RuntimeError, match="trying to differentiate twice a function"):
+            g.sum().backward()
+
+
+def test_value_reads_in_a_recorded_backward_name_the_line(remote: gradd.Session) -> None:
+    class Peek(remote.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2
+
+        @staticmethod
+        def backward(ctx, g):
+            if g.sum().item() > 0:  # needs a value: the line named
+                return g
+            return -g
+
+    x = remote.tensor([1.0], requires_grad=True)
+    with pytest.raises(gradd.GraddError) as info:
+        Peek.apply(x)
+    line = Peek.backward.__code__.co_firstlineno + 2
+    assert f"{__file__}:{line}" in str(info.value) and "PeekBackward" in str(info.value)
+    assert isinstance(info.value, NotImplementedError)
+    assert (x * 3).sum().item() == 3.0  # the session goes on
+
+
+def test_remote_backward_runs_on_the_server_only_when_reached(remote: gradd.Session) -> None:
+    calls = []
+
+    class Half(remote.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x / 2
+
+        @staticmethod
+        def backward(ctx, g):
+            calls.append(1)
+            return g / 2
+
+    x = remote.tensor([4.0, 8.0], requires_grad=True)
+    y = Half.apply(Half.apply(x))
+    assert calls == [1, 1]  # recorded once per apply, here
+    y.sum().backward()
+    y2 = Half.apply(x)
+    y2.sum().backward()
+    assert calls == [1, 1, 1] and x.grad.tolist() == [0.75, 0.75]
