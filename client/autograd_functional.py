@@ -254,8 +254,8 @@ def jacobian(
                 '`create_graph=False` or `strategy="reverse-mode"`.'
             )
         if not vectorize:
-            raise NotImplementedError(
-                "Computing Jacobian using forward-AD or forward-over-reverse Hessian isonly "  # PyTorch's spelling
+            raise NotImplementedError(  # "isonly": PyTorch's spelling
+                "Computing Jacobian using forward-AD or forward-over-reverse Hessian isonly "
                 "implemented for `vectorize=True`."
             )
     with enable_grad():
