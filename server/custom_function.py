@@ -160,7 +160,9 @@ def custom_function(s: Session, c: cpb.CustomFunction, budget: ValueBudget | Non
 def _replay(node: FunctionNode, grads: tuple) -> tuple:
     """The node's backward: the program on the incoming gradients."""
     c = cpb.CustomFunction.FromString(node.program.stored.tobytes())
-    names: dict[str, Any] = dict(zip(node.program.external, node.saved_tensors))
+    external = node.program.external
+    # Read (and so checked, and refused once freed) only when it reads any, as the SDK expects.
+    names: dict[str, Any] = dict(zip(external, node.saved_tensors)) if external else {}
     for h, g in zip(c.grad_outputs, grads):
         if h:
             names[h] = g
