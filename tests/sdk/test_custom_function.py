@@ -314,3 +314,16 @@ def test_remote_backward_runs_on_the_server_only_when_reached(remote: gradd.Sess
     y2 = Half.apply(x)
     y2.sum().backward()
     assert calls == [1, 1, 1] and x.grad.tolist() == [0.75, 0.75]
+
+
+def test_gradd_torch_carries_them(session: gradd.Session) -> None:
+    import gradd.torch as gtorch
+
+    with gtorch.use(session):
+        Cube = functions(gtorch)[0]  # a Function subclass of gradd.torch.autograd.Function
+        x = gtorch.tensor([1.0, 2.0], requires_grad=True)
+        (g,) = gtorch.autograd.grad(Cube.apply(x, 1.0).sum(), x)
+        jac = gtorch.autograd.functional.jacobian(lambda t: Cube.apply(t, 1.0), x)
+        assert g.tolist() == [3.0, 12.0] and jac.tolist() == [[3.0, 0.0], [0.0, 12.0]]
+        assert gtorch.autograd.function.once_differentiable is not None
+        assert isinstance(Cube.apply(x, 1.0).grad_fn, gtorch.autograd.function.FunctionCtx)
