@@ -15,13 +15,13 @@ from gradd.server.custom_function import MAX_PROGRAM_COMMANDS
 from gradd.server.session_store import SessionStore
 from gradd.v1 import command_pb2 as cpb
 from gradd.v1 import service_pb2 as spb
-from server_harness import Tensor, factory, op, tensor
+from server_harness import DEVICE, Tensor, factory, op, tensor
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 
 
 def new_session(**config: object):
-    store = SessionStore(ServerConfig(**config), ["cpu"])
+    store = SessionStore(ServerConfig(device=DEVICE, **config), [DEVICE])
     session, _ = store.create(spb.CreateSessionRequest(seed=0))
     return session
 
@@ -67,7 +67,7 @@ def test_the_node_replays_its_program_in_backward():
     assert run(s, twice(), op("sum", Tensor("y"), outs=["loss"])) is None
     assert s.table.get("y").grad_fn.name() == "TwiceBackward"
     assert run(s, cpb.Command(backward=cpb.Backward(handle="loss"))) is None
-    assert s.table.get("x").grad.tolist() == [2.0, 2.0]
+    assert s.table.get("x").grad.numpy().tolist() == [2.0, 2.0]
     # Its graph was freed, but its program reads no session tensor: a second pass runs.
     assert run(s, cpb.Command(backward=cpb.Backward(handle="loss"))) is None
 
@@ -102,7 +102,7 @@ def test_session_tensors_it_reads_are_kept_by_the_node_and_freed_with_it():
     assert w() is not None  # the node keeps what its program reads
     held = s.meter.used
     assert run(s, cpb.Command(backward=cpb.Backward(handle="loss"))) is None
-    assert s.table.get("x2").grad.tolist()[:2] == [3.0, 3.0]
+    assert s.table.get("x2").grad.numpy()[:2].tolist() == [3.0, 3.0]
     gc.collect()
     assert w() is None  # freed with the graph's saved tensors
     code, message = run(s, cpb.Command(backward=cpb.Backward(handle="loss")))
