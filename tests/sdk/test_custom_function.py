@@ -327,3 +327,21 @@ def test_gradd_torch_carries_them(session: gradd.Session) -> None:
         assert g.tolist() == [3.0, 12.0] and jac.tolist() == [[3.0, 0.0], [0.0, 12.0]]
         assert gtorch.autograd.function.once_differentiable is not None
         assert isinstance(Cube.apply(x, 1.0).grad_fn, gtorch.autograd.function.FunctionCtx)
+
+
+def test_make_dot_draws_one_node_per_function(session: gradd.Session) -> None:
+    class Two(session.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 2, x * 3
+
+        @staticmethod
+        def backward(ctx, ga, gb):
+            return ga * 2 + gb * 3
+
+    x = session.tensor([1.0, 2.0], requires_grad=True)
+    a, b = Two.apply(x)
+    picture = gradd.make_dot((a * b).sum(), params={"x": x})
+    labels = sorted(n.label for n in picture.nodes)
+    assert labels == sorted(["SumBackward0", "MulBackward0", "TwoBackward", "x\n (2)"])
+    assert len(picture.edges) == 4  # TwoBackward -> MulBackward0 twice, as torchviz draws it
