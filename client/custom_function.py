@@ -91,8 +91,20 @@ def run_forward(cls: type, ctx: Any, args: tuple, kwargs: dict) -> Any:
     return out
 
 
+def user_backward(cls: type) -> Any:
+    """The backward a Function defines: ``backward``, or ``vjp`` (PyTorch's other name)."""
+    has_backward = cls.backward is not Function.backward  # type: ignore[attr-defined]
+    has_vjp = cls.vjp is not Function.vjp  # type: ignore[attr-defined]
+    if has_backward and has_vjp:
+        raise RuntimeError(
+            "Implementing both 'backward' and 'vjp' for a custom Function is not allowed. You "
+            "should only implement one of them."
+        )
+    return cls.vjp if has_vjp else cls.backward  # type: ignore[attr-defined]
+
+
 def _user_backward(node: Any, grads: tuple) -> Any:
-    return node.function_class.backward(node, *grads)
+    return user_backward(node.function_class)(node, *grads)
 
 
 def _apply_embedded(cls: type, args: tuple, kwargs: dict) -> Any:

@@ -30,7 +30,7 @@ from gradd.v1 import command_pb2 as cpb
 
 from . import command_encoding as enc
 from .call_site import user_site
-from .custom_function import node_class, run_forward
+from .custom_function import node_class, run_forward, user_backward
 from .errors import AutogradRuleError, UnimplementedError
 from .mirror_graph import MirrorNode
 from .remote_tensor import RemoteTensor, new_tensor
@@ -111,7 +111,7 @@ def _record_backward(cls: type, ctx: MirrorFunctionNode, s: Any, grads: list) ->
     s._stream, s._push = recorder, recorder.push
     try:
         with set_grad_enabled(True):  # the server replays under the backward's own mode
-            result = cls.backward(ctx, *grads)  # type: ignore[attr-defined]
+            result = user_backward(cls)(ctx, *grads)
     finally:
         s._stream, s._push = stream, push
     commands = cpb.ExecuteRequest.FromString(b"".join(recorder.cmds)).commands

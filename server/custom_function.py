@@ -143,6 +143,9 @@ def custom_function(s: Session, c: cpb.CustomFunction, budget: ValueBudget | Non
     dirty = {id(o) for o, d in zip(outputs, c.dirty) if d}
     if any(id(o) not in ids for o, d in zip(outputs, c.dirty) if d):
         raise invalid("CustomFunction.dirty marks an output that is not one of its inputs")
+    for o in outputs:  # a forward runs without a graph: its results have none (or are inputs)
+        if id(o) not in ids and (o.grad_fn is not None or o.requires_grad):
+            raise invalid("a custom Function's outputs must be computed without a graph")
     non_diff = {id(o) for o, d in zip(outputs, c.differentiable) if not d}
     handles, tensors = _check_program(s, c, budget)
     stored = np.frombuffer(c.SerializeToString(), np.uint8).copy()

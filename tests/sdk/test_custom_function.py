@@ -345,3 +345,27 @@ def test_make_dot_draws_one_node_per_function(session: gradd.Session) -> None:
     labels = sorted(n.label for n in picture.nodes)
     assert labels == sorted(["SumBackward0", "MulBackward0", "TwoBackward", "x\n (2)"])
     assert len(picture.edges) == 4  # TwoBackward -> MulBackward0 twice, as torchviz draws it
+
+
+def test_vjp_is_backward_s_other_name(session: gradd.Session) -> None:
+    for lib in (torch, session):
+
+        class Double(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                return x * 2
+
+            @staticmethod
+            def vjp(ctx, g):
+                return g * 2
+
+        class Both(Double):
+            @staticmethod
+            def backward(ctx, g):
+                return g * 2
+
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        Double.apply(x).sum().backward()
+        assert x.grad.tolist() == [2.0, 2.0]
+        with pytest.raises(RuntimeError, match="Implementing both 'backward' and 'vjp'"):
+            Both.apply(x).sum().backward()

@@ -131,6 +131,7 @@ BAD = [
     (twice(grad_inputs=[]), INVALID, "grad_inputs needs one entry per input"),
     (twice(dirty=[True]), INVALID, "not one of its inputs"),
     (twice(inputs=["nope"]), grpc.StatusCode.NOT_FOUND, "unknown tensor handle"),
+    (twice(inputs=["y"], outputs=["x"]), INVALID, "computed without a graph"),
     (
         twice(backward=[cpb.Command(backward=cpb.Backward(handle="x"))]),
         INVALID,
