@@ -98,6 +98,9 @@ def node_for(opdef: Any, args: tuple, attrs: dict, tensor_type: type) -> MirrorN
 
 def _check_saved(node: MirrorNode) -> None:
     # The engine's Node.saved and Node.output checks, in that order.
+    deferred = getattr(node, "deferred_error", None)  # a custom Function's bad gradients
+    if deferred is not None:
+        raise deferred
     op = node.op
     if node.freed and (op.saves or op.saves_output):
         raise AutogradRuleError(BACKWARD_TWICE)

@@ -7,8 +7,8 @@ While ``backward`` is recorded nothing is sent: a value read (``item()``, ``bool
 ``numpy()``) has no value to give and raises, naming the user's line. The program's
 differences from an embedded ``backward`` follow from recording it once: it is recorded with a
 tensor for every output's gradient (outputs that get none get zeros on the server, whatever
-``set_materialize_grads`` says, which gives the same numbers), and the errors PyTorch raises
-in backward about the gradients returned are raised at ``apply``.
+``set_materialize_grads`` says, which gives the same numbers); PyTorch's errors about the
+gradients it returns are raised, as PyTorch's, when a backward pass reaches the node.
 """
 
 from __future__ import annotations
@@ -154,6 +154,21 @@ def _reads_session(commands: Any, placeholders: set, grad_inputs: list) -> bool:
     return any(h and h not in bound for h in grad_inputs)
 
 
+def _grad_handles(label: str, args: tuple, grads: tuple, s: Any) -> list[str]:
+    """The handle of each tensor argument's gradient ("" for None)."""
+    handles = []
+    for a, g in zip(args, grads):
+        if type(a) is not RemoteTensor:
+            continue
+        if g is not None and (type(g) is not RemoteTensor or g._s is not s):
+            raise TypeError(
+                f"{label}: backward returned {type(g).__name__} for a tensor input; a custom "
+                "Function's backward on remote tensors returns tensors of its session or None"
+            )
+        handles.append(g._h.decode() if g is not None else "")
+    return handles
+
+
 def apply_remote(cls: type, args: tuple, kwargs: dict) -> Any:
     """``cls.apply(*args)`` with remote tensors among ``args``."""
     s = next(a._s for a in args if type(a) is RemoteTensor)
@@ -201,17 +216,13 @@ def apply_remote(cls: type, args: tuple, kwargs: dict) -> Any:
         for o in results
     ]
     result, commands = _record_backward(cls, ctx, s, grads)
-    checked = check_gradients(label, ctx.meta, result)
-    grad_inputs = []
-    for a, g in zip(args, checked):
-        if type(a) is not RemoteTensor:
-            continue
-        if g is not None and (type(g) is not RemoteTensor or g._s is not s):
-            raise TypeError(
-                f"{label}: backward returned {type(g).__name__} for a tensor input; a custom "
-                "Function's backward on remote tensors returns tensors of its session or None"
-            )
-        grad_inputs.append(g._h.decode() if g is not None else "")
+    try:
+        grad_inputs = _grad_handles(label, args, check_gradients(label, ctx.meta, result), s)
+    except (RuntimeError, TypeError) as exc:
+        # PyTorch raises these when the backward pass reaches the node: so does the mirror
+        # (before the pass is sent), and the server's node gives no gradients.
+        ctx.deferred_error = exc
+        grad_inputs = [""] * len(inputs)
     placeholders = [g._h.decode() for g in grads if g is not None]
     if _reads_session(commands, set(placeholders), grad_inputs):
         ctx.op.saves = (0,)  # a freed graph's second backward fails, as the engine's does

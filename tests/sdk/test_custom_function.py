@@ -187,14 +187,14 @@ def bad_functions(lib: Any) -> dict:
 
 @pytest.mark.parametrize("which", ["too_many", "for_a_number", "bad_shape"])
 def test_bad_gradients_raise_pytorch_s_errors(session: gradd.Session, which: str) -> None:
-    """PyTorch raises these in backward; a server session at apply (its backward is recorded
-    there): the same error either way, from the same lines."""
+    """Raised when the backward pass reaches the node (a server session's backward was
+    recorded at apply; the error waits until then), with PyTorch's message."""
 
     def program(lib: Any) -> Any:
         fn = bad_functions(lib)[which]
         x = lib.tensor([1.0, 2.0], requires_grad=True)
-        args = (x, 3.0) if which == "for_a_number" else (x,)
-        return lambda: fn.apply(*args).sum().backward()
+        y = fn.apply(*((x, 3.0) if which == "for_a_number" else (x,))).sum()
+        return lambda: y.backward()
 
     assert raised(program(session)) == raised(program(torch))
 
