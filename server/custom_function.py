@@ -17,6 +17,7 @@ from typing import Any
 import gradd.engine as ge
 import numpy as np
 from gradd.engine.function_node import FunctionNode, connect_outputs
+from gradd.engine.memory_meter import active_meter
 from gradd.engine.random_state import DRAWING_OPS
 from gradd.v1 import command_pb2 as cpb
 
@@ -177,12 +178,22 @@ def _replay(node: FunctionNode, grads: tuple) -> tuple:
             raise invalid(f"{node.label}'s backward reads {shown(h)} before binding it") from None
 
     budget = ValueBudget()
-    for cmd in c.backward:
-        kind = cmd.WhichOneof("kind")
-        if kind == "detach":
-            names[cmd.detach.out] = lookup(cmd.detach.handle).detach()
-        elif kind == "op":
-            _run(cmd.op, lookup, budget, names)
+    # The backward pass counts its working gradients without refusing them (it must not stop
+    # half way for its own buffers); a client's program is refused what does not fit.
+    meter = active_meter()
+    lenient = meter.lenient if meter is not None else 0
+    if meter is not None:
+        meter.lenient = 0
+    try:
+        for cmd in c.backward:
+            kind = cmd.WhichOneof("kind")
+            if kind == "detach":
+                names[cmd.detach.out] = lookup(cmd.detach.handle).detach()
+            elif kind == "op":
+                _run(cmd.op, lookup, budget, names)
+    finally:
+        if meter is not None:
+            meter.lenient = lenient
     return tuple(lookup(h) if h else None for h in c.grad_inputs)
 
 

@@ -179,3 +179,14 @@ def test_a_failing_replay_is_the_user_s_error_and_the_session_goes_on():
     code, _ = run(s, cpb.Command(backward=cpb.Backward(handle="loss")))
     assert code in (INVALID, grpc.StatusCode.FAILED_PRECONDITION)
     assert run(s, op("add", Tensor("x"), 1.0, outs=["z"])) is None
+
+
+def test_a_program_is_refused_memory_the_backward_pass_would_otherwise_be_lent():
+    s = new_session(max_session_bytes=64 << 20)
+    setup(s)
+    huge = [op("repeat", Tensor("g"), 100_000, 100_000, outs=["gx"])]  # 80 GB
+    assert run(s, twice(backward=huge), op("sum", Tensor("y"), outs=["loss"])) is None
+    code, message = run(s, cpb.Command(backward=cpb.Backward(handle="loss")))
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "memory limit" in message
+    assert s.meter.lenient == 0
+    assert run(s, op("add", Tensor("x"), 1.0, outs=["z"])) is None
