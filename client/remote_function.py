@@ -216,6 +216,7 @@ def apply_remote(cls: type, args: tuple, kwargs: dict) -> Any:
         for o in results
     ]
     result, commands = _record_backward(cls, ctx, s, grads)
+    ctx.kept = ctx.to_save = ()  # saved outputs would make a cycle (their grad_fn is ctx)
     try:
         grad_inputs = _grad_handles(label, args, check_gradients(label, ctx.meta, result), s)
     except (RuntimeError, TypeError) as exc:

@@ -79,7 +79,7 @@ class FunctionNode(Node, FunctionCtx):
         self.out_meta: list = []  # (shape, np dtype, device) per output; None: not a tensor
         self.materialize_grads = True
         self.saved_entries: tuple = ()  # per saved tensor: a Tensor, ("out", i), or None
-        self.out_arrays: list = []  # each output's array and version counter, for saved outputs
+        self.out_arrays: dict = {}  # a saved output's array and version counter, by index
 
     # --- saved tensors (PyTorch's SavedVariable rules) ---------------------------------
     @property
@@ -103,7 +103,10 @@ class FunctionNode(Node, FunctionCtx):
                 versions.append(t._vc[0])
         self.saved_entries = tuple(entries)
         self._versions = tuple(versions)
-        self.out_arrays = [(o._data, o._vc) if isinstance(o, Tensor) else None for o in outputs]
+        self.out_arrays = {
+            e[1]: (outputs[e[1]]._data, outputs[e[1]]._vc) for e in entries if type(e) is tuple
+        }
+        self.to_save = ()  # the tensors themselves would make a cycle through saved outputs
 
     @property
     def saved_tensors(self) -> tuple:
@@ -131,7 +134,7 @@ class FunctionNode(Node, FunctionCtx):
     def release(self) -> None:
         super().release()
         self.saved_entries = ()
-        self.out_arrays = []
+        self.out_arrays = {}
 
     # --- backward ------------------------------------------------------------------------
     def run_backward(self, grads: list) -> tuple:

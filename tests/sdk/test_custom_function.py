@@ -369,3 +369,16 @@ def test_vjp_is_backward_s_other_name(session: gradd.Session) -> None:
         assert x.grad.tolist() == [2.0, 2.0]
         with pytest.raises(RuntimeError, match="Implementing both 'backward' and 'vjp'"):
             Both.apply(x).sum().backward()
+
+
+def test_graphs_are_freed_by_reference_counting(session: gradd.Session) -> None:
+    import weakref
+
+    Exp = functions(session)[2]  # saves its output
+    MulAdd = functions(session)[1]
+    x = session.tensor([1.0, 2.0], requires_grad=True)
+    y = Exp.apply(x)
+    p, s = MulAdd.apply(y, x)
+    nodes = [weakref.ref(y.grad_fn), weakref.ref(p.grad_fn), weakref.ref(s.grad_fn)]
+    del y, p, s  # no cycle through the saved output or ctx: gone at once, without gc
+    assert all(n() is None for n in nodes)
