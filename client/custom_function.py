@@ -123,23 +123,6 @@ def _apply_embedded(cls: type, args: tuple, kwargs: dict) -> Any:
     return tuple(result) if type(out) is tuple else result[0]
 
 
-class DelayedError(Function):
-    """What a ``once_differentiable`` backward's results pass through under create_graph:
-    differentiating them again raises."""
-
-    _backward_name = "DelayedError"
-
-    @staticmethod
-    def forward(ctx: Any, *xs: Any) -> Any:
-        return xs if len(xs) != 1 else xs[0]
-
-    @staticmethod
-    def backward(ctx: Any, *grads: Any) -> Any:
-        raise RuntimeError(
-            "trying to differentiate twice a function that was marked with @once_differentiable"
-        )
-
-
 def once_differentiable(fn: Any) -> Any:
     """Decorate a ``backward`` that is not itself differentiable: it runs without recording,
     and differentiating its results (after ``create_graph``) raises PyTorch's error."""
@@ -150,12 +133,7 @@ def once_differentiable(fn: Any) -> Any:
             outputs = fn(ctx, *args)
         if not _mode.enabled or not any(getattr(a, "requires_grad", False) for a in args):
             return outputs
-        if type(outputs) is not tuple:
-            outputs = (outputs,)
-        leaves = [o.detach().requires_grad_(True) if o is not None else None for o in outputs]
-        tensors = [x for x in leaves if x is not None]
-        errs = DelayedError.apply(*tensors) if tensors else ()
-        errs = list(errs) if type(errs) is tuple else [errs]
-        return tuple(errs.pop(0) if x is not None else None for x in leaves)
+        return fnode.delay_error(outputs if type(outputs) is tuple else (outputs,))
 
+    wrapper._gradd_once_differentiable = True  # type: ignore[attr-defined]
     return wrapper

@@ -237,6 +237,7 @@ def apply_remote(cls: type, args: tuple, kwargs: dict) -> Any:
         grad_outputs=placeholders,
         backward=commands,
         grad_inputs=grad_inputs,
+        once_differentiable=getattr(user_backward(cls), "_gradd_once_differentiable", False),
     )
     command = cpb.Command(custom_function=message).SerializeToString()
     s._push(enc.length_delimited(enc.REQ_COMMAND, command), ("autograd.Function", *user_site()))

@@ -191,6 +191,27 @@ class OutputEdge:
         return repr(self.fn)
 
 
+DIFFERENTIATE_TWICE = (
+    "trying to differentiate twice a function that was marked with @once_differentiable"
+)
+
+
+def _differentiated_twice(node: Any, grads: tuple) -> tuple:
+    raise RuntimeError(DIFFERENTIATE_TWICE)
+
+
+def delay_error(outputs: tuple) -> tuple:
+    """A ``once_differentiable`` backward's results, when its pass records a graph: aliases
+    leading to a node (PyTorch's ``torch::autograd::Error``) that raises if differentiated."""
+    leaves = [o.detach().requires_grad_(True) if o is not None else None for o in outputs]
+    tensors = tuple(x for x in leaves if x is not None)
+    if not tensors:
+        return tuple(outputs)
+    node = FunctionNode("torch::autograd::Error", tensors, _differentiated_twice)
+    aliases = iter(connect_outputs(node, tensors, list(tensors), set(), set()))
+    return tuple(next(aliases) if x is not None else None for x in leaves)
+
+
 def tensor_next_functions(node: Any) -> tuple:
     """A custom Function node's ``next_functions``: its tensor arguments' only."""
     return tuple((n, 0) for n, m in zip(node.next, node.meta) if m is not None)

@@ -16,7 +16,7 @@ from typing import Any
 
 import gradd.engine as ge
 import numpy as np
-from gradd.engine.function_node import FunctionNode, connect_outputs
+from gradd.engine.function_node import FunctionNode, connect_outputs, delay_error
 from gradd.engine.memory_meter import active_meter
 from gradd.engine.random_state import DRAWING_OPS
 from gradd.v1 import command_pb2 as cpb
@@ -194,7 +194,14 @@ def _replay(node: FunctionNode, grads: tuple) -> tuple:
     finally:
         if meter is not None:
             meter.lenient = lenient
-    return tuple(lookup(h) if h else None for h in c.grad_inputs)
+    results = tuple(lookup(h) if h else None for h in c.grad_inputs)
+    if (
+        c.once_differentiable
+        and ge.is_grad_enabled()
+        and any(g is not None and g.requires_grad for g in grads)
+    ):
+        results = delay_error(results)
+    return results
 
 
 def _run(op: cpb.Op, lookup: Any, budget: ValueBudget, names: dict) -> None:

@@ -259,7 +259,7 @@ class Graph(_message.Message):
     def __init__(self, handle: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., publish: _Optional[bool] = ...) -> None: ...
 
 class CustomFunction(_message.Message):
-    __slots__ = ("name", "inputs", "outputs", "outs", "differentiable", "dirty", "grad_outputs", "backward", "grad_inputs")
+    __slots__ = ("name", "inputs", "outputs", "outs", "differentiable", "dirty", "grad_outputs", "backward", "grad_inputs", "once_differentiable")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
@@ -269,6 +269,7 @@ class CustomFunction(_message.Message):
     GRAD_OUTPUTS_FIELD_NUMBER: _ClassVar[int]
     BACKWARD_FIELD_NUMBER: _ClassVar[int]
     GRAD_INPUTS_FIELD_NUMBER: _ClassVar[int]
+    ONCE_DIFFERENTIABLE_FIELD_NUMBER: _ClassVar[int]
     name: str
     inputs: _containers.RepeatedScalarFieldContainer[str]
     outputs: _containers.RepeatedScalarFieldContainer[str]
@@ -278,7 +279,8 @@ class CustomFunction(_message.Message):
     grad_outputs: _containers.RepeatedScalarFieldContainer[str]
     backward: _containers.RepeatedCompositeFieldContainer[Command]
     grad_inputs: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., inputs: _Optional[_Iterable[str]] = ..., outputs: _Optional[_Iterable[str]] = ..., outs: _Optional[_Iterable[str]] = ..., differentiable: _Optional[_Iterable[bool]] = ..., dirty: _Optional[_Iterable[bool]] = ..., grad_outputs: _Optional[_Iterable[str]] = ..., backward: _Optional[_Iterable[_Union[Command, _Mapping]]] = ..., grad_inputs: _Optional[_Iterable[str]] = ...) -> None: ...
+    once_differentiable: bool
+    def __init__(self, name: _Optional[str] = ..., inputs: _Optional[_Iterable[str]] = ..., outputs: _Optional[_Iterable[str]] = ..., outs: _Optional[_Iterable[str]] = ..., differentiable: _Optional[_Iterable[bool]] = ..., dirty: _Optional[_Iterable[bool]] = ..., grad_outputs: _Optional[_Iterable[str]] = ..., backward: _Optional[_Iterable[_Union[Command, _Mapping]]] = ..., grad_inputs: _Optional[_Iterable[str]] = ..., once_differentiable: _Optional[bool] = ...) -> None: ...
 
 class Command(_message.Message):
     __slots__ = ("tensor", "factory", "manual_seed", "op", "backward", "grad_of", "zero_grad", "retain_grad", "requires_grad", "detach", "release", "fetch", "graph", "set_grad", "custom_function")
