@@ -184,12 +184,13 @@ def apply_remote(cls: type, args: tuple, kwargs: dict) -> Any:
     non_diff, dirty = getattr(ctx, "non_diff", set()), getattr(ctx, "dirty", set())
     tensor_outs = [o for o in outs if type(o) is RemoteTensor]
     several = len(tensor_outs) > 1
-    results, binds, diff_flags = [], [], []
+    results, binds, diff_flags, before = [], [], [], []
     for o in outs:
         if type(o) is not RemoteTensor:
             results.append(o)
             continue
         r = o
+        before.append((o, o._rg, o.grad_fn))
         if id(o) in dirty:
             if o.grad_fn is None and o._rg:
                 raise AutogradRuleError(LEAF_INPLACE)
@@ -215,8 +216,14 @@ def apply_remote(cls: type, args: tuple, kwargs: dict) -> Any:
         new_tensor(s, o.shape, o.dtype, False, None, False) if type(o) is RemoteTensor else None
         for o in results
     ]
-    result, commands = _record_backward(cls, ctx, s, grads)
-    ctx.kept = ctx.to_save = ()  # saved outputs would make a cycle (their grad_fn is ctx)
+    try:
+        result, commands = _record_backward(cls, ctx, s, grads)
+    except BaseException:
+        for o, rg, fn in before:  # nothing was sent: the outputs stay as the server has them
+            o._rg, o.grad_fn = rg, fn
+        raise
+    finally:
+        ctx.kept = ctx.to_save = ()  # saved outputs would make a cycle (their grad_fn is ctx)
     try:
         grad_inputs = _grad_handles(label, args, check_gradients(label, ctx.meta, result), s)
     except (RuntimeError, TypeError) as exc:

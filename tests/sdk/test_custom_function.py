@@ -279,7 +279,9 @@ def test_value_reads_in_a_recorded_backward_name_the_line(remote: gradd.Session)
     class Peek(remote.autograd.Function):
         @staticmethod
         def forward(ctx, x):
-            return x * 2
+            x.mul_(2)
+            ctx.mark_dirty(x)
+            return x
 
         @staticmethod
         def backward(ctx, g):
@@ -288,12 +290,14 @@ def test_value_reads_in_a_recorded_backward_name_the_line(remote: gradd.Session)
             return -g
 
     x = remote.tensor([1.0], requires_grad=True)
+    h = x * 1
     with pytest.raises(gradd.GraddError) as info:
-        Peek.apply(x)
+        Peek.apply(h)
     line = Peek.backward.__code__.co_firstlineno + 2
     assert f"{__file__}:{line}" in str(info.value) and "PeekBackward" in str(info.value)
     assert isinstance(info.value, NotImplementedError)
     assert (x * 3).sum().item() == 3.0  # the session goes on
+    assert h.grad_fn.name() == "MulBackward0" and h.tolist() == [2.0]  # as the server has it
 
 
 def test_remote_backward_runs_on_the_server_only_when_reached(remote: gradd.Session) -> None:
