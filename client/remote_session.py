@@ -95,6 +95,7 @@ class RemoteSession(Session):
         self._closed = False
         self._devices: list[str] | None = None  # ServerInfo's, asked for once
         self._tracing = 0
+        self._leaves: weakref.WeakSet = weakref.WeakSet()  # leaves that require grad
         self._counter = itertools.count(1)
         self._call_timeout = timeout or CALL_TIMEOUT
         options = [

@@ -388,3 +388,21 @@ def test_graphs_are_freed_by_reference_counting(session: gradd.Session) -> None:
     nodes = [weakref.ref(y.grad_fn), weakref.ref(p.grad_fn), weakref.ref(s.grad_fn)]
     del y, p, s  # no cycle through the saved output or ctx: gone at once, without gc
     assert all(n() is None for n in nodes)
+
+
+def test_double_backward_with_backward(session: gradd.Session) -> None:
+    """A second pass by ``.backward()`` through gradients made with create_graph fills the
+    leaves' ``.grad`` as PyTorch's does (on a server the client asks which it reached)."""
+
+    def program(lib: Any) -> list:
+        Cube = functions(lib)[0]
+        x = lib.tensor([1.0, 2.0], dtype=lib.float64, requires_grad=True)
+        w = lib.tensor([3.0, -1.0], dtype=lib.float64, requires_grad=True)
+        unused = lib.tensor([1.0], requires_grad=True)
+        (g,) = lib.autograd.grad(Cube.apply(x, 2.0).sum(), x, create_graph=True)
+        (g * w).sum().backward()
+        (h,) = lib.autograd.grad((x**3 * w).sum(), x, create_graph=True)
+        h.sum().backward()
+        return [x.grad.tolist(), w.grad.tolist(), unused.grad]
+
+    assert program(session) == program(torch)
