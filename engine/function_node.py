@@ -43,6 +43,12 @@ class FunctionCtx:
 
     def save_for_backward(self, *tensors: Any) -> None:
         """Keep tensors for ``backward`` (read them there as ``ctx.saved_tensors``)."""
+        for i, t in enumerate(tensors):
+            if t is not None and not hasattr(t, "_vc"):  # a tensor of either kind, or None
+                raise TypeError(
+                    "save_for_backward can only save variables, but argument "
+                    f"{i} is of type {type(t).__name__}"
+                )
         self.to_save = tensors
 
     def mark_non_differentiable(self, *tensors: Any) -> None:

@@ -406,3 +406,23 @@ def test_double_backward_with_backward(session: gradd.Session) -> None:
         return [x.grad.tolist(), w.grad.tolist(), unused.grad]
 
     assert program(session) == program(torch)
+
+
+def test_save_for_backward_takes_tensors_or_none(session: gradd.Session) -> None:
+    def program(lib: Any) -> Any:
+        class Save(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, x, extra):
+                ctx.save_for_backward(x, extra)
+                return x * 2
+
+            @staticmethod
+            def backward(ctx, g):
+                x, extra = ctx.saved_tensors
+                return g * 2 if extra is None else g * 3, None
+
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        Save.apply(x, None).sum().backward()
+        return x.grad.tolist(), raised(lambda: Save.apply(x, 3))
+
+    assert program(session) == program(torch)
