@@ -110,7 +110,9 @@ class FunctionNode(Node, FunctionCtx):
         self.saved_entries = tuple(entries)
         self._versions = tuple(versions)
         self.out_arrays = {
-            e[1]: (outputs[e[1]]._data, outputs[e[1]]._vc) for e in entries if type(e) is tuple
+            e[1]: (outputs[e[1]]._data, outputs[e[1]]._vc, outputs[e[1]].requires_grad)
+            for e in entries
+            if type(e) is tuple
         }
         self.to_save = ()  # the tensors themselves would make a cycle through saved outputs
 
@@ -125,8 +127,10 @@ class FunctionNode(Node, FunctionCtx):
                 out.append(None)
                 continue
             if type(entry) is tuple:
-                data, vc = self.out_arrays[entry[1]]
-                t = wrap(data, self.out_meta[entry[1]][2], True, self)
+                i = entry[1]
+                data, vc, rg = self.out_arrays[i]
+                fn = (OutputEdge(self, i) if len(self.out_meta) > 1 else self) if rg else None
+                t = wrap(data, self.out_meta[i][2], rg, fn)
                 t._vc = vc
             else:
                 t = entry
@@ -188,7 +192,8 @@ class OutputEdge:
         slots = pending.get(self.fn)
         if slots is None:
             slots = pending[self.fn] = [None] * len(self.fn.out_meta)
-        slots[self.index] = g
+        old = slots[self.index]  # an output saved and rebuilt has edges of its own
+        slots[self.index] = g if old is None else old + g
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.fn, name)  # ctx attributes, saved_tensors, ...

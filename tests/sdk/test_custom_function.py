@@ -426,3 +426,29 @@ def test_save_for_backward_takes_tensors_or_none(session: gradd.Session) -> None
         return x.grad.tolist(), raised(lambda: Save.apply(x, 3))
 
     assert program(session) == program(torch)
+
+
+def test_saved_outputs_of_a_several_output_function_differentiate_again(
+    session: gradd.Session,
+) -> None:
+    def program(lib: Any) -> Any:
+        class ExpSquare(lib.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                a, b = x.exp(), x * x
+                ctx.save_for_backward(a, b, x)
+                return a, b
+
+            @staticmethod
+            def backward(ctx, ga, gb):
+                a, b, x = ctx.saved_tensors  # a and b lead back to this node's own outputs
+                return ga * a + gb * 2 * x + gb * b
+
+        x = lib.tensor([0.5, 1.0], dtype=lib.float64, requires_grad=True)
+        a, b = ExpSquare.apply(x)
+        (g,) = lib.autograd.grad((a * 3 + b).sum(), x, create_graph=True)
+        (gg,) = lib.autograd.grad(g.sum(), x)
+        return g.tolist(), gg.tolist()
+
+    got, expected = program(session), program(torch)
+    assert torch.allclose(torch.tensor(got), torch.tensor(expected))
