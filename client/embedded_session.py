@@ -13,6 +13,7 @@ from gradd.engine import functional as engine_functional
 from gradd.engine import linalg as engine_linalg
 from gradd.engine.random_state import DRAWING_OPS, use_generator
 
+from .autograd_namespace import autograd_namespace
 from .errors import UnimplementedError
 from .session_base import Session
 
@@ -85,9 +86,7 @@ class EmbeddedSession(Session):
             **{n: getattr(engine_functional, n) for n in engine_functional.NAMES}
         )
         self.functional.dropout = dropout
-        self.autograd = types.SimpleNamespace(
-            backward=engine_autograd.backward, grad=engine_autograd.grad
-        )
+        self.autograd = autograd_namespace(engine_autograd.backward, engine_autograd.grad)
         self.linalg = types.SimpleNamespace(
             **{n: getattr(engine_linalg, n) for n in engine_linalg.NAMES}
         )

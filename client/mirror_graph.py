@@ -94,6 +94,9 @@ def node_for(opdef: Any, args: tuple, attrs: dict, tensor_type: type) -> MirrorN
 
 def _check_saved(node: MirrorNode) -> None:
     # The engine's Node.saved and Node.output checks, in that order, by the engine's rule.
+    deferred = getattr(node, "deferred_error", None)  # a custom Function's bad gradients
+    if deferred is not None:
+        raise deferred
     op = node.op
     if not (op.saves or op.saves_output):
         return
@@ -130,11 +133,14 @@ def run_backward(
         _raise_in_engine_order(start, retain_graph)
     written = []
     targets = {id(t) for t in only} if only is not None else None
+    opaque = False
     for node in nodes:
         if type(node) is AccumulateGrad:
             if targets is None or id(node.variable) in targets:
                 written.append(node.variable)
-        elif type(node) is not OpaqueNode:
+        elif type(node) is OpaqueNode:
+            opaque = True
+        else:
             holder = None
             if node.retained is not None:
                 holder = node.retained()
@@ -144,7 +150,22 @@ def run_backward(
                 written += [t for t in only if t.grad_fn is node and t is not holder]
             if not retain_graph:
                 node.freed = True
+    if opaque:
+        _maybe_written(root, only, written)
     return written
+
+
+def _maybe_written(root: Any, only: Any, written: list) -> None:
+    # Behind a graph made by create_graph the mirror cannot see which leaves the pass reaches:
+    # those that may get a .grad (the inputs, or the session's leaves that require grad) ask
+    # the server when their .grad is read (MAYBE_GRAD).
+    known = {id(t) for t in written}
+    for t in list(only) if only is not None else list(root._s._leaves):
+        if id(t) not in known and not t._has_grad:
+            t._has_grad = MAYBE_GRAD
+
+
+MAYBE_GRAD = 3  # RemoteTensor._has_grad: the server may have a .grad for it (ask on read)
 
 
 def _reachable(start: Any) -> list:
@@ -162,8 +183,13 @@ def _reachable(start: Any) -> list:
     return out
 
 
+def _checked(node: Any) -> bool:
+    # Mirror nodes with saved tensors to check: ops' and custom Functions' (subclasses).
+    return isinstance(node, MirrorNode) and type(node) is not OpaqueNode
+
+
 def _passes(node: Any) -> bool:
-    if type(node) is not MirrorNode:
+    if not _checked(node):
         return True
     try:
         _check_saved(node)
@@ -177,7 +203,7 @@ def _raise_in_engine_order(start: Any, retain_graph: bool) -> None:
     # message) and the nodes before it are freed, as the engine leaves them.
     order, _ = _topo([start])
     for node in order:
-        if type(node) is MirrorNode:
+        if _checked(node):
             _check_saved(node)
             if not retain_graph:
                 node.freed = True

@@ -27,6 +27,7 @@ from gradd.v1 import service_pb2_grpc as spb_grpc
 
 from . import command_encoding as enc
 from . import remote_autograd
+from .autograd_namespace import autograd_namespace
 from .call_site import user_site
 from .command_stream import CommandStream
 from .errors import GraddError, UnimplementedError, from_rpc_error
@@ -94,6 +95,7 @@ class RemoteSession(Session):
         self._closed = False
         self._devices: list[str] | None = None  # ServerInfo's, asked for once
         self._tracing = 0
+        self._leaves: weakref.WeakSet = weakref.WeakSet()  # leaves that require grad
         self._counter = itertools.count(1)
         self._call_timeout = timeout or CALL_TIMEOUT
         options = [
@@ -128,9 +130,7 @@ class RemoteSession(Session):
         self._stream = CommandStream(self._channel, self.id, self._md, timeout=timeout)
         self._push = self._stream.push
         self.functional = types.SimpleNamespace(**_FUNCTIONAL)
-        self.autograd = types.SimpleNamespace(
-            backward=remote_autograd.backward, grad=remote_autograd.grad
-        )
+        self.autograd = autograd_namespace(remote_autograd.backward, remote_autograd.grad)
         self.linalg = types.SimpleNamespace(**_LINALG)
         _OPEN.add(self)
 

@@ -29,7 +29,7 @@ from gradd.engine.tensor_conversions import TensorConversions
 from . import command_encoding as enc
 from .call_site import user_site
 from .errors import UnimplementedError
-from .mirror_graph import run_backward
+from .mirror_graph import MAYBE_GRAD, run_backward
 
 _new = object.__new__
 _SMALL = enc._SMALL
@@ -87,6 +87,8 @@ class RemoteTensor(TensorConversions):
             raise RuntimeError(NOT_FLOAT_GRAD)
         self._s._push(enc.set_requires_grad(self._h, flag), ("requires_grad_", *user_site()))
         self._rg = flag
+        if flag and self.grad_fn is None:
+            self._s._leaves.add(self)
 
     @property
     def is_leaf(self) -> bool:
@@ -132,6 +134,10 @@ class RemoteTensor(TensorConversions):
         """``.grad`` bound to a handle of its own on first use (no wait: the mirror graph knows
         it exists); the same object is returned until the server makes a new grad tensor."""
         has = self._has_grad
+        if has == MAYBE_GRAD:  # after a backward through a graph the client does not mirror
+            site = ("grad", *user_site())
+            info = self._s._stream.request(enc.fetch(self._h, metadata_only=True), site)
+            self._has_grad = has = 2 if info.tensor.info.has_grad else 0
         if not has:
             return None
         g = self._grad_obj
@@ -338,6 +344,8 @@ def new_tensor(
     t._bound = bound
     t._base = None
     t._layout = None
+    if rg and grad_fn is None:
+        s._leaves.add(t)  # a leaf that requires grad (see mirror_graph.MAYBE_GRAD)
     return t
 
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .errors import NO_GRAD_FN, AutogradError, check_backward_root
+from .function_node import OutputEdge
 from .grad_mode import _mode
 from .layout import grad_layout
 from .memory_meter import _active
@@ -159,6 +160,9 @@ def _run(
                 if target is not holder and target.grad_fn is node:
                     # backward(inputs=[non_leaf]): its .grad gets the gradient flowing into it
                     _store_retained(target, g, create_graph, handed, keep)
+            if type(node) is OutputEdge:  # one output of a custom Function: to its node's slot
+                node.deliver(g, pending)
+                continue
             if node.freed and node.op.saves:
                 _ = node.saved  # raises "backward through the graph a second time"
             grads = node.op.backward(node, g)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .function_node import OutputEdge
 from .node import AccumulateGrad
 
 ROOT_COLOR, OP_COLOR, LEAF_COLOR = "darkolivegreen1", "lightgray", "lightblue"
@@ -96,13 +97,18 @@ def size_to_str(shape: tuple) -> str:
     return "(" + ", ".join(str(int(v)) for v in shape) + ")"
 
 
+def _node(fn: Any) -> Any:
+    # One output of a several-output custom Function is drawn as the function's one node.
+    return fn.fn if type(fn) is OutputEdge else fn
+
+
 def make_dot(var: Any, params: dict[str, Any] | None = None) -> GraphPicture:
     """Draw the graph that produced ``var`` (or several outputs, given a tuple)."""
     names = {id(v): k for k, v in (params or {}).items()}
     pic = GraphPicture()
     ids: dict[int, str] = {}
     roots = var if isinstance(var, (tuple, list)) else (var,)
-    root_fns = {id(v.grad_fn) for v in roots if v.grad_fn is not None}
+    root_fns = {id(_node(v.grad_fn)) for v in roots if v.grad_fn is not None}
 
     def node_id(fn: Any) -> tuple[str, bool]:
         key = id(fn)
@@ -111,7 +117,7 @@ def make_dot(var: Any, params: dict[str, Any] | None = None) -> GraphPicture:
         ids[key] = f"n{len(ids)}"
         return ids[key], True
 
-    stack = [v.grad_fn for v in roots if v.grad_fn is not None]
+    stack = [_node(v.grad_fn) for v in roots if v.grad_fn is not None]
     # Leaves passed directly (a leaf that requires grad is its own graph).
     for v in roots:
         if v.grad_fn is None and v.requires_grad:
@@ -140,6 +146,7 @@ def make_dot(var: Any, params: dict[str, Any] | None = None) -> GraphPicture:
         for nxt in fn.next:
             if nxt is None:
                 continue
+            nxt = _node(nxt)
             src, _ = node_id(nxt)
             pic.edges.append((src, nid))
             stack.append(nxt)

@@ -25,6 +25,7 @@ from gradd.v1 import graph_pb2 as gpb
 
 from . import answer_bytes as answer
 from . import wire_tensor as wire
+from .custom_function import custom_function
 from .errors import (
     SHOWN_CHARACTERS,
     ServiceError,
@@ -371,6 +372,8 @@ def _apply_all(
                 results += answer.command_result(index, answer.RESULT_GRAPH, chunks)
             elif kind == "factory":
                 factory(s, command.factory, budget)
+            elif kind == "custom_function":
+                custom_function(s, command.custom_function, budget)
             else:
                 APPLY[kind](s, getattr(command, kind))
         except Exception as exc:  # every failure becomes a status; the session goes on

@@ -266,8 +266,32 @@ class Graph(_message.Message):
     publish: bool
     def __init__(self, handle: _Optional[str] = ..., params: _Optional[_Mapping[str, str]] = ..., publish: _Optional[bool] = ...) -> None: ...
 
+class CustomFunction(_message.Message):
+    __slots__ = ("name", "inputs", "outputs", "outs", "differentiable", "dirty", "grad_outputs", "backward", "grad_inputs", "once_differentiable")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    OUTS_FIELD_NUMBER: _ClassVar[int]
+    DIFFERENTIABLE_FIELD_NUMBER: _ClassVar[int]
+    DIRTY_FIELD_NUMBER: _ClassVar[int]
+    GRAD_OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    BACKWARD_FIELD_NUMBER: _ClassVar[int]
+    GRAD_INPUTS_FIELD_NUMBER: _ClassVar[int]
+    ONCE_DIFFERENTIABLE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    inputs: _containers.RepeatedScalarFieldContainer[str]
+    outputs: _containers.RepeatedScalarFieldContainer[str]
+    outs: _containers.RepeatedScalarFieldContainer[str]
+    differentiable: _containers.RepeatedScalarFieldContainer[bool]
+    dirty: _containers.RepeatedScalarFieldContainer[bool]
+    grad_outputs: _containers.RepeatedScalarFieldContainer[str]
+    backward: _containers.RepeatedCompositeFieldContainer[Command]
+    grad_inputs: _containers.RepeatedScalarFieldContainer[str]
+    once_differentiable: bool
+    def __init__(self, name: _Optional[str] = ..., inputs: _Optional[_Iterable[str]] = ..., outputs: _Optional[_Iterable[str]] = ..., outs: _Optional[_Iterable[str]] = ..., differentiable: _Optional[_Iterable[bool]] = ..., dirty: _Optional[_Iterable[bool]] = ..., grad_outputs: _Optional[_Iterable[str]] = ..., backward: _Optional[_Iterable[_Union[Command, _Mapping]]] = ..., grad_inputs: _Optional[_Iterable[str]] = ..., once_differentiable: _Optional[bool] = ...) -> None: ...
+
 class Command(_message.Message):
-    __slots__ = ("tensor", "factory", "manual_seed", "op", "backward", "grad_of", "zero_grad", "retain_grad", "requires_grad", "detach", "release", "fetch", "graph", "set_grad", "set_data")
+    __slots__ = ("tensor", "factory", "manual_seed", "op", "backward", "grad_of", "zero_grad", "retain_grad", "requires_grad", "detach", "release", "fetch", "graph", "set_grad", "set_data", "custom_function")
     TENSOR_FIELD_NUMBER: _ClassVar[int]
     FACTORY_FIELD_NUMBER: _ClassVar[int]
     MANUAL_SEED_FIELD_NUMBER: _ClassVar[int]
@@ -283,6 +307,7 @@ class Command(_message.Message):
     GRAPH_FIELD_NUMBER: _ClassVar[int]
     SET_GRAD_FIELD_NUMBER: _ClassVar[int]
     SET_DATA_FIELD_NUMBER: _ClassVar[int]
+    CUSTOM_FUNCTION_FIELD_NUMBER: _ClassVar[int]
     tensor: CreateTensor
     factory: Factory
     manual_seed: ManualSeed
@@ -298,7 +323,8 @@ class Command(_message.Message):
     graph: Graph
     set_grad: SetGrad
     set_data: SetData
-    def __init__(self, tensor: _Optional[_Union[CreateTensor, _Mapping]] = ..., factory: _Optional[_Union[Factory, _Mapping]] = ..., manual_seed: _Optional[_Union[ManualSeed, _Mapping]] = ..., op: _Optional[_Union[Op, _Mapping]] = ..., backward: _Optional[_Union[Backward, _Mapping]] = ..., grad_of: _Optional[_Union[GradOf, _Mapping]] = ..., zero_grad: _Optional[_Union[ZeroGrad, _Mapping]] = ..., retain_grad: _Optional[_Union[RetainGrad, _Mapping]] = ..., requires_grad: _Optional[_Union[SetRequiresGrad, _Mapping]] = ..., detach: _Optional[_Union[Detach, _Mapping]] = ..., release: _Optional[_Union[Release, _Mapping]] = ..., fetch: _Optional[_Union[Fetch, _Mapping]] = ..., graph: _Optional[_Union[Graph, _Mapping]] = ..., set_grad: _Optional[_Union[SetGrad, _Mapping]] = ..., set_data: _Optional[_Union[SetData, _Mapping]] = ...) -> None: ...
+    custom_function: CustomFunction
+    def __init__(self, tensor: _Optional[_Union[CreateTensor, _Mapping]] = ..., factory: _Optional[_Union[Factory, _Mapping]] = ..., manual_seed: _Optional[_Union[ManualSeed, _Mapping]] = ..., op: _Optional[_Union[Op, _Mapping]] = ..., backward: _Optional[_Union[Backward, _Mapping]] = ..., grad_of: _Optional[_Union[GradOf, _Mapping]] = ..., zero_grad: _Optional[_Union[ZeroGrad, _Mapping]] = ..., retain_grad: _Optional[_Union[RetainGrad, _Mapping]] = ..., requires_grad: _Optional[_Union[SetRequiresGrad, _Mapping]] = ..., detach: _Optional[_Union[Detach, _Mapping]] = ..., release: _Optional[_Union[Release, _Mapping]] = ..., fetch: _Optional[_Union[Fetch, _Mapping]] = ..., graph: _Optional[_Union[Graph, _Mapping]] = ..., set_grad: _Optional[_Union[SetGrad, _Mapping]] = ..., set_data: _Optional[_Union[SetData, _Mapping]] = ..., custom_function: _Optional[_Union[CustomFunction, _Mapping]] = ...) -> None: ...
 
 class CommandError(_message.Message):
     __slots__ = ("index", "code", "message")
