@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .errors import BACKWARD_TWICE, AutogradError, modified_inplace
+from .errors import BACKWARD_TWICE, AutogradError
 from .memory_meter import _active
 from .memory_meter import used as _metered
-from .node import Node, _type_name, accumulator
+from .node import Node, accumulator, check_saved
 from .tensor import Tensor, wrap
 
 
@@ -134,10 +134,7 @@ class FunctionNode(Node, FunctionCtx):
                 t._vc = vc
             else:
                 t = entry
-            if t._vc[0] != version:
-                raise AutogradError(
-                    modified_inplace(_type_name(t), t.shape, self.label, t._vc[0], version)
-                )
+            check_saved(self.label, False, ((t._vc, version, t.shape, str(t._data.dtype)),))
             out.append(t)
         return tuple(out)
 

@@ -57,7 +57,9 @@ _part_name.common = "SplitBackward0"  # type: ignore[attr-defined]
     view=True,
     internal=True,
     grad_fn=_part_name,
-    layout=lambda a, lay, /, dim, start, stop, kind: layout.narrowed(a, lay, dim, start, stop),
+    layout=lambda a, lay, /, dim, start, stop, kind, index=0: layout.narrowed(
+        a, lay, dim, start, stop
+    ),
     shape=_part_shape,
     method=False,
     function=False,

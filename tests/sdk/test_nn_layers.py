@@ -257,7 +257,9 @@ def test_batchnorm_running_stats_follow_torchs(session: gradd.Session) -> None:
     ours.eval(), theirs.eval()
     x = _input((2, 3))
     np.testing.assert_allclose(
-        ours(session.tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-5
+        ours(session.tensor(x)).detach().numpy(),
+        theirs(torch.tensor(x)).detach().numpy(),
+        rtol=1e-5,
     )
 
 
