@@ -24,15 +24,11 @@ def step_tensor(value: float) -> ge.Tensor:
     return ge.tensor(np.float32(value))
 
 
-def _remote_type() -> type:
-    from gradd.remote_tensor import RemoteTensor
-
-    return RemoteTensor
+_EngineTensor = ge.Tensor  # an embedded session's; any other gradd tensor is a server's
 
 
 def step(opt: Any, rule: kernels.OptimizerRule) -> None:
     """One step of every parameter with a ``.grad``, group by group, in order."""
-    remote = _remote_type()
     commands: dict[Any, list] = {}  # server session -> its groups' entries
     for group in opt.param_groups:
         o = kernels.options_of(rule, group)
@@ -40,7 +36,7 @@ def step(opt: Any, rule: kernels.OptimizerRule) -> None:
         writes = rule.writes(o)
         entries: dict[Any, list] = {}
         for p in group["params"]:
-            if type(p) is remote:
+            if type(p) is not _EngineTensor:
                 if p._has_grad:
                     entries.setdefault(p._s, []).append(_remote_entry(opt, rule, o, names, p))
             elif p._grad is not None:
@@ -96,10 +92,9 @@ def _send_step(s: Any, rule: kernels.OptimizerRule, groups: list) -> None:
 
 def zero_grad(params: list, set_to_none: bool) -> None:
     """``optimizer.zero_grad``: PyTorch's loop here; one ZeroGrad command per server session."""
-    remote = _remote_type()
     sessions: dict[Any, list] = {}
     for p in params:
-        if type(p) is remote:
+        if type(p) is not _EngineTensor:
             if p._has_grad:
                 sessions.setdefault(p._s, []).append(p)
             continue
@@ -140,10 +135,9 @@ def copy_for(param: Any, value: Any) -> Any:
     """A loaded state tensor as the optimizer keeps it: a copy in ``param``'s session, dtype
     and device (PyTorch's ``value.to(param.dtype, param.device)`` for floating parameters)."""
     dtype = param.dtype if param.dtype.is_floating_point else None
-    remote = _remote_type()
-    if type(param) is remote:
+    if type(param) is not _EngineTensor:
         s = param._s
-        if type(value) is remote and value._s is s:
+        if getattr(value, "_s", None) is s:
             return s.tensor(value, dtype=dtype)  # copied on the server
         return s.tensor(_values(value), dtype=dtype)
     return ge.tensor(_values(value), dtype=dtype, device=param.device)

@@ -266,3 +266,40 @@ def test_step_and_zero_grad_are_one_command_each(remote) -> None:
     state = opt.state[params[0]]
     assert [float(state["step"])] == [3.0] and state["exp_avg"].shape == (4, 3)
     assert state["max_exp_avg_sq"].numpy().min() > 0
+
+
+# A PyTorch program that trains with torch.optim and a schedule, run with only its import changed.
+PROGRAM = """\
+import torch
+
+torch.manual_seed(0)
+x = torch.randn(64, 3)
+y = x @ torch.tensor([[1.0], [-2.0], [0.5]]) + 0.3
+w = torch.zeros(3, 1, requires_grad=True)
+b = torch.zeros(1, requires_grad=True)
+opt = torch.optim.SGD([{"params": [w]}, {"params": [b], "lr": 0.05}], lr=0.1, momentum=0.9)
+sched = torch.optim.lr_scheduler.StepLR(opt, step_size=10, gamma=0.5)
+for epoch in range(30):
+    opt.zero_grad()
+    loss = ((x @ w + b - y) ** 2).mean()
+    loss.backward()
+    opt.step()
+    sched.step()
+    if epoch % 10 == 9:
+        print(f"epoch {epoch} loss {loss.item():.5f} lr {sched.get_last_lr()}")
+print([round(v, 4) for v in w.detach().flatten().tolist()], round(b.item(), 4))
+print(sorted(opt.state_dict()["state"]), opt.state_dict()["param_groups"][1]["lr"])
+"""
+
+
+@pytest.mark.cpu_only("PyTorch's CPU random numbers for the data")
+@pytest.mark.parametrize("mode", ["embedded", "remote"])
+def test_a_pytorch_program_trains_the_same(mode, request, tmp_path, capsys) -> None:
+    from .test_torch_module import check_session_line, gradd_variant, run_script, target_for
+
+    exec(compile(PROGRAM, "program.py", "exec"), {"__name__": "__main__"})
+    expected = capsys.readouterr().out
+    script = tmp_path / "program.py"
+    script.write_text(gradd_variant(PROGRAM))
+    target = target_for(mode, request)
+    assert check_session_line(run_script(script, target=target), mode, target) == expected
