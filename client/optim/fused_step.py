@@ -21,7 +21,7 @@ _STEP_DTYPE = np.float32  # PyTorch's _get_scalar_dtype()
 
 def step_tensor(value: float) -> ge.Tensor:
     """A ``state["step"]`` tensor: 0-d, float32, on the CPU."""
-    return ge.tensor(np.float32(value))
+    return ge.tensor(np.float32(value), device="cpu")
 
 
 _EngineTensor = ge.Tensor  # an embedded session's; any other gradd tensor is a server's

@@ -34,7 +34,8 @@ def test_state_and_parameters_must_be_writable_and_alike() -> None:
     rule, o = kernels.RULES["sgd"], {**SGD, **SGD_FLAGS}
     p = ge.zeros(3, requires_grad=True)
     kernels.check_state(rule, o, p, [ge.zeros(3)])
-    broadcast = wrap(np.broadcast_to(np.zeros(1, np.float32), (3,)))  # one element, three views
+    one = ge.zeros(1)._data  # one element seen three times: written to, it would be a race
+    broadcast = wrap(p.device.xp.broadcast_to(one, (3,)), p.device)
     with pytest.raises(RuntimeError, match="single memory location"):
         kernels.check_state(rule, o, p, [broadcast])
     with pytest.raises(RuntimeError, match="single memory location"):

@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 # Some tests step a schedule without training: PyTorch warns of the order, and so does gradd.
-pytestmark = pytest.mark.filterwarnings("ignore:Detected call of `lr_scheduler.step()`")
+pytestmark = pytest.mark.filterwarnings("ignore:Detected call of")
 
 STEPS = 40
 SCHEDULES = [
