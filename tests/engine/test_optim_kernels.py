@@ -4,7 +4,6 @@ against PyTorch are tests/sdk/test_optim.py's)."""
 from __future__ import annotations
 
 import gradd.engine as ge
-import numpy as np
 import pytest
 from gradd.engine import optim_kernels as kernels
 from gradd.engine.tensor import wrap
