@@ -4,6 +4,7 @@ errors, version counters, skipped parameters; and one command per step() and zer
 
 from __future__ import annotations
 
+import gradd
 import numpy as np
 import pytest
 from gradd.v1 import command_pb2 as cpb
@@ -303,3 +304,37 @@ def test_a_pytorch_program_trains_the_same(mode, request, tmp_path, capsys) -> N
     script.write_text(gradd_variant(PROGRAM))
     target = target_for(mode, request)
     assert check_session_line(run_script(script, target=target), mode, target) == expected
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"])
+def test_server_and_embedded_run_one_rule(remote, name) -> None:
+    """The server's fused step and an embedded optimizer are the same code: the same bits."""
+    kwargs = {"RMSprop": {"momentum": 0.5, "centered": True}, "SGD": {"momentum": 0.9}}
+    data = _data("float32")
+    results = []
+    for s in (remote, gradd.connect()):
+        _, params, _ = _train(
+            s, lambda p, s=s: getattr(s.optim, name)(p, **kwargs.get(name, {})), data, 10
+        )
+        results.append({k: v.tobytes() for k, v in params.items()})
+    assert results[0] == results[1]
+
+
+def test_loads_pytorchs_state_dict(session) -> None:
+    """A PyTorch optimizer's state_dict loads into gradd's, which goes on as PyTorch's does."""
+    data = _data("float64")
+    _, _, topt = _train(torch, lambda p: torch.optim.Adam(p, lr=0.01, amsgrad=True), data, 5)
+    saved = topt.state_dict()
+    params = [session.tensor(data[k], requires_grad=True) for k in ("w", "b", "unused")]
+    opt = session.optim.Adam(params, lr=0.5, amsgrad=True)
+    opt.load_state_dict(saved)
+    assert opt.param_groups[0]["lr"] == 0.01
+    tparams = [torch.tensor(data[k], requires_grad=True) for k in ("w", "b", "unused")]
+    tnext = torch.optim.Adam(tparams, lr=0.5, amsgrad=True)
+    tnext.load_state_dict(saved)
+    for ps, o in ((params, opt), (tparams, tnext)):
+        (ps[0].pow(2).sum() + ps[1].sum()).backward()
+        o.step()
+    for mine, theirs in zip(params, tparams):
+        np.testing.assert_allclose(mine.detach().numpy(), theirs.detach().numpy(), rtol=1e-12)
+    _same_state_dicts(opt.state_dict(), tnext.state_dict(), 1e-12)
