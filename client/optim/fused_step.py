@@ -43,7 +43,9 @@ def step(opt: Any, rule: kernels.OptimizerRule) -> None:
                 state, count, fresh = _state_of(opt, rule, names, p)
                 if fresh:
                     state.update(zip(names, kernels.new_state(rule, o, p)))
-                kernels.apply(rule, o, p, [state[n] for n in names], count, fresh)
+                slots = [state[n] for n in names]
+                kernels.check_state(rule, o, p, slots)  # a loaded state_dict may not fit
+                kernels.apply(rule, o, p, slots, count, fresh)
         for s, params in entries.items():
             commands.setdefault(s, []).append((o, params, names, writes))
     for s, groups in commands.items():

@@ -338,3 +338,17 @@ def test_loads_pytorchs_state_dict(session) -> None:
     for mine, theirs in zip(params, tparams):
         np.testing.assert_allclose(mine.detach().numpy(), theirs.detach().numpy(), rtol=1e-12)
     _same_state_dicts(opt.state_dict(), tnext.state_dict(), 1e-12)
+
+
+def test_loaded_state_that_does_not_fit_is_refused(session) -> None:
+    """State of the wrong shape (a state_dict of another model) fails the step, embedded as a
+    ValueError, on a server as the server's INVALID_ARGUMENT (also a ValueError)."""
+    p = session.ones(3, requires_grad=True)
+    opt = session.optim.SGD([p], lr=0.1, momentum=0.9)
+    saved = opt.state_dict()
+    saved["state"] = {0: {"momentum_buffer": np.zeros(2, np.float32)}}
+    opt.load_state_dict(saved)
+    (p * 2).sum().backward()
+    with pytest.raises(ValueError, match="'momentum_buffer' must match its parameter"):
+        opt.step()
+        session.synchronize()
