@@ -329,6 +329,38 @@ def graph(handle: bytes, params: Mapping[str, bytes], publish: bool = False) -> 
     return framed(CMD["graph"], body + _bool(cpb.Graph, "publish", publish))
 
 
+_OPT_KIND = _len_key(cpb.OptimizerStep, "kind")
+_OPT_GROUP = _len_key(cpb.OptimizerStep, "groups")
+_GROUP_OPTION = _len_key(cpb.OptimizerGroup, "options")
+_GROUP_PARAM = _len_key(cpb.OptimizerGroup, "params")
+_PARAM_STATE = _len_key(cpb.OptimizerParam, "state")
+_PARAM_STEP = _key(cpb.OptimizerParam, "step", 1)
+_ENTRY_DOUBLE = b"\x11"  # a map entry's value (field 2) as a double
+
+
+def optimizer_step(kind: str, groups: Iterable[tuple[Mapping[str, float], list]]) -> bytes:
+    """One fused optimizer step: per group its options and its parameters, each as
+    ``(handle, state handles, init, step)``."""
+    body = _str(cpb.OptimizerStep, "kind", kind)
+    for options, params in groups:
+        group = b"".join(
+            length_delimited(
+                _GROUP_OPTION,
+                length_delimited(_ENTRY_KEY, name.encode()) + _ENTRY_DOUBLE + _pack_double(v),
+            )
+            for name, v in options.items()
+        )
+        for handle, state, init, step in params:
+            entry = _str(cpb.OptimizerParam, "param", handle)
+            entry += b"".join(length_delimited(_PARAM_STATE, h) for h in state)
+            entry += _bool(cpb.OptimizerParam, "init", init)
+            if step:
+                entry += _PARAM_STEP + _pack_double(step)
+            group += length_delimited(_GROUP_PARAM, entry)
+        body += length_delimited(_OPT_GROUP, group)
+    return framed(CMD["optimizer_step"], body)
+
+
 def session_prefix(session_id: str) -> bytes:
     """The ExecuteRequest.session_id field, written once per session."""
     return length_delimited(REQ_SESSION, session_id.encode())

@@ -10,6 +10,8 @@ from typing import Any
 import gradd.engine as ge
 from gradd.engine import dtypes as dt
 
+from . import optim as _optim
+
 
 class Session:
     """A gradd session: make tensors with it (``s.randn``, ``s.tensor``) and train as with
@@ -26,6 +28,9 @@ class Session:
     # Type promotion needs only dtypes and ranks, which every tensor kind knows here.
     promote_types = staticmethod(dt.promote_types)
     result_type = staticmethod(dt.result_type)
+    # torch.optim: the same classes for every session (an optimizer finds its session from its
+    # parameters; on a server, step() and zero_grad() are one command each).
+    optim = _optim
 
     def _functions(self) -> dict[str, Any]:
         raise NotImplementedError

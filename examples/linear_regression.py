@@ -4,6 +4,7 @@
 
     python examples/linear_regression.py                      # embedded: the engine in-process
     python examples/linear_regression.py --target HOST:PORT   # on a gradd-server
+    python examples/linear_regression.py --optimizer          # Step 4 by s.optim.SGD
 
 Exits non-zero unless the final b and w match PyTorch's (200 epochs) or, for other epoch
 counts, are close to the true b = 1, w = 2.
@@ -31,8 +32,10 @@ def article_data() -> tuple[np.ndarray, np.ndarray]:
     return x[idx[:80]], y[idx[:80]]
 
 
-def train(s: gradd.Session, epochs: int, print_every: int = 0) -> tuple:
-    """The article's Steps 0-4 in a loop; returns b and w."""
+def train(s: gradd.Session, epochs: int, print_every: int = 0, optimizer: bool = False) -> tuple:
+    """The article's Steps 0-4 in a loop; returns b and w. With ``optimizer``, Step 4 is the
+    article's next form of it, ``optim.SGD`` (on a server: one command per step and one per
+    zero_grad, whatever the number of parameters); PyTorch gives the same b and w."""
     x_train, y_train = article_data()
     x_train_tensor = s.from_numpy(x_train).float()
     y_train_tensor = s.from_numpy(y_train).float()
@@ -42,6 +45,7 @@ def train(s: gradd.Session, epochs: int, print_every: int = 0) -> tuple:
     b = s.randn(1, requires_grad=True, dtype=s.float, device=s.device)
     w = s.randn(1, requires_grad=True, dtype=s.float, device=s.device)
     lr = 0.1
+    sgd = s.optim.SGD([b, w], lr=lr) if optimizer else None
     for epoch in range(epochs):
         # Step 1 - Computes our model's predicted output - forward pass
         yhat = b + w * x_train_tensor
@@ -51,10 +55,14 @@ def train(s: gradd.Session, epochs: int, print_every: int = 0) -> tuple:
         # Step 3 - Computes gradients for both "b" and "w" parameters
         loss.backward()
         # Step 4 - Updates the parameters, outside the graph
-        with s.no_grad():
-            b -= lr * b.grad
-            w -= lr * w.grad
-        b.grad.zero_(), w.grad.zero_()
+        if sgd is not None:
+            sgd.step()
+            sgd.zero_grad()
+        else:
+            with s.no_grad():
+                b -= lr * b.grad
+                w -= lr * w.grad
+            b.grad.zero_(), w.grad.zero_()
         if print_every and (epoch + 1) % print_every == 0:
             print(f"epoch {epoch + 1:4d}  loss {loss.item():.6f}")  # a wait, every N epochs
     return b, w
@@ -75,10 +83,11 @@ def main() -> int:
     parser.add_argument("--target", help="HOST:PORT of a gradd-server (default: embedded)")
     parser.add_argument("--epochs", type=int, default=200)
     parser.add_argument("--print-every", type=int, default=0, help="print the loss every N")
+    parser.add_argument("--optimizer", action="store_true", help="update with s.optim.SGD")
     args = parser.parse_args()
     with gradd.connect(args.target, label="linear_regression") as s:
         print(f"session {s.id} on {args.target or 'this process (embedded)'}")
-        b, w = train(s, args.epochs, args.print_every)
+        b, w = train(s, args.epochs, args.print_every, args.optimizer)
         print(b, w)
         b_final, w_final = b.item(), w.item()
     problem = check(b_final, w_final, args.epochs)

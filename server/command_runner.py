@@ -37,19 +37,15 @@ from .errors import (
 )
 from .graph_snapshot import snapshot
 from .op_args import ValueBudget, engine_dtype, short_string, to_python
+from .optimizer_step import optimizer_step
 from .session import Session
+from .tensor_table import new_handle
 
 log = logging.getLogger("gradd.server")
 
 FACTORIES = tuple(sorted(ge.FACTORIES))  # the engine declares them (engine/factories.py)
 _OPS, _call_op, _Tensor = ge.OPS, ge.call_op, ge.Tensor  # hot path: no module lookups
-MAX_HANDLE_LENGTH = 256
-
-
-def _out(handle: str) -> str:
-    if not handle or len(handle) > MAX_HANDLE_LENGTH:
-        raise invalid(f"a handle must be 1 to {MAX_HANDLE_LENGTH} characters, got {shown(handle)}")
-    return handle
+_out = new_handle
 
 
 def grad_or_none(tensor: Any) -> Any:
@@ -217,12 +213,13 @@ def grad_of(s: Session, c: cpb.GradOf) -> None:
 
 
 def zero_grad(s: Session, c: cpb.ZeroGrad) -> None:
-    """Zero each `.grad` in place, or set it to None."""
+    """Zero each `.grad` in place, or set it to None (optimizer.zero_grad: one command)."""
     tensors = [s.table.get(h) for h in c.handles]  # all found before any is changed
     for tensor in tensors:
         if c.set_to_none:
             tensor.grad = None
         elif (grad := grad_or_none(tensor)) is not None:
+            grad.detach_()  # as PyTorch's zero_grad: cut from any graph (create_graph's)
             with ge.no_grad():
                 grad.zero_()
 
@@ -311,6 +308,7 @@ APPLY: dict[str, Callable[[Session, Any], None]] = {
     "requires_grad": set_requires_grad,
     "detach": detach,
     "release": release,
+    "optimizer_step": optimizer_step,
 }
 
 

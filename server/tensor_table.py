@@ -14,7 +14,16 @@ from typing import Any
 
 from gradd.engine.memory_meter import MemoryMeter, node_bytes
 
-from .errors import exhausted, not_found, shown
+from .errors import exhausted, invalid, not_found, shown
+
+MAX_HANDLE_LENGTH = 256
+
+
+def new_handle(handle: str) -> str:
+    """A handle a command is to bind: 1 to MAX_HANDLE_LENGTH characters (INVALID_ARGUMENT)."""
+    if not handle or len(handle) > MAX_HANDLE_LENGTH:
+        raise invalid(f"a handle must be 1 to {MAX_HANDLE_LENGTH} characters, got {shown(handle)}")
+    return handle
 
 
 class TensorTable:

@@ -209,6 +209,41 @@ class ZeroGrad(_message.Message):
     set_to_none: bool
     def __init__(self, handles: _Optional[_Iterable[str]] = ..., set_to_none: _Optional[bool] = ...) -> None: ...
 
+class OptimizerStep(_message.Message):
+    __slots__ = ("kind", "groups")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    GROUPS_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    groups: _containers.RepeatedCompositeFieldContainer[OptimizerGroup]
+    def __init__(self, kind: _Optional[str] = ..., groups: _Optional[_Iterable[_Union[OptimizerGroup, _Mapping]]] = ...) -> None: ...
+
+class OptimizerGroup(_message.Message):
+    __slots__ = ("options", "params")
+    class OptionsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    PARAMS_FIELD_NUMBER: _ClassVar[int]
+    options: _containers.ScalarMap[str, float]
+    params: _containers.RepeatedCompositeFieldContainer[OptimizerParam]
+    def __init__(self, options: _Optional[_Mapping[str, float]] = ..., params: _Optional[_Iterable[_Union[OptimizerParam, _Mapping]]] = ...) -> None: ...
+
+class OptimizerParam(_message.Message):
+    __slots__ = ("param", "state", "init", "step")
+    PARAM_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    INIT_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
+    param: str
+    state: _containers.RepeatedScalarFieldContainer[str]
+    init: bool
+    step: float
+    def __init__(self, param: _Optional[str] = ..., state: _Optional[_Iterable[str]] = ..., init: _Optional[bool] = ..., step: _Optional[float] = ...) -> None: ...
+
 class RetainGrad(_message.Message):
     __slots__ = ("handle",)
     HANDLE_FIELD_NUMBER: _ClassVar[int]
@@ -291,7 +326,7 @@ class CustomFunction(_message.Message):
     def __init__(self, name: _Optional[str] = ..., inputs: _Optional[_Iterable[str]] = ..., outputs: _Optional[_Iterable[str]] = ..., outs: _Optional[_Iterable[str]] = ..., differentiable: _Optional[_Iterable[bool]] = ..., dirty: _Optional[_Iterable[bool]] = ..., grad_outputs: _Optional[_Iterable[str]] = ..., backward: _Optional[_Iterable[_Union[Command, _Mapping]]] = ..., grad_inputs: _Optional[_Iterable[str]] = ..., once_differentiable: _Optional[bool] = ...) -> None: ...
 
 class Command(_message.Message):
-    __slots__ = ("tensor", "factory", "manual_seed", "op", "backward", "grad_of", "zero_grad", "retain_grad", "requires_grad", "detach", "release", "fetch", "graph", "set_grad", "set_data", "custom_function")
+    __slots__ = ("tensor", "factory", "manual_seed", "op", "backward", "grad_of", "zero_grad", "retain_grad", "requires_grad", "detach", "release", "fetch", "graph", "set_grad", "set_data", "custom_function", "optimizer_step")
     TENSOR_FIELD_NUMBER: _ClassVar[int]
     FACTORY_FIELD_NUMBER: _ClassVar[int]
     MANUAL_SEED_FIELD_NUMBER: _ClassVar[int]
@@ -308,6 +343,7 @@ class Command(_message.Message):
     SET_GRAD_FIELD_NUMBER: _ClassVar[int]
     SET_DATA_FIELD_NUMBER: _ClassVar[int]
     CUSTOM_FUNCTION_FIELD_NUMBER: _ClassVar[int]
+    OPTIMIZER_STEP_FIELD_NUMBER: _ClassVar[int]
     tensor: CreateTensor
     factory: Factory
     manual_seed: ManualSeed
@@ -324,7 +360,8 @@ class Command(_message.Message):
     set_grad: SetGrad
     set_data: SetData
     custom_function: CustomFunction
-    def __init__(self, tensor: _Optional[_Union[CreateTensor, _Mapping]] = ..., factory: _Optional[_Union[Factory, _Mapping]] = ..., manual_seed: _Optional[_Union[ManualSeed, _Mapping]] = ..., op: _Optional[_Union[Op, _Mapping]] = ..., backward: _Optional[_Union[Backward, _Mapping]] = ..., grad_of: _Optional[_Union[GradOf, _Mapping]] = ..., zero_grad: _Optional[_Union[ZeroGrad, _Mapping]] = ..., retain_grad: _Optional[_Union[RetainGrad, _Mapping]] = ..., requires_grad: _Optional[_Union[SetRequiresGrad, _Mapping]] = ..., detach: _Optional[_Union[Detach, _Mapping]] = ..., release: _Optional[_Union[Release, _Mapping]] = ..., fetch: _Optional[_Union[Fetch, _Mapping]] = ..., graph: _Optional[_Union[Graph, _Mapping]] = ..., set_grad: _Optional[_Union[SetGrad, _Mapping]] = ..., set_data: _Optional[_Union[SetData, _Mapping]] = ..., custom_function: _Optional[_Union[CustomFunction, _Mapping]] = ...) -> None: ...
+    optimizer_step: OptimizerStep
+    def __init__(self, tensor: _Optional[_Union[CreateTensor, _Mapping]] = ..., factory: _Optional[_Union[Factory, _Mapping]] = ..., manual_seed: _Optional[_Union[ManualSeed, _Mapping]] = ..., op: _Optional[_Union[Op, _Mapping]] = ..., backward: _Optional[_Union[Backward, _Mapping]] = ..., grad_of: _Optional[_Union[GradOf, _Mapping]] = ..., zero_grad: _Optional[_Union[ZeroGrad, _Mapping]] = ..., retain_grad: _Optional[_Union[RetainGrad, _Mapping]] = ..., requires_grad: _Optional[_Union[SetRequiresGrad, _Mapping]] = ..., detach: _Optional[_Union[Detach, _Mapping]] = ..., release: _Optional[_Union[Release, _Mapping]] = ..., fetch: _Optional[_Union[Fetch, _Mapping]] = ..., graph: _Optional[_Union[Graph, _Mapping]] = ..., set_grad: _Optional[_Union[SetGrad, _Mapping]] = ..., set_data: _Optional[_Union[SetData, _Mapping]] = ..., custom_function: _Optional[_Union[CustomFunction, _Mapping]] = ..., optimizer_step: _Optional[_Union[OptimizerStep, _Mapping]] = ...) -> None: ...
 
 class CommandError(_message.Message):
     __slots__ = ("index", "code", "message")

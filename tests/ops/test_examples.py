@@ -51,6 +51,14 @@ def test_example_runs_on_a_server(script, ops_server, tmp_path):
         assert "gradd-server stopped (exit 0)" in result.stdout, result.stdout
 
 
+@pytest.mark.parametrize("where", ["embedded", "server"])
+def test_linear_regression_with_an_optimizer(where, ops_server, tmp_path):
+    """Step 4 by s.optim.SGD gives PyTorch's b and w (torch.optim.SGD's, the same here)."""
+    args = ("--target", ops_server.addr) if where == "server" else ()
+    result = run(EXAMPLES / "linear_regression.py", "--optimizer", *args, cwd=tmp_path)
+    assert "OK: b = 1.0523, w = 1.9127" in result.stdout, result.stdout
+
+
 def test_digits_embedded_and_its_loss_curve(tmp_path):
     result = run(EXAMPLES / "digits_mlp.py", "--png", str(tmp_path / "loss.png"), cwd=tmp_path)
     check_digits(result.stdout)

@@ -125,6 +125,17 @@ def test_every_other_command() -> None:
     c = command(enc.detach(b"d", b"b"))
     assert (c.detach.out, c.detach.handle) == ("d", "b")
     assert list(command(enc.release([b"1", b"2"])).release.handles) == ["1", "2"]
+    options = {"lr": 0.1, "momentum": 0.9, "nesterov": 1.0, "dampening": 0.0}
+    groups = [
+        (options, [(b"w", [b"w.m"], True, 0.0), (b"b", [b"b.m"], False, 3.0)]),
+        ({"lr": 1e-300}, [(b"x", [], False, 1.0)]),
+    ]
+    c = command(enc.optimizer_step("sgd", groups)).optimizer_step
+    assert c.kind == "sgd" and dict(c.groups[0].options) == options
+    first, second = c.groups[0].params
+    assert (first.param, list(first.state), first.init, first.step) == ("w", ["w.m"], True, 0.0)
+    assert (second.param, list(second.state), second.init, second.step) == ("b", ["b.m"], False, 3)
+    assert dict(c.groups[1].options) == {"lr": 1e-300} and c.groups[1].params[0].step == 1.0
     c = command(enc.fetch(b"b", grad=True, metadata_only=True))
     assert c.fetch.handle == "b" and c.fetch.grad and c.fetch.metadata_only
     c = command(enc.graph(b"yhat", {"b": b"1", "w": b"2"}, publish=True))

@@ -473,8 +473,9 @@ def test_namespaces_appear_when_the_session_grows_them() -> None:
         with pytest.raises(ModuleNotFoundError):
             import gradd.torch.compile  # noqa: F401  (a function, not a namespace)
     try:
-        with pytest.raises(AttributeError, match=r"does not implement torch\.optim\.SGD yet"):
-            optim.SGD  # noqa: B018  (the default session has no optim)
+        assert optim.SGD is EmbeddedSession.optim.SGD  # the default session's, again
+        with pytest.raises(AttributeError, match=r"does not implement torch\.optim\.LBFGS yet"):
+            optim.LBFGS  # noqa: B018  (not one of gradd's optimizers)
     finally:
         for name in ("gradd.torch.optim", "gradd.torch.optim.lr_scheduler"):
             sys.modules.pop(name, None)
