@@ -303,6 +303,11 @@ def result_layout(opdef: Any, args: Sequence[Any], attrs: dict, shape: Shape) ->
     if rule is None:
         return None
     if rule == POINTWISE:
+        for a in args:
+            if getattr(a, "_layout", None) is not None:
+                break
+        else:
+            return None  # contiguous operands (nearly all) make a contiguous result
         # A Python number is an operand too, a 0-d one (PyTorch wraps it in a tensor): it
         # makes the operands' shapes differ, which decides how size-1 dims are strided.
         operands = [
@@ -310,8 +315,6 @@ def result_layout(opdef: Any, args: Sequence[Any], attrs: dict, shape: Shape) ->
             for a in args
             if hasattr(a, "_layout") or type(a) in (int, float, bool)
         ]
-        if all(lay is None for _, lay in operands):
-            return None
         return pointwise(tuple(shape), operands)
     first = args[0]
     return rule(tuple(first.shape), first._layout, **attrs)
