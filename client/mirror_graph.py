@@ -100,14 +100,17 @@ def _check_saved(node: MirrorNode) -> None:
     op = node.op
     if not (op.saves or op.saves_output):
         return
-    entries = [(e[0], e[1], e[2], e[3].name) for e in node.saved if e is not None]
+    entries = [(e[0], e[1], e[2:]) for e in node.saved if e is not None]
     if node._out_vc is not None:
-        shape, dtype = node.out_meta
-        entries.append((node._out_vc, node._out_version, shape, dtype.name))
+        entries.append((node._out_vc, node._out_version, node.out_meta))
     try:
-        check_saved(node.label, node.freed, entries)
+        check_saved(node.label, node.freed, entries, _meta)
     except AutogradError as exc:
         raise rule_error(exc) from None
+
+
+def _meta(shape_dtype: tuple) -> tuple:
+    return shape_dtype[0], shape_dtype[1].name
 
 
 def run_backward(

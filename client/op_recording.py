@@ -32,7 +32,7 @@ from gradd.engine.op_table import (
     is_view,
     output_dtype,
 )
-from gradd.engine.ops.matmul_decomposition import _record_matmul, decomposed, one_node
+from gradd.engine.ops.matmul_decomposition import decomposed, one_node, record_matmul
 from gradd.engine.tensor import Tensor as EngineTensor
 from gradd.engine.tensor import wrap
 
@@ -371,7 +371,7 @@ def _matmul(self: Any, other: Any) -> Any:
     """``matmul``: one Op either way; batches are traced through PyTorch's decomposition (which
     the server repeats), vectors and matrices record the one node directly (the hot path)."""
     if one_node(self, other):
-        return _record_matmul(self, other)
+        return record_matmul(self, other)
     return _traced_matmul(self, other)
 
 

@@ -11,6 +11,7 @@ The engine's ``record`` and the SDK's metadata recording both call ``result_layo
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -73,6 +74,13 @@ def _dense(shape: Sequence[int], strides: Sequence[int]) -> bool:
 
 
 def pointwise(shape: Shape, operands: Sequence[tuple[Shape, Layout]]) -> Layout:
+    """``tensor_iterator`` for these operands, remembered: a training loop asks again and
+    again about the same few shapes and layouts."""
+    return tensor_iterator(shape, tuple(operands))
+
+
+@functools.lru_cache(maxsize=4096)
+def tensor_iterator(shape: Shape, operands: tuple[tuple[Shape, Layout], ...]) -> Layout:
     """The layout TensorIterator gives the result of a pointwise op on ``operands`` (their
     shapes and layouts; Python scalars are not operands): the inputs' own strides when they all
     share one shape and one dense layout, else dense in the dim order their strides agree on."""
@@ -89,9 +97,11 @@ def pointwise(shape: Shape, operands: Sequence[tuple[Shape, Layout]]) -> Layout:
     for s, lay in operands:
         st = strides_of(s, lay)
         lead = ndim - len(s)
-        strides.append(
-            [0] * lead + [0 if n == 1 and shape[lead + i] != 1 else st[i] for i, n in enumerate(s)]
-        )
+        st = [0] * lead + [0 if n == 1 and shape[lead + i] != 1 else st[i] for i, n in enumerate(s)]
+        if len(st) - st.count(0) >= 2:  # one that broadcasts all but a dim orders nothing
+            strides.append(st)
+    if not strides:
+        return None  # nothing orders the dims: they stay in order, as a contiguous tensor's
 
     def should_swap(d0: int, d1: int) -> int:
         for st in strides:
@@ -293,6 +303,11 @@ def result_layout(opdef: Any, args: Sequence[Any], attrs: dict, shape: Shape) ->
     if rule is None:
         return None
     if rule == POINTWISE:
+        for a in args:
+            if getattr(a, "_layout", None) is not None:
+                break
+        else:
+            return None  # contiguous operands (nearly all) make a contiguous result
         # A Python number is an operand too, a 0-d one (PyTorch wraps it in a tensor): it
         # makes the operands' shapes differ, which decides how size-1 dims are strided.
         operands = [
@@ -300,8 +315,6 @@ def result_layout(opdef: Any, args: Sequence[Any], attrs: dict, shape: Shape) ->
             for a in args
             if hasattr(a, "_layout") or type(a) in (int, float, bool)
         ]
-        if all(lay is None for _, lay in operands):
-            return None
         return pointwise(tuple(shape), operands)
     first = args[0]
     return rule(tuple(first.shape), first._layout, **attrs)

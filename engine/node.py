@@ -8,7 +8,7 @@ graph is freed by reference counting as soon as its last tensor goes.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import dtypes as _dt
@@ -76,11 +76,8 @@ class Node:
             check_saved(
                 self.label,
                 self.freed,
-                (
-                    (t._vc, v, t.shape, t.dtype.name)
-                    for t, v in zip(self._saved, self._versions)
-                    if v is not None
-                ),
+                [(t._vc, v, t) for t, v in zip(self._saved, self._versions) if v is not None],
+                _tensor_meta,
             )
         return self._saved
 
@@ -88,11 +85,7 @@ class Node:
     def output(self) -> Tensor:
         """The op's output, rebuilt without a reference cycle (PyTorch's SavedVariable)."""
         out = self._out
-        check_saved(
-            self.label,
-            self.freed,
-            ((self._out_vc, self._out_version, out.shape, str(out.dtype)) for _ in (0,)),
-        )
+        check_saved(self.label, self.freed, ((self._out_vc, self._out_version, out),), _array_meta)
         from .tensor import wrap
 
         grad_fn = self
@@ -153,16 +146,23 @@ def accumulator(leaf: Tensor) -> AccumulateGrad:
     return acc
 
 
-def check_saved(label: str, freed: bool, entries: Iterable[tuple]) -> None:
+def check_saved(label: str, freed: bool, entries: Iterable[tuple], describe: Callable) -> None:
     """What a node's backward reads must still be as it was saved (the engine's nodes and the
     SDK's mirror nodes both ask here): not freed by an earlier backward, and each entry
-    (version counter, version when saved, shape, dtype name) not modified in place since."""
+    (version counter, version when saved, what) not modified in place since; ``describe(what)``
+    gives the (shape, dtype name) that PyTorch's error names."""
     if freed:
         raise AutogradError(BACKWARD_TWICE)
-    for vc, version, shape, dtype_name in entries:
+    for vc, version, what in entries:
         if vc[0] != version:
-            raise AutogradError(
-                modified_inplace(
-                    _TYPE_NAMES.get(dtype_name, "Tensor"), shape, label, vc[0], version
-                )
-            )
+            shape, dtype_name = describe(what)
+            type_name = _TYPE_NAMES.get(dtype_name, "Tensor")
+            raise AutogradError(modified_inplace(type_name, shape, label, vc[0], version))
+
+
+def _tensor_meta(t: Tensor) -> tuple:
+    return t.shape, t.dtype.name
+
+
+def _array_meta(a: Any) -> tuple:
+    return a.shape, str(a.dtype)

@@ -21,7 +21,7 @@ from ..op_table import op
 from .arithmetic import matmul
 from .shape_ops import unsafe_view
 
-_record_matmul = matmul.call  # the generated caller: one node (DotBackward0, MvBackward0, ...)
+record_matmul = matmul.call  # the generated caller: one node (DotBackward0, MvBackward0, ...)
 
 
 def one_node(self: Any, other: Any) -> bool:
@@ -133,7 +133,7 @@ def decomposed(self: Any, other: Any) -> Any:
 
 def _matmul_call(self: Any, other: Any) -> Any:
     if one_node(self, other):
-        return _record_matmul(self, other)
+        return record_matmul(self, other)
     return decomposed(self, other)
 
 
