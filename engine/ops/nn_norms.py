@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .. import arg_kinds as arg
 from .. import shapes
 from ..op_examples import C, Ex, S
@@ -20,7 +22,10 @@ from ..op_table import composite, op
 
 
 def _stats(xp: Any, x: Any, axes: tuple, eps: float) -> tuple[Any, Any, Any]:
-    """Mean, biased variance and 1/sqrt(variance + eps) over ``axes`` (kept)."""
+    """Mean, biased variance and 1/sqrt(variance + eps) over ``axes`` (kept); float16 in float32,
+    as PyTorch's kernels accumulate."""
+    if x.dtype == np.float16:
+        x = x.astype(np.float32)
     mean = x.mean(axis=axes, keepdims=True)
     xc = x - mean
     var = (xc * xc).mean(axis=axes, keepdims=True)
