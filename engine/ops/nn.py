@@ -133,15 +133,21 @@ def _nll_norm(
     reduction: arg.Str = "mean",
 ) -> dict:
     _check_reduction(reduction)
-    if input.ndim not in (1, 2):
-        raise ValueError(f"Expected 1 or 2 dimensions for input (got {input.ndim})")
+    if input.ndim == 0:
+        raise ValueError("Expected 1 or more dimensions (got 0)")
     if target.dtype.name != "int64":
         raise RuntimeError(f"expected scalar type Long but found {target.dtype.name.capitalize()}")
-    n = input.shape[0] if input.ndim == 2 else 1
+    n = input.shape[0] if input.ndim >= 2 else 1
     tn = target.shape[0] if target.ndim else 1
-    if input.ndim == 2 and tn != n:
+    if input.ndim >= 2 and tn != n:
         raise ValueError(f"Expected input batch_size ({n}) to match target batch_size ({tn}).")
-    check_class_weight(input, weight, input.shape[-1] if input.ndim else 1)
+    if input.ndim not in (1, 2, 4):  # the public caller views other dims as 4
+        raise ValueError(f"Expected 1, 2 or 4 dimensions for input (got {input.ndim})")
+    if input.ndim == 4 and tuple(target.shape) != input.shape[:1] + input.shape[2:]:
+        raise RuntimeError(
+            f"size mismatch (got input: {list(input.shape)} , target: {list(target.shape)}"
+        )
+    check_class_weight(input, weight, input.shape[1] if input.ndim >= 2 else input.shape[0])
     return {
         "weight": weight,
         "ignore_index": int(ignore_index),
@@ -173,7 +179,7 @@ def _nll_picks(
     t = target.reshape(-1)
     keep = t != ignore_index
     safe = xp.where(keep, t, 0)
-    c = input.shape[-1]
+    c = input.shape[1] if input.ndim == 4 else input.shape[-1]
     bad = (safe < 0) | (safe >= c)
     if xp is np:
         if bad.any():
@@ -188,8 +194,22 @@ def _nll_picks(
     return safe, (-wt / wt.sum() if reduction == "mean" else -wt)
 
 
+def _nll_name(a: Any, t: Any, **attrs: Any) -> str:
+    return "NllLoss2DBackward0" if len(a[0]) == 4 else "NllLossBackward0"
+
+
+_nll_name.common = "NllLossBackward0"  # type: ignore[attr-defined]
+
+
+def _nll_rows(xp: Any, input: Any) -> Any:
+    """One row of class scores per target: (N, C, H, W) has its class dim moved last."""
+    if input.ndim == 4:
+        return xp.moveaxis(input, 1, -1).reshape(-1, input.shape[1])
+    return input.reshape(-1, input.shape[-1])
+
+
 @op(
-    grad_fn="NllLossBackward0",
+    grad_fn=_nll_name,
     dtype=lambda input, target, **k: input.dtype,
     arity=2,
     saves=(1,),
@@ -204,6 +224,8 @@ def _nll_picks(
         Ex(S(2, 3), C([2, -100]), reduction="sum"),
         Ex(S(4), C(2)),
         Ex(S(2, 3), C([1, 0]), reduction="none"),
+        Ex(S(2, 3, 2, 2), C([[[0, 2], [1, 1]], [[2, -100], [0, 0]]])),
+        Ex(S(1, 3, 2, 1), C([[[2], [0]]]), reduction="none"),
     ),
 )
 def nll_loss(
@@ -216,7 +238,7 @@ def nll_loss(
 ) -> Any:
     """Negative log-likelihood of ``target`` classes under log-probabilities ``input``."""
     picks, coef = _nll_picks(xp, input, target, weight, ignore_index, reduction)
-    picked = coef * input.reshape(-1, input.shape[-1])[xp.arange(picks.shape[0]), picks]
+    picked = coef * _nll_rows(xp, input)[xp.arange(picks.shape[0]), picks]
     # Kept for the backward (two values a row), so it never re-reads the targets.
     kept = {"picks": picks, "coef": coef}
     if reduction == "none":
@@ -232,13 +254,49 @@ def _(ctx: Any, g: Any) -> tuple:
     a = ctx.attrs
     picks = a["picks"]
     xp = g._dev.xp
+    spatial = len(shape) == 4
+    c = shape[1] if spatial else shape[-1]
     with g._dev.scope():  # d(loss)/d(input): coef at each row's target, zero elsewhere
-        w = xp.zeros((picks.shape[0], shape[-1]), dtype=dtype)
+        w = xp.zeros((picks.shape[0], c), dtype=dtype)
         w[xp.arange(picks.shape[0]), picks] = a["coef"]
+        if spatial:  # rows back to (N, C, H, W)
+            w = xp.moveaxis(w.reshape(shape[0], shape[2], shape[3], c), -1, 1)
     w = wrap(w, g._dev)
     if a["reduction"] == "none":
+        if spatial:
+            return (w * g.unsqueeze(1), None)
         return ((w * g.reshape(-1, 1)).reshape(*shape), None)
     return (g * w.reshape(*shape), None)
+
+
+_record_nll_loss = nll_loss.call
+
+
+def _nll_loss_call(
+    input: arg.Tensor,  # noqa: A002
+    target: arg.Tensor,
+    weight: arg.Tensor | None = None,
+    ignore_index: arg.Int = -100,
+    reduction: arg.Str = "mean",
+) -> Any:
+    """PyTorch's nll_loss_nd: (N, C, d1, ...) other than 4-D is viewed as (N, C, 1, -1)."""
+    if input.ndim == 3 or input.ndim > 4:
+        n, c = input.shape[:2]
+        if target.ndim and target.shape[0] != n:
+            raise ValueError(
+                f"Expected input batch_size ({n}) to match target batch_size ({target.shape[0]})."
+            )
+        size = (n, *input.shape[2:])
+        if tuple(target.shape) != size:
+            raise RuntimeError(f"Expected target size {list(size)}, got {list(target.shape)}")
+        out = _record_nll_loss(
+            input.reshape(n, c, 1, -1), target.reshape(n, 1, -1), weight, ignore_index, reduction
+        )
+        return out.view(*size) if reduction == "none" else out
+    return _record_nll_loss(input, target, weight, ignore_index, reduction)
+
+
+nll_loss.call = _nll_loss_call
 
 
 @composite(

@@ -4,7 +4,7 @@ Class-index targets go through ``nll_loss`` (``weight``, ``ignore_index``); ``la
 mixes in the mean of every class's loss, and probability ("soft") targets, a float tensor of the
 input's shape, weigh every class's log-probability. The expressions are PyTorch's
 (``cross_entropy_loss_label_smoothing``, ``cross_entropy_loss_prob_target``), so the numbers and
-most of the recorded graph agree. Inputs with dims beyond (N, C) are flattened to rows.
+most of the recorded graph agree.
 """
 
 from __future__ import annotations
@@ -70,17 +70,9 @@ def _class_targets(
         raise RuntimeError(
             f"expected target dtype to be Long or Byte, but got {target.dtype.torch_name}"
         )
-    if logp.ndim > 2:  # (N, C, d1, ...): one row per position
-        if target.shape != logp.shape[:1] + logp.shape[2:]:
-            raise RuntimeError(
-                f"Expected target size {list(logp.shape[:1] + logp.shape[2:])}, got "
-                f"{list(target.shape)}"
-            )
-        rows = logp.movedim(1, -1).reshape(-1, logp.shape[1])
-        flat = _class_targets(
-            rows, target.reshape(-1), weight, ignore_index, reduction, smoothing, 1
-        )
-        return flat.reshape(*target.shape) if reduction == "none" else flat
+    if logp.ndim > 2 and tuple(target.shape) != logp.shape[:1] + logp.shape[2:]:
+        size = list(logp.shape[:1] + logp.shape[2:])
+        raise RuntimeError(f"Expected target size {size}, got {list(target.shape)}")
     if target.dtype is dt.uint8:
         target = target.long()
     nll = nll_loss.call(logp, target, weight, ignore_index, reduction)

@@ -17,7 +17,7 @@ import numpy as np
 from .. import arg_kinds as arg
 from .. import dtypes as dt
 from ..op_examples import C, Ex, S
-from ..op_table import composite, op
+from ..op_table import _mixed_devices, composite, op
 from .indexing import _scatter_add_at, index_select_backward
 
 
@@ -153,6 +153,8 @@ def embedding(
             "gradient; use sparse=False (a dense gradient of the same values)"
         )
     if max_norm is not None:
+        if input.device != weight.device:  # the rows are renormalised before the lookup
+            raise _mixed_devices(weight.device, input.device)
         _renorm_rows(weight, input, float(max_norm), float(norm_type))
     return native_embedding.call(
         weight, input, -1 if padding_idx is None else int(padding_idx), bool(scale_grad_by_freq)

@@ -11,16 +11,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .. import arg_kinds as arg
 from .. import shapes
 from ..op_examples import C, Ex, S
-from ..op_table import composite, op
+from ..op_table import _mixed_devices, composite, op
 
 # -- the shared arithmetic -------------------------------------------------------------------
 
 
 def _stats(xp: Any, x: Any, axes: tuple, eps: float) -> tuple[Any, Any, Any]:
-    """Mean, biased variance and 1/sqrt(variance + eps) over ``axes`` (kept)."""
+    """Mean, biased variance and 1/sqrt(variance + eps) over ``axes`` (kept); float16 in float32,
+    as PyTorch's kernels accumulate."""
+    if x.dtype == np.float16:
+        x = x.astype(np.float32)
     mean = x.mean(axis=axes, keepdims=True)
     xc = x - mean
     var = (xc * xc).mean(axis=axes, keepdims=True)
@@ -55,7 +60,7 @@ def _check_params(kernel: str, input: Any, *params: Any) -> None:  # noqa: A002
             raise RuntimeError("mixed dtype (CPU): all inputs must share same datatype.")
 
 
-def _param_shape(name: str, p: Any, shape: tuple, wanted: tuple) -> None:
+def _param_shape(name: str, p: Any, wanted: tuple) -> None:
     if p is not None and tuple(p.shape) != tuple(wanted):
         raise RuntimeError(
             f"Expected {name} to be of same shape as normalized_shape, but got {name} of shape "
@@ -128,8 +133,8 @@ def layer_norm(
             "Expected normalized_shape to be at least 1-dimensional, i.e., containing at least "
             "one element, but got normalized_shape = []"
         )
-    _param_shape("weight", weight, input.shape, wanted)
-    _param_shape("bias", bias, input.shape, wanted)
+    _param_shape("weight", weight, wanted)
+    _param_shape("bias", bias, wanted)
     n = len(wanted)
     if n > input.ndim or tuple(input.shape[input.ndim - n :]) != wanted:
         raise RuntimeError(
@@ -365,6 +370,9 @@ def batch_norm(
     ):
         _check_stat(name, t, c)
     _check_params("batch_norm", input, weight, bias, running_mean, running_var)
+    for t in (running_mean, running_var):  # written in place by the forward: same device
+        if t is not None and t.device != input.device:
+            raise _mixed_devices(input.device, t.device)
     shapes.wrap_dim(1, input.ndim)  # a 1-D input has no channel dim
     return native_batch_norm.call(
         input, weight, bias, running_mean, running_var, bool(training), float(momentum), float(eps)

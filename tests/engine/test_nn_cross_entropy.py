@@ -116,3 +116,40 @@ def test_out_of_range_target_is_torchs_index_error() -> None:
         with pytest.raises(IndexError) as ours:
             F.cross_entropy(ge.tensor(LOGITS), ge.tensor(target), label_smoothing=0.1)
         assert str(ours.value) == str(theirs.value)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4), (2, 3, 4, 2), (2, 3, 2, 1, 2)])
+@pytest.mark.parametrize("kw", [{}, {"reduction": "none"}, {"weight": "w", "reduction": "sum"}])
+def test_nll_loss_of_spatial_inputs_matches_torch(shape: tuple, kw: dict) -> None:
+    a = RNG.standard_normal(shape)
+    t = RNG.integers(0, 3, (shape[0], *shape[2:]))
+    t.flat[0] = -100
+    w = np.array([0.5, 2.0, 1.5])
+    ours = {k: ge.tensor(w) if v == "w" else v for k, v in kw.items()}
+    theirs = {k: torch.tensor(w) if v == "w" else v for k, v in kw.items()}
+    x, tx = ge.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    y, ty = F.nll_loss(x, ge.tensor(t), **ours), TF.nll_loss(tx, torch.tensor(t), **theirs)
+    assert y.grad_fn.name() == ty.grad_fn.name()
+    np.testing.assert_allclose(y.detach().numpy(), ty.detach().numpy(), 1e-12, 1e-12)
+    g = RNG.standard_normal(ty.shape)
+    y.backward(ge.tensor(g))
+    ty.backward(torch.tensor(g))
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), 1e-12, 1e-12)
+
+
+NLL_ERRORS = [
+    lambda f, t: f.nll_loss(t(np.ones((2, 3, 4))), t(np.zeros((2, 3), np.int64))),
+    lambda f, t: f.nll_loss(t(np.ones((2, 3, 4))), t(np.zeros((3, 4), np.int64))),
+    lambda f, t: f.nll_loss(t(np.ones((2, 3, 4, 5))), t(np.zeros((2, 4, 6), np.int64))),
+    lambda f, t: f.nll_loss(t(1.0), t(0)),
+]
+
+
+@pytest.mark.parametrize("fn", NLL_ERRORS, ids=range(len(NLL_ERRORS)))
+def test_nll_loss_errors_are_pytorchs(fn) -> None:
+    with pytest.raises(Exception) as theirs:
+        fn(TF, torch.tensor)
+    with pytest.raises(Exception) as ours:
+        fn(F, ge.tensor)
+    assert isinstance(ours.value, type(theirs.value))
+    assert str(ours.value) == str(theirs.value)

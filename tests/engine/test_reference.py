@@ -102,11 +102,10 @@ KNOWN.update(
     }
 )
 # torch's C++ cross_entropy scales by Scalars (MulBackward1, DivBackward1), which gradd records as
-# torch's Python x * 0.9 is (MulBackward0); its K-dim nll is NllLoss2DBackward0. Values and
-# gradients: tests/engine/test_nn_cross_entropy.py.
+# torch's Python x * 0.9 is (MulBackward0). Values and gradients:
+# tests/engine/test_nn_cross_entropy.py.
 _SCALAR_NODES = "torch's C++ records Tensor-by-Scalar ops as MulBackward1/DivBackward1"
 KNOWN.update({("cross_entropy", i): _SCALAR_NODES for i in (3, 4, 5, 8)})
-KNOWN[("cross_entropy", 7)] = "torch records the K-dim loss as NllLoss2DBackward0"
 # torch records a node for random ops of tensors that require grad; gradd records none (their
 # values are the same, and torch's gradients are zeros or not implemented).
 KNOWN[("bernoulli", 0)] = "torch records grad_fn=<NotImplemented> (its backward raises)"

@@ -170,3 +170,19 @@ def test_cross_entropy_extras_remote(session: gradd.Session, kw: dict) -> None:
     y.backward()
     ty.backward()
     _close(x.grad, tx.grad)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4), (2, 3, 2, 2)])
+def test_spatial_nll_and_cross_entropy_remote(session: gradd.Session, shape: tuple) -> None:
+    x, tx = _pair(session, RNG.standard_normal(shape))
+    t = RNG.integers(0, 3, (shape[0], *shape[2:]))
+    y = session.functional.cross_entropy(
+        x, session.tensor(t), reduction="none", label_smoothing=0.1
+    )
+    ty = TF.cross_entropy(tx, torch.tensor(t), reduction="none", label_smoothing=0.1)
+    _close(y, ty)
+    z, tz = session.functional.nll_loss(x, session.tensor(t)), TF.nll_loss(tx, torch.tensor(t))
+    assert z.grad_fn.name() == tz.grad_fn.name() == "NllLoss2DBackward0"
+    (y.sum() + z).backward()
+    (ty.sum() + tz).backward()
+    _close(x.grad, tx.grad)
