@@ -171,3 +171,18 @@ def test_saved_view_modified_through_the_base_fails(session: gradd.Session) -> N
     v.mul_(2)  # exp saved its output, which this changes
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         e.sum().backward()
+
+
+def test_assembling_a_tensor_from_pieces_that_need_grad(session: gradd.Session) -> None:
+    def run(m: Any, tensor: Callable, zeros: Callable) -> tuple:
+        w = tensor(np.array([1.0, 2.0]), requires_grad=True)
+        b = zeros(3, 2)
+        b[0] = w * 2  # b needs no grad: CopySlices starts its graph
+        b[1:, 1] = w
+        (b * b).sum().backward()
+        names = [None if n is None else n.name() for n, _ in b.grad_fn.next_functions]
+        return b.grad_fn.name(), names, w.grad.tolist(), b.tolist()
+
+    ours = run(session, session.tensor, lambda *s: session.zeros(*s, dtype=session.float64))
+    theirs = run(torch, _torch_tensor, lambda *s: torch.zeros(*s, dtype=torch.float64))
+    assert ours == theirs
