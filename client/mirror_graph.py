@@ -14,6 +14,7 @@ from typing import Any
 
 from gradd.engine import dtypes as dt
 from gradd.engine.autograd import _size, _topo
+from gradd.engine.copy_slices import refresh_view
 from gradd.engine.errors import (
     BACKWARD_TWICE,
     AutogradError,
@@ -81,6 +82,8 @@ def node_for(opdef: Any, args: tuple, attrs: dict, tensor_type: type) -> MirrorN
     nxt = []
     for a in args:
         if type(a) is tensor_type:
+            if a._base is not None and a._vc[0] != a._view_version:
+                refresh_view(a, MirrorNode)  # as the engine: its base was written since
             fn = a.grad_fn
             if fn is None and a._rg:
                 fn = accumulator(a)
@@ -139,6 +142,8 @@ def run_backward(
         )
     if retain_graph is None:
         retain_graph = create_graph
+    if root._base is not None and root._vc[0] != root._view_version:
+        refresh_view(root, MirrorNode)
     start = root.grad_fn if root.grad_fn is not None else accumulator(root)
     nodes = _reachable(start)
     if not all(_passes(n) for n in nodes):

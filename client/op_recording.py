@@ -170,6 +170,7 @@ def _record(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) -> Remot
         base = self._base
         out._base = self if base is None else base
         out._vc = self._vc
+        out._view_version = self._vc[0]
     if not tracing:
         s._push(op_command(opdef, args, attrs, (out._h,)), (opdef.name, *user_site(4)))
     return out
@@ -201,6 +202,8 @@ def _record_inplace(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) 
             self.grad_fn = node
             self._rg = True
         self._vc[0] += 1
+        if view:
+            self._view_version = self._vc[0]
         if opdef.saves_output:
             owner = self._base.grad_fn if view else node
             owner._out_vc, owner._out_version = self._vc, self._vc[0]

@@ -48,6 +48,7 @@ class RemoteTensor(TensorConversions):
         "_acc",
         "_bound",
         "_base",
+        "_view_version",
         "__weakref__",
     )
     __array_priority__ = 1000  # ndarray (op) tensor defers to the tensor

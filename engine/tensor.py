@@ -32,6 +32,7 @@ class Tensor(TensorConversions):
         "_hooks",
         "_base",
         "_view",
+        "_view_version",
         "_acc",
         "__weakref__",
     )

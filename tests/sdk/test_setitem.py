@@ -186,3 +186,17 @@ def test_assembling_a_tensor_from_pieces_that_need_grad(session: gradd.Session) 
     ours = run(session, session.tensor, lambda *s: session.zeros(*s, dtype=session.float64))
     theirs = run(torch, _torch_tensor, lambda *s: torch.zeros(*s, dtype=torch.float64))
     assert ours == theirs
+
+
+def test_a_view_made_before_a_write_to_its_base_is_regenerated(session: gradd.Session) -> None:
+    def run(m: Any, tensor: Callable) -> tuple:
+        x = tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+        b = x * 1
+        w = b[0]
+        b[1:].mul_(tensor(np.array([2.0, 3.0])))
+        b.mul_(2)
+        y = w * w
+        y.backward()
+        return w.grad_fn.name(), y.grad_fn.next_functions[0][0].name(), x.grad.tolist()
+
+    assert run(session, session.tensor) == run(torch, _torch_tensor)
