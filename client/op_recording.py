@@ -26,7 +26,6 @@ from gradd.engine.methods import OPERATORS
 from gradd.engine.node import accumulator
 from gradd.engine.op_table import OP_TABLE, OPS, OpDef, is_view, result_dtype
 from gradd.engine.tensor import Tensor as EngineTensor
-from gradd.engine.tensor import wrap
 
 from . import command_encoding as enc
 from .call_site import mark_internal, user_site
@@ -289,76 +288,6 @@ def traced(opdef: OpDef, body: Callable | None = None) -> Callable:
     return call
 
 
-def _index_placeholder(k: RemoteTensor) -> EngineTensor:
-    # Integer indices decide the result's shape by their own shape; a boolean mask by its
-    # values, which only the server has: that one waits for them.
-    if k.dtype is dt.bool_:
-        return k._local()
-    return wrap(np.zeros(k.shape, k.dtype.np))
-
-
-def _traced_on(s: Any, opdef: OpDef, args: tuple, meta_args: tuple) -> Any:
-    """A composite whose result's shape needs values only the server has: its body runs here
-    on ``meta_args`` (``args`` with those values fetched) for metadata, and one Op with the
-    user's ``args`` is queued."""
-    if s._tracing:
-        return opdef.call(*meta_args)
-    site = (opdef.name, *user_site(3))
-    s._tracing = 1
-    try:
-        out = opdef.call(*meta_args)
-        wrote = s._tracing == 2
-    finally:
-        s._tracing = 0
-    return _send_composite(s, opdef, args, {}, out, site, wrote)
-
-
-def _getitem(self: RemoteTensor, key: Any) -> Any:
-    """``self[key]``: the engine's indexing rules, tensor indices included."""
-    keys = key if type(key) is tuple else (key,)
-    meta_key = key
-    if any(type(k) is RemoteTensor for k in keys):
-        meta_keys = tuple(_index_placeholder(k) if type(k) is RemoteTensor else k for k in keys)
-        meta_key = meta_keys if type(key) is tuple else meta_keys[0]
-    return _traced_on(self._s, OPS["getitem"], (self, key), (self, meta_key))
-
-
-def _setitem(self: RemoteTensor, key: Any, value: Any) -> None:
-    """``self[key] = value``: the engine's ``setitem`` on the mirror (a boolean mask's values
-    are fetched, as ``getitem``'s), and one Op with the user's key."""
-    s = self._s
-    if isinstance(value, (np.ndarray, EngineTensor)):
-        value = s.tensor(value)
-    keys = key if type(key) is tuple else (key,)
-    meta_key = key
-    if any(type(k) is RemoteTensor for k in keys):
-        meta_keys = tuple(_index_placeholder(k) if type(k) is RemoteTensor else k for k in keys)
-        meta_key = meta_keys if type(key) is tuple else meta_keys[0]
-    _traced_on(s, OPS["setitem"], (self, key, value), (self, meta_key, value))
-
-
-def _index_put(name: str) -> Callable:
-    """``index_put(_)``: its index tensors' shapes (a mask's values) decide the result's, so
-    the mirror runs on placeholders, as ``getitem``'s does."""
-
-    def call(self: RemoteTensor, indices: Any, values: Any, accumulate: bool = False) -> Any:
-        meta = indices
-        if type(indices) in (tuple, list):
-            meta = tuple(_index_placeholder(k) if type(k) is RemoteTensor else k for k in indices)
-        args = (self, indices, values, accumulate)
-        return _traced_on(self._s, OPS[name], args, (self, meta, values, accumulate))
-
-    call.__name__ = name
-    return call
-
-
-def _masked_select(self: RemoteTensor, mask: Any) -> Any:
-    """``masked_select``: its length is the mask's count, so the mask's values are fetched,
-    as a boolean index's are."""
-    meta_mask = mask._local() if type(mask) is RemoteTensor else mask
-    return _traced_on(self._s, OPS["masked_select"], (self, mask), (self, meta_mask))
-
-
 def _rmatmul(self: RemoteTensor, other: Any) -> Any:
     (other,) = _coerced(self._s, OPS["matmul"], (other,))
     return OPS["matmul"].call(other, self)
@@ -371,13 +300,8 @@ def _contiguous(self: RemoteTensor) -> RemoteTensor:
 
 
 # Ops whose engine call depends on data the client does not have (the array's layout, a
-# mask's values).
-_REMOTE_OVERRIDES: dict[str, Callable] = {
-    "contiguous": _contiguous,
-    "masked_select": _masked_select,
-    "index_put_": _index_put("index_put_"),
-    "index_put": _index_put("index_put"),
-}
+# mask's values; see remote_indexing). Filled by ``bind``.
+_REMOTE_OVERRIDES: dict[str, Callable] = {}
 
 
 def remote_function(opdef: OpDef) -> Callable:
@@ -395,6 +319,14 @@ def to_dtype(t: RemoteTensor, dtype: dt.DType) -> RemoteTensor:
 
 def bind() -> None:
     """Install every op of the table, the operators and the recording hooks on RemoteTensor."""
+    from . import remote_indexing as ri  # it builds on this module's composite sending
+
+    _REMOTE_OVERRIDES.update(
+        contiguous=_contiguous,
+        masked_select=ri.masked_select,
+        index_put_=ri.index_put("index_put_"),
+        index_put=ri.index_put("index_put"),
+    )
     for d in OP_TABLE.values():  # internal ops too: composites call them while tracing
         _WIRE[d] = _OpWire(d)
         mark_internal(d.call)
@@ -404,8 +336,8 @@ def bind() -> None:
         if dunder in ("__getitem__", "__setitem__"):
             continue
         setattr(RemoteTensor, dunder, _rmatmul if swapped else remote_function(OPS[name]))
-    RemoteTensor.__getitem__ = _getitem  # type: ignore[method-assign]
-    RemoteTensor.__setitem__ = _setitem  # type: ignore[attr-defined]
+    RemoteTensor.__getitem__ = ri.getitem  # type: ignore[method-assign]
+    RemoteTensor.__setitem__ = ri.setitem  # type: ignore[attr-defined]
     RemoteTensor._gradd_record = _record  # type: ignore[attr-defined]
     RemoteTensor._gradd_record_inplace = _record_inplace  # type: ignore[attr-defined]
 
