@@ -13,7 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from gradd.engine.autograd import _size, _topo
-from gradd.engine.errors import AutogradError, check_backward_root
+from gradd.engine.copy_slices import refresh_view
+from gradd.engine.errors import (
+    AutogradError,
+    check_backward_root,
+)
 from gradd.engine.node import AccumulateGrad, accumulator, check_saved
 
 from .errors import AutogradRuleError, rule_error
@@ -73,6 +77,8 @@ def node_for(opdef: Any, args: tuple, attrs: dict, tensor_type: type) -> MirrorN
     nxt = []
     for a in args:
         if type(a) is tensor_type:
+            if a._base is not None and a._vc[0] != a._view_version:
+                refresh_view(a, MirrorNode)  # as the engine: its base was written since
             fn = a.grad_fn
             if fn is None and a._rg:
                 fn = accumulator(a)
@@ -130,6 +136,8 @@ def run_backward(
         )
     if retain_graph is None:
         retain_graph = create_graph
+    if root._base is not None and root._vc[0] != root._view_version:
+        refresh_view(root, MirrorNode)
     start = root.grad_fn if root.grad_fn is not None else accumulator(root)
     nodes = _reachable(start)
     if not all(_passes(n) for n in nodes):

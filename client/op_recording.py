@@ -34,7 +34,6 @@ from gradd.engine.op_table import (
 )
 from gradd.engine.ops.matmul_decomposition import decomposed, one_node, record_matmul
 from gradd.engine.tensor import Tensor as EngineTensor
-from gradd.engine.tensor import wrap
 
 from . import command_encoding as enc
 from .call_site import mark_internal, user_site
@@ -171,6 +170,7 @@ def _record(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) -> Remot
         base = self._base
         out._base = self if base is None else base
         out._vc = self._vc
+        out._view_version = self._vc[0]
     if not tracing:
         s._push(op_command(opdef, args, attrs, (out._h,)), (opdef.name, *user_site(4)))
     return out
@@ -196,7 +196,7 @@ def _record_inplace(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) 
         old._s, old._bound, old.shape, old.dtype = s, False, self.shape, self.dtype
         old._rg, old._vc, old._acc = self._rg, [self._vc[0]], self._acc
         old.grad_fn = None if view else self.grad_fn
-        old._base = None
+        old._base = old._layout = None
         node = node_for(opdef, (old, *args[1:]), attrs, RemoteTensor)
         if view:
             _rebase_view(self, node)
@@ -204,6 +204,8 @@ def _record_inplace(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) 
             self.grad_fn = node
             self._rg = True
         self._vc[0] += 1
+        if view:
+            self._view_version = self._vc[0]
         if opdef.saves_output:
             owner = self._base.grad_fn if view else node
             owner._out_vc, owner._out_version = self._vc, self._vc[0]
@@ -289,76 +291,6 @@ def traced(opdef: OpDef, body: Callable | None = None) -> Callable:
     return call
 
 
-def _index_placeholder(k: RemoteTensor) -> EngineTensor:
-    # Integer indices decide the result's shape by their own shape; a boolean mask by its
-    # values, which only the server has: that one waits for them.
-    if k.dtype is dt.bool_:
-        return k._local()
-    return wrap(np.zeros(k.shape, k.dtype.np))
-
-
-def _traced_on(s: Any, opdef: OpDef, args: tuple, meta_args: tuple) -> Any:
-    """A composite whose result's shape needs values only the server has: its body runs here
-    on ``meta_args`` (``args`` with those values fetched) for metadata, and one Op with the
-    user's ``args`` is queued."""
-    if s._tracing:
-        return opdef.call(*meta_args)
-    site = (opdef.name, *user_site(3))
-    s._tracing = 1
-    try:
-        out = opdef.call(*meta_args)
-        wrote = s._tracing == 2
-    finally:
-        s._tracing = 0
-    return _send_composite(s, opdef, args, {}, out, site, wrote)
-
-
-def _getitem(self: RemoteTensor, key: Any) -> Any:
-    """``self[key]``: the engine's indexing rules, tensor indices included."""
-    keys = key if type(key) is tuple else (key,)
-    meta_key = key
-    if any(type(k) is RemoteTensor for k in keys):
-        meta_keys = tuple(_index_placeholder(k) if type(k) is RemoteTensor else k for k in keys)
-        meta_key = meta_keys if type(key) is tuple else meta_keys[0]
-    return _traced_on(self._s, OPS["getitem"], (self, key), (self, meta_key))
-
-
-def _setitem(self: RemoteTensor, key: Any, value: Any) -> None:
-    """``self[key] = value``: the engine's ``setitem`` on the mirror (a boolean mask's values
-    are fetched, as ``getitem``'s), and one Op with the user's key."""
-    s = self._s
-    if isinstance(value, (np.ndarray, EngineTensor)):
-        value = s.tensor(value)
-    keys = key if type(key) is tuple else (key,)
-    meta_key = key
-    if any(type(k) is RemoteTensor for k in keys):
-        meta_keys = tuple(_index_placeholder(k) if type(k) is RemoteTensor else k for k in keys)
-        meta_key = meta_keys if type(key) is tuple else meta_keys[0]
-    _traced_on(s, OPS["setitem"], (self, key, value), (self, meta_key, value))
-
-
-def _index_put(name: str) -> Callable:
-    """``index_put(_)``: its index tensors' shapes (a mask's values) decide the result's, so
-    the mirror runs on placeholders, as ``getitem``'s does."""
-
-    def call(self: RemoteTensor, indices: Any, values: Any, accumulate: bool = False) -> Any:
-        meta = indices
-        if type(indices) in (tuple, list):
-            meta = tuple(_index_placeholder(k) if type(k) is RemoteTensor else k for k in indices)
-        args = (self, indices, values, accumulate)
-        return _traced_on(self._s, OPS[name], args, (self, meta, values, accumulate))
-
-    call.__name__ = name
-    return call
-
-
-def _masked_select(self: RemoteTensor, mask: Any) -> Any:
-    """``masked_select``: its length is the mask's count, so the mask's values are fetched,
-    as a boolean index's are."""
-    meta_mask = mask._local() if type(mask) is RemoteTensor else mask
-    return _traced_on(self._s, OPS["masked_select"], (self, mask), (self, meta_mask))
-
-
 def _rmatmul(self: RemoteTensor, other: Any) -> Any:
     (other,) = _coerced(self._s, OPS["matmul"], (other,))
     return _matmul(other, self)
@@ -375,14 +307,10 @@ def _matmul(self: Any, other: Any) -> Any:
     return _traced_matmul(self, other)
 
 
-# Ops whose engine call depends on data the client does not have (a mask's values), or whose
-# decomposition has internal ops that only the server may run (as one Op).
-_REMOTE_OVERRIDES: dict[str, Callable] = {
-    "masked_select": _masked_select,
-    "matmul": _matmul,
-    "index_put_": _index_put("index_put_"),
-    "index_put": _index_put("index_put"),
-}
+# Ops whose engine call depends on data the client does not have (a mask's values; see
+# remote_indexing), or whose decomposition has internal ops that only the server may run (as
+# one Op). Filled by ``bind``.
+_REMOTE_OVERRIDES: dict[str, Callable] = {}
 
 
 def remote_function(opdef: OpDef) -> Callable:
@@ -400,6 +328,14 @@ def to_dtype(t: RemoteTensor, dtype: dt.DType) -> RemoteTensor:
 
 def bind() -> None:
     """Install every op of the table, the operators and the recording hooks on RemoteTensor."""
+    from . import remote_indexing as ri  # it builds on this module's composite sending
+
+    _REMOTE_OVERRIDES.update(
+        matmul=_matmul,
+        masked_select=ri.masked_select,
+        index_put_=ri.index_put("index_put_"),
+        index_put=ri.index_put("index_put"),
+    )
     for d in OP_TABLE.values():  # internal ops too: composites call them while tracing
         _WIRE[d] = _OpWire(d)
         mark_internal(d.call)
@@ -409,8 +345,8 @@ def bind() -> None:
         if dunder in ("__getitem__", "__setitem__"):
             continue
         setattr(RemoteTensor, dunder, _rmatmul if swapped else remote_function(OPS[name]))
-    RemoteTensor.__getitem__ = _getitem  # type: ignore[method-assign]
-    RemoteTensor.__setitem__ = _setitem  # type: ignore[attr-defined]
+    RemoteTensor.__getitem__ = ri.getitem  # type: ignore[method-assign]
+    RemoteTensor.__setitem__ = ri.setitem  # type: ignore[attr-defined]
     RemoteTensor._gradd_record = _record  # type: ignore[attr-defined]
     RemoteTensor._gradd_record_inplace = _record_inplace  # type: ignore[attr-defined]
 

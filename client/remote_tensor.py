@@ -55,6 +55,7 @@ class RemoteTensor(TensorConversions):
         "_bound",
         "_base",
         "_layout",
+        "_view_version",
         "__weakref__",
     )
     __array_priority__ = 1000  # ndarray (op) tensor defers to the tensor

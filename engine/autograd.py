@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from .copy_slices import refresh_view
 from .errors import NO_GRAD_FN, AutogradError, check_backward_root
 from .function_node import OutputEdge
 from .grad_mode import _mode
 from .layout import grad_layout
 from .memory_meter import _active
 from .memory_meter import used as _metered
-from .node import AccumulateGrad
+from .node import AccumulateGrad, Node
 from .tensor import Tensor, wrap
 
 
@@ -110,6 +111,8 @@ def _run(
             handed.add(id(g._data))  # the caller's array: never alias it into a .grad
             keep.append(g._data)
         g = _root_grad(t, g, i)
+        if t._view is not None and t._vc[0] != t._view_version:
+            refresh_view(t, Node)  # its base was written in place since it was made
         node = t.grad_fn if t.grad_fn is not None else _leaf_sink(t)
         root_nodes.append(node)
         pending[node] = pending[node] + g if node in pending else g

@@ -164,6 +164,31 @@ def view_output_node(written: tuple) -> Node | None:
     return Node(_ops()[1], "AsStridedBackward0", (node,), {"steps": steps}, (base_meta,))
 
 
+def refresh_view(view: Any, node_type: type) -> None:
+    """PyTorch's regenerated grad_fn of a view whose base was written in place after the view
+    was made (through another view, or directly): AsStridedBackward0 of the base's grad_fn
+    (``node_type``: the engine's Node, or the SDK's mirror node). Without it the view's old
+    grad_fn would miss the write. Works on the metadata of any tensor kind."""
+    view._view_version = view._vc[0]
+    base = view._base
+    base_fn = base.grad_fn
+    if base_fn is None:
+        if not base.requires_grad:
+            return
+        base_fn = accumulator(base)
+    as_strided = _ops()[1]
+    if node_type is Node:
+        d = base._data
+        meta = (d.shape, d.dtype)
+        view.grad_fn = Node(
+            as_strided, "AsStridedBackward0", (base_fn,), {"steps": view._view}, (meta,)
+        )
+        view.requires_grad = True
+    else:
+        view.grad_fn = node_type(as_strided, "AsStridedBackward0", (base_fn,), ())
+        view._rg = True  # the mirror's flag (setting requires_grad would send a command)
+
+
 def write_through(view: Any, result: Any, xp: Any) -> None:
     """Write ``result`` (an array shaped as the view) into the view and so into its base. A
     view op that had to copy (NumPy's reshape of a transposed array) left the view with memory

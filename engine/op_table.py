@@ -25,7 +25,7 @@ from . import dtypes as dt
 from . import layout as _layout
 from .arg_check import check_args, checked, guard_source, kinds_of, signature_of
 from .arg_kinds import TENSOR_TYPES
-from .copy_slices import OVERLAP_WRITE, overlaps, rebase_view, write_through
+from .copy_slices import OVERLAP_WRITE, overlaps, rebase_view, refresh_view, write_through
 from .device import CPU
 from .errors import NON_LEAF_REQUIRES_GRAD, AutogradError
 from .grad_mode import _mode
@@ -414,6 +414,7 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
         base = first._base
         t._base = first if base is None else base
         t._vc = first._vc
+        t._view_version = first._vc[0]
         step = (opdef, attrs, (first._data.shape, first._data.dtype))
         chain = first._view
         t._view = (step,) if chain is None else (*chain, step)
@@ -507,6 +508,8 @@ def make_node(opdef: OpDef, args: tuple, attrs: dict, out: Any, dev: Any) -> Nod
         if type(a) is Tensor:
             d = a._data
             meta.append((d.shape, d.dtype))
+            if a._view is not None and a._vc[0] != a._view_version:
+                refresh_view(a, Node)  # its base was written in place since it was made
             fn = a.grad_fn
             if fn is not None:
                 nxt.append(fn)
@@ -602,6 +605,8 @@ def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
         else:
             rebase_view(self, fn)
     self._vc[0] += 1
+    if view is not None:
+        self._view_version = self._vc[0]  # its grad_fn is current (AsStridedBackward0)
     if fn is not None and fn.op.saves_output:
         fn._out_vc = self._vc
         fn._out_version = self._vc[0]

@@ -33,6 +33,7 @@ class Tensor(TensorConversions):
         "_hooks",
         "_base",
         "_view",
+        "_view_version",
         "_acc",
         "_layout",
         "__weakref__",

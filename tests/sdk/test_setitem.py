@@ -171,3 +171,32 @@ def test_saved_view_modified_through_the_base_fails(session: gradd.Session) -> N
     v.mul_(2)  # exp saved its output, which this changes
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         e.sum().backward()
+
+
+def test_assembling_a_tensor_from_pieces_that_need_grad(session: gradd.Session) -> None:
+    def run(m: Any, tensor: Callable, zeros: Callable) -> tuple:
+        w = tensor(np.array([1.0, 2.0]), requires_grad=True)
+        b = zeros(3, 2)
+        b[0] = w * 2  # b needs no grad: CopySlices starts its graph
+        b[1:, 1] = w
+        (b * b).sum().backward()
+        names = [None if n is None else n.name() for n, _ in b.grad_fn.next_functions]
+        return b.grad_fn.name(), names, w.grad.tolist(), b.tolist()
+
+    ours = run(session, session.tensor, lambda *s: session.zeros(*s, dtype=session.float64))
+    theirs = run(torch, _torch_tensor, lambda *s: torch.zeros(*s, dtype=torch.float64))
+    assert ours == theirs
+
+
+def test_a_view_made_before_a_write_to_its_base_is_regenerated(session: gradd.Session) -> None:
+    def run(m: Any, tensor: Callable) -> tuple:
+        x = tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+        b = x * 1
+        w = b[0]
+        b[1:].mul_(tensor(np.array([2.0, 3.0])))
+        b.mul_(2)
+        y = w * w
+        y.backward()
+        return w.grad_fn.name(), y.grad_fn.next_functions[0][0].name(), x.grad.tolist()
+
+    assert run(session, session.tensor) == run(torch, _torch_tensor)
