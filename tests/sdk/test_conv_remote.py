@@ -40,21 +40,6 @@ def test_a_small_cnn_matches_torch(session: gradd.Session) -> None:
         np.testing.assert_allclose(a.grad.numpy(), t.grad.numpy(), 1e-10, 1e-12)
 
 
-@pytest.mark.parametrize(
-    "session",
-    [
-        "embedded",
-        pytest.param(
-            "remote",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a remote backward through create_graph gradients gives no grads yet, for "
-                "any op (x * x * w too): the autograd API's work, not the convolutions'",
-            ),
-        ),
-    ],
-    indirect=True,
-)
 def test_gradients_of_gradients_match_torch(session: gradd.Session) -> None:
     ours, out, theirs, tout = _both(session)
     grads = session.autograd.grad(out.sum(), ours, create_graph=True)
