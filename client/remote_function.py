@@ -198,6 +198,7 @@ def apply_remote(cls: type, args: tuple, kwargs: dict) -> Any:
             r = new_tensor(s, o.shape, o.dtype, False, None)
             r._vc = o._vc
             r._base = o if o._base is None else o._base
+            r._view_version = o._vc[0]
         differentiable = id(o) not in non_diff and o.dtype.is_floating_point
         if differentiable:
             r._rg = True

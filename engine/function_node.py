@@ -16,7 +16,7 @@ from typing import Any
 from .errors import BACKWARD_TWICE, AutogradError
 from .memory_meter import _active
 from .memory_meter import used as _metered
-from .node import Node, accumulator, check_saved
+from .node import Node, _tensor_meta, accumulator, check_saved
 from .tensor import Tensor, wrap
 
 
@@ -134,7 +134,7 @@ class FunctionNode(Node, FunctionCtx):
                 t._vc = vc
             else:
                 t = entry
-            check_saved(self.label, False, ((t._vc, version, t.shape, str(t._data.dtype)),))
+            check_saved(self.label, False, ((t._vc, version, t),), _tensor_meta)
             out.append(t)
         return tuple(out)
 
