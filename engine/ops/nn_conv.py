@@ -16,7 +16,7 @@ from typing import Any
 from .. import arg_kinds as arg
 from ..op_examples import Ex, S
 from ..op_table import composite, op
-from ..sliding_windows import col2im, cropped, im2col, out_size, padded
+from ..sliding_windows import batch_first, col2im, crop, im2col, out_size, spatial_major
 
 Dims = tuple[int, ...]
 
@@ -87,19 +87,20 @@ def _matmul(xp: Any, a: Any, b: Any) -> Any:
 
 
 def _grad_rows(grad: Any, groups: int) -> Any:
-    """The output gradient (N, O, *out) as (groups, O/groups, N*out)."""
+    """The output gradient (N, O, *out) as (groups, O/groups, out*N), spatial-major (a copy)."""
     o = grad.shape[1]
-    return grad.swapaxes(0, 1).reshape(groups, o // groups, grad.size // o if o else 0)
+    rows = grad.transpose(1, *range(2, grad.ndim), 0)
+    return rows.reshape(groups, o // groups, grad.size // o if o else 0)
 
 
 def _cols(
     xp: Any, x: Any, w: Any, stride: Dims, padding: Dims, dilation: Dims, groups: int, end: Dims
 ) -> tuple[Any, Dims]:
-    """The column buffer of ``x`` for ``w``'s kernel, as (groups, C/groups * k, N * out)."""
-    xpad = padded(xp, x, padding, end)
+    """The column buffer of ``x`` for ``w``'s kernel, as (groups, C/groups * k, out * N)."""
+    xt = spatial_major(xp, x, (1,), padding, end)  # (C, *S padded, N)
     kernel = w.shape[2:]
     _, out = _sizes(x.shape[2:], kernel, stride, padding, dilation, end)
-    cols = im2col(xp, xpad, kernel, out, stride, dilation)
+    cols = im2col(xp, xt, 1, kernel, out, stride, dilation)  # (C, *kernel, *out, N)
     ck = x.shape[1] // groups * math.prod(kernel)
     return cols.reshape(groups, ck, x.shape[0] * math.prod(out)), out
 
@@ -136,10 +137,10 @@ def convolution(
     cols, out = _cols(xp, input, weight, stride, padding, dilation, groups, end)
     o = weight.shape[0]
     y = _matmul(xp, weight.reshape(groups, o // groups, cols.shape[1]), cols)
-    y = y.reshape(o, input.shape[0], *out)
+    y = y.reshape(o, *out, input.shape[0])  # spatial-major: (O, *out, N)
     if bias is not None:
         y += bias.reshape((o,) + (1,) * (y.ndim - 1))
-    return xp.ascontiguousarray(y.swapaxes(0, 1))
+    return batch_first(xp, y, (1,), len(out))
 
 
 _CONV_BACKWARD = {
@@ -181,9 +182,9 @@ def convolution_backward_input(
     o = weight.shape[0]
     w = weight.reshape(groups, o // groups, c // groups * math.prod(kernel))
     cols = _matmul(xp, w.swapaxes(1, 2), _grad_rows(grad, groups))
-    cols = cols.reshape(c, *kernel, n, *out)
-    dx = col2im(xp, cols, (n, c, *pad), kernel, out, stride, dilation)
-    return xp.ascontiguousarray(cropped(dx, padding, size))
+    cols = cols.reshape(c, *kernel, *out, n)
+    dx = col2im(xp, cols, (c, *pad, n), 1, kernel, out, stride, dilation)
+    return batch_first(xp, crop(dx, 1, padding, size), (1,), len(size))
 
 
 @op(

@@ -22,7 +22,7 @@ from ..pool_args import (
     pool_scratch,
     pool_shape,
 )
-from ..sliding_windows import add_windows, cropped, pad_for, padded, sum_windows
+from ..sliding_windows import add_windows, crop, pad_for, planes_first, planes_last, sum_windows
 from .creation import zeros_like
 
 Dims = tuple[int, ...]
@@ -54,7 +54,7 @@ def _divisor(
         if not count_include_pad:
             start, end = xp.maximum(start, 0), xp.minimum(end, n)
         counts.append(end - start)
-    return (counts[0][:, None] * counts[1][None, :]).astype(dtype)
+    return (counts[0][:, None] * counts[1][None, :]).astype(dtype)[:, :, None, None]
 
 
 def _avg_geometry(
@@ -97,7 +97,8 @@ def avg_pool2d(
     """The mean of each window of (N, C, H, W) or (C, H, W) input."""
     size = input.shape[-2:]
     out, end = _avg_geometry(size, kernel_size, stride, padding, ceil_mode)
-    total = sum_windows(xp, padded(xp, input, padding, end), kernel_size, out, stride, ONE)
+    xt = planes_last(xp, input, padding, end)  # (H, W, planes, 1)
+    total = sum_windows(xp, xt, 0, kernel_size, out, stride, ONE)
     div = _divisor(
         xp,
         size,
@@ -110,9 +111,10 @@ def avg_pool2d(
         total.dtype,
     )
     if input.dtype.kind != "f":  # integer pooling truncates, as PyTorch's
-        return (total / div).astype(input.dtype)
-    total /= div
-    return total
+        total = (total / div).astype(input.dtype)
+    else:
+        total /= div
+    return planes_first(xp, total, input.shape[:-2])
 
 
 @op(
@@ -146,9 +148,10 @@ def avg_pool2d_backward(
     div = _divisor(
         xp, size, out, kernel_size, stride, padding, count_include_pad, divisor_override, grad.dtype
     )
-    shape = input.shape[:-2] + tuple(n + p + e for n, p, e in zip(size, padding, end))
-    dx = add_windows(xp, grad / div, shape, kernel_size, out, stride, ONE)
-    return xp.ascontiguousarray(cropped(dx, padding, size))
+    gt = planes_last(xp, grad, (0, 0), (0, 0))  # (out, planes, 1)
+    shape = tuple(n + p + e for n, p, e in zip(size, padding, end)) + gt.shape[2:]
+    dx = add_windows(xp, gt / div, shape, 0, kernel_size, out, stride, ONE)
+    return planes_first(xp, crop(dx, 0, padding, size), input.shape[:-2])
 
 
 @avg_pool2d.derivative

@@ -14,8 +14,7 @@ from .. import arg_kinds as arg
 from ..op_examples import C, Ex, S
 from ..op_table import composite, op
 from ..pool_args import max_pool1d_args, max_pool_args, pool_out, pool_scratch, pool_shape
-from ..sliding_windows import pad_for, padded
-from ..sliding_windows import window_slices as _slices
+from ..sliding_windows import pad_for, planes_first, planes_last, window_parts
 from .creation import zeros_like
 
 Dims = tuple[int, ...]
@@ -34,25 +33,24 @@ def _max_and_indices(
     out = pool_out(size, kernel_size, stride, padding, dilation, ceil_mode)
     end = pad_for(size, out, kernel_size, stride, padding, dilation)
     low = -xp.inf if x.dtype.kind == "f" else xp.iinfo(x.dtype).min
-    xpad = padded(xp, x, padding, end, low)
+    xt = planes_last(xp, x, padding, end, low)  # (H, W, planes, 1)
     rows = xp.arange(out[0]) * stride[0] - padding[0]
     cols = xp.arange(out[1]) * stride[1] - padding[1]
-    base = rows[:, None] * size[1] + cols[None, :]  # the flat index of each window's corner
-    lead = (slice(None),) * (x.ndim - 2)
+    base = (rows[:, None] * size[1] + cols[None, :])[:, :, None, None]  # each window's corner
     best = index = None
-    for i in range(kernel_size[0]):
-        for j in range(kernel_size[1]):
-            part = xpad[lead + _slices((i, j), out, stride, dilation)]
-            at = base + (i * dilation[0] * size[1] + j * dilation[1])
-            if best is None:
-                best, index = part.copy(), xp.broadcast_to(at, part.shape).copy()
-                continue
-            take = part > best
-            if x.dtype.kind == "f":
-                take |= xp.isnan(part)
-            best = xp.where(take, part, best)
-            index = xp.where(take, at, index)
-    return best, index.astype(xp.int64, copy=False)
+    for (i, j), part in window_parts(xt, 0, kernel_size, out, stride, dilation):
+        at = base + (i * dilation[0] * size[1] + j * dilation[1])
+        if best is None:
+            best, index = part.copy(), xp.broadcast_to(at, part.shape).copy()
+            continue
+        # Arithmetic, not where(): a select on a random mask mispredicts a branch an element.
+        take = part > best
+        if x.dtype.kind == "f":
+            take |= xp.isnan(part)
+        index += take * (at - index)
+        best = xp.maximum(best, part)  # NaN propagates, as the taken NaN above
+    lead = x.shape[:-2]
+    return planes_first(xp, best, lead), planes_first(xp, index.astype(xp.int64), lead)
 
 
 _MAX_EXAMPLES = (
