@@ -7,6 +7,7 @@ derivative is recorded, with PyTorch's names.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .. import arg_kinds as arg
@@ -123,6 +124,7 @@ def avg_pool2d(
     arity=2,
     dtype="same",
     shape=lambda g, a, *r, **k: a,
+    scratch=lambda g, a, *r, **k: 2 * math.prod(g) + 2 * math.prod(a),  # padded: at most 2x
     method=False,
     function=False,
     examples=(
@@ -169,6 +171,12 @@ def _(ctx: Any, u: Any) -> tuple:
 # adaptive_avg_pool2d: out = P_h @ x @ P_w.T, P averaging each output's window of rows (cols)
 
 
+def _adaptive_scratch(a: Dims, out: Dims) -> int:
+    # The two averaging matrices and the product after one of them (the larger order).
+    (h, w), (oh, ow) = a[-2:], out
+    return oh * h + ow * w + math.prod(a[:-2]) * max(oh * w, h * ow)
+
+
 def _averaging(xp: Any, size: int, out: int, dtype: Any) -> Any:
     """(out, size): row i averages PyTorch's adaptive window [floor(i*n/o), ceil((i+1)*n/o))."""
     i = xp.arange(out)
@@ -184,6 +192,7 @@ def _averaging(xp: Any, size: int, out: int, dtype: Any) -> Any:
     grad_fn="AdaptiveAvgPool2DBackward0",
     dtype="same",
     shape=lambda a, output_size: a[:-2] + tuple(output_size),
+    scratch=lambda a, output_size: _adaptive_scratch(a, output_size),
     saves=(0,),
     method=False,
     function=False,
@@ -202,6 +211,7 @@ def adaptive_avg_pool2d_values(xp: Any, input: Any, output_size: Dims) -> Any:  
     arity=2,
     dtype="same",
     shape=lambda g, a: a,
+    scratch=lambda g, a: _adaptive_scratch(a, g[-2:]),
     method=False,
     function=False,
     examples=(Ex(S(2, 2, 2, 3), S(2, 2, 5, 7)), Ex(S(1, 5, 2), S(1, 3, 5))),

@@ -121,6 +121,8 @@ def _int64() -> Any:
     arity=3,
     dtype="same",
     shape=lambda g, a, i, *r, **k: a,
+    # bincount's float64 sums (input-sized) and the global int64 indices (gradient-sized)
+    scratch=lambda g, a, i, *r, **k: 2 * math.prod(a) + 2 * math.prod(g),
     saves=(2,),
     method=False,
     function=False,

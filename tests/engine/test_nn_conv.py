@@ -234,3 +234,22 @@ def test_a_convolution_whose_column_buffer_does_not_fit_is_refused_before_it_run
             F.conv2d(x, w, padding=3)  # the result alone (64 KiB) would fit
         used = meter.used
     assert used == x.numel() * 4 + w.numel() * 4  # nothing else was allocated
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x: F.adaptive_avg_pool2d(x, (100_000, 100_000)),
+        lambda x: F.adaptive_avg_pool2d(x, (1_000_000_000, 1)),
+        lambda x: F.conv2d(x, ge.zeros(1, 1, 1, 1), padding=100_000),
+        lambda x: F.max_pool2d(x, (1, 200_000_001), 1, (0, 100_000_000)),
+    ],
+    ids=["adaptive-square", "adaptive-tall", "conv-padding", "max-pool-padding"],
+)
+def test_huge_pools_and_convolutions_are_refused_before_they_run(call) -> None:
+    meter = MemoryMeter(64 << 20)
+    with metering(meter):
+        x = ge.zeros(1, 1, 4, 4)
+        with pytest.raises(SessionMemoryError):
+            call(x)
+        assert meter.used == x.numel() * 4
