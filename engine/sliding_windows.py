@@ -15,6 +15,7 @@ inner loops run over hundreds of elements instead of two or three (8x faster on 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -57,6 +58,24 @@ def _key(lead: int, offset: Dims, out: Dims, stride: Dims, dilation: Dims) -> tu
     )
 
 
+def _window(lead: int, pos: Dims, kernel: Dims, stride: Dims, dilation: Dims) -> tuple:
+    """The index of the whole window at output ``pos``: dilated slices of the spatial dims."""
+    return (
+        (slice(None),) * lead
+        + tuple(
+            slice(o * s, o * s + d * (k - 1) + 1, d)
+            for o, k, s, d in zip(pos, kernel, stride, dilation)
+        )
+        + (Ellipsis,)
+    )
+
+
+def by_window(kernel: Dims, out: Dims) -> bool:
+    """Loop over the windows instead of the kernel's offsets, when there are fewer windows
+    (a huge kernel would otherwise cost a Python step per offset: a client's cheap DoS)."""
+    return math.prod(out) < math.prod(kernel)
+
+
 def spatial_major(xp: Any, x: Any, lead: Dims, lo: Dims, hi: Dims, value: float = 0) -> Any:
     """``x`` (N, C, *S) as (*lead, *S padded, rest): ``lead`` names the dims of (N, C) that go
     first (``(1,)``: C first, N last; ``()``: N and C last), the spatial dims padded by ``lo``
@@ -82,6 +101,10 @@ def im2col(xp: Any, x: Any, lead: int, kernel: Dims, out: Dims, stride: Dims, di
     k = len(kernel)
     shape = x.shape[:lead] + tuple(kernel) + tuple(out) + x.shape[lead + k :]
     cols = xp.empty(shape, dtype=x.dtype)
+    if by_window(kernel, out):
+        for pos in offsets(out):
+            cols[(slice(None),) * (lead + k) + pos] = x[_window(lead, pos, kernel, stride, dil)]
+        return cols
     for off in offsets(kernel):
         cols[(slice(None),) * lead + off] = x[_key(lead, off, out, stride, dil)]
     return cols
@@ -91,6 +114,11 @@ def col2im(xp: Any, cols: Any, shape: Dims, lead: int, kernel: Dims, out: Dims, 
            dil: Dims) -> Any:  # fmt: skip
     """The adjoint of ``im2col``: columns summed into a zero padded spatial-major ``shape``."""
     x = xp.zeros(shape, dtype=cols.dtype)
+    if by_window(kernel, out):
+        k = len(kernel)
+        for pos in offsets(out):
+            x[_window(lead, pos, kernel, stride, dil)] += cols[(slice(None),) * (lead + k) + pos]
+        return x
     for off in offsets(kernel):
         x[_key(lead, off, out, stride, dil)] += cols[(slice(None),) * lead + off]
     return x
@@ -100,6 +128,13 @@ def add_windows(xp: Any, g: Any, shape: Dims, lead: int, kernel: Dims, out: Dims
                 dil: Dims) -> Any:  # fmt: skip
     """``g`` (*L, *out, *T) added at every offset of its windows into a zero ``shape``."""
     x = xp.zeros(shape, dtype=g.dtype)
+    if by_window(kernel, out):
+        k = len(kernel)
+        for pos in offsets(out):
+            part = g[(slice(None),) * lead + pos]
+            spread = part.reshape(part.shape[:lead] + (1,) * k + part.shape[lead:])
+            x[_window(lead, pos, kernel, stride, dil)] += spread
+        return x
     for off in offsets(kernel):
         x[_key(lead, off, out, stride, dil)] += g
     return x
@@ -108,6 +143,15 @@ def add_windows(xp: Any, g: Any, shape: Dims, lead: int, kernel: Dims, out: Dims
 def sum_windows(xp: Any, x: Any, lead: int, kernel: Dims, out: Dims, stride: Dims,
                 dil: Dims) -> Any:  # fmt: skip
     """The sum of each window of a padded spatial-major ``x``: (*L, *out, *T), no columns."""
+    if by_window(kernel, out):
+        k = len(kernel)
+        shape = x.shape[:lead] + tuple(out) + x.shape[lead + k :]
+        total = xp.empty(shape, dtype=x.dtype)
+        axes = tuple(range(lead, lead + k))
+        for pos in offsets(out):
+            window = x[_window(lead, pos, kernel, stride, dil)]
+            total[(slice(None),) * lead + pos] = window.sum(axis=axes)
+        return total
     total = None
     for off in offsets(kernel):
         part = x[_key(lead, off, out, stride, dil)]
@@ -148,3 +192,10 @@ def planes_last(xp: Any, x: Any, lo: Dims, hi: Dims, value: float = 0) -> Any:
 def planes_first(xp: Any, x: Any, lead: Dims) -> Any:
     """The inverse of ``planes_last`` (no padding): (*lead, H, W), contiguous."""
     return batch_first(xp, x, (), 2).reshape(*lead, *x.shape[:2])
+
+
+def window_views(x: Any, lead: int, kernel: Dims, out: Dims, stride: Dims,
+                 dil: Dims) -> Iterator[tuple[Dims, Any]]:  # fmt: skip
+    """(output position, the view of its whole window) for each window (``by_window``)."""
+    for pos in offsets(out):
+        yield pos, x[_window(lead, pos, kernel, stride, dil)]

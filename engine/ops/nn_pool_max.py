@@ -14,7 +14,14 @@ from .. import arg_kinds as arg
 from ..op_examples import C, Ex, S
 from ..op_table import composite, op
 from ..pool_args import max_pool1d_args, max_pool_args, pool_out, pool_scratch, pool_shape
-from ..sliding_windows import pad_for, planes_first, planes_last, window_parts
+from ..sliding_windows import (
+    by_window,
+    pad_for,
+    planes_first,
+    planes_last,
+    window_parts,
+    window_views,
+)
 from .creation import zeros_like
 
 Dims = tuple[int, ...]
@@ -37,6 +44,10 @@ def _max_and_indices(
     rows = xp.arange(out[0]) * stride[0] - padding[0]
     cols = xp.arange(out[1]) * stride[1] - padding[1]
     base = (rows[:, None] * size[1] + cols[None, :])[:, :, None, None]  # each window's corner
+    if by_window(kernel_size, out):
+        best, index = _max_by_window(xp, xt, base, size, kernel_size, out, stride, dilation)
+        lead = x.shape[:-2]
+        return planes_first(xp, best, lead), planes_first(xp, index, lead)
     best = index = None
     for (i, j), part in window_parts(xt, 0, kernel_size, out, stride, dilation):
         at = base + (i * dilation[0] * size[1] + j * dilation[1])
@@ -51,6 +62,25 @@ def _max_and_indices(
         best = xp.maximum(best, part)  # NaN propagates, as the taken NaN above
     lead = x.shape[:-2]
     return planes_first(xp, best, lead), planes_first(xp, index.astype(xp.int64), lead)
+
+
+def _max_by_window(xp: Any, xt: Any, base: Any, size: Dims, kernel: Dims, out: Dims,
+                   stride: Dims, dilation: Dims) -> tuple[Any, Any]:  # fmt: skip
+    """``_max_and_indices`` one window at a time (fewer windows than kernel offsets)."""
+    k = kernel[0] * kernel[1]
+    rows = xp.arange(kernel[0])[:, None] * (dilation[0] * size[1])
+    offs = (rows + xp.arange(kernel[1])[None, :] * dilation[1]).reshape(-1)
+    best = xp.empty(tuple(out) + xt.shape[2:], dtype=xt.dtype)
+    index = xp.empty(best.shape, dtype=xp.int64)
+    for pos, window in window_views(xt, 0, kernel, out, stride, dilation):
+        w = window.reshape(k, -1)
+        at = w.argmax(axis=0)  # the first maximum
+        if w.dtype.kind == "f":  # the last NaN, as PyTorch's scan (``val > max || isnan(val)``)
+            nan = xp.isnan(w)
+            at = xp.where(nan.any(axis=0), k - 1 - nan[::-1].argmax(axis=0), at)
+        best[pos] = w.max(axis=0).reshape(xt.shape[2:])
+        index[pos] = (base[pos] + offs[at]).reshape(xt.shape[2:])
+    return best, index
 
 
 _MAX_EXAMPLES = (
