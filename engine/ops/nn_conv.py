@@ -6,6 +6,11 @@ more ops, ``convolution_backward_input`` (a transposed convolution: col2im) and
 ``convolution_backward_weight`` (one matrix product), whose own gradients are convolutions and
 each other: all three are linear in each input, so the three close the set, and every order of
 derivative is recorded (PyTorch's ConvolutionBackwardBackward0).
+
+One known difference: for ``padding="same"`` with an even kernel, PyTorch pads the extra element
+by an ``F.pad`` node (ConstantPadNdBackward0) before a symmetric convolution; gradd's
+convolution pads both ends itself (``padding_end``), so the values agree and the graph has one
+node fewer.
 """
 
 from __future__ import annotations
