@@ -193,8 +193,13 @@ def max_pool2d_backward(
     """The gradient of max pooling: each window's gradient added at its maximum."""
     hw = input.shape[-2] * input.shape[-1]
     planes = math.prod(input.shape[:-2])
-    flat = indices.reshape(planes, -1) + (xp.arange(planes) * hw)[:, None]
-    dx = xp.bincount(flat.ravel(), weights=grad.ravel(), minlength=planes * hw)
+    flat = (indices.reshape(planes, -1) + (xp.arange(planes) * hw)[:, None]).ravel()
+    if all(s >= d * (k - 1) + 1 for k, s, d in zip(kernel_size, stride, dilation)):
+        # Windows that do not overlap pick each input once: a plain scatter, no sums.
+        dx = xp.zeros(planes * hw, dtype=grad.dtype)
+        dx[flat] = grad.ravel()
+        return dx.reshape(input.shape)
+    dx = xp.bincount(flat, weights=grad.ravel(), minlength=planes * hw)
     return dx[: planes * hw].astype(grad.dtype, copy=False).reshape(input.shape)
 
 
