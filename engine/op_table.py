@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import math
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -359,6 +360,10 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
             nbytes += scratch_nbytes(opdef, args, attrs)
         if nbytes > SCALAR_BYTES:
             meter.check(nbytes, op=opdef.name)
+    elif opdef.scratch is not None:  # no session limit: still never past the machine's memory
+        check_machine_fits(
+            predicted_nbytes(opdef, args, attrs, out_dt) + scratch_nbytes(opdef, args, attrs)
+        )
     if promote:
         # Comparisons compute in the promoted dtype; only their result is bool.
         cdt = (dt.result_type(*args) if opdef.dtype == "bool" else out_dt).np
@@ -466,6 +471,25 @@ def predicted_nbytes(
     itemsize = _result_itemsize(opdef, args, attrs) if out_dt is None else out_dt.itemsize
     nbytes = numel * itemsize
     return 2 * nbytes if opdef.extras else nbytes
+
+
+def _machine_bytes() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: no bound known
+        return 1 << 62
+
+
+MACHINE_BYTES = _machine_bytes()
+
+
+def check_machine_fits(nbytes: int) -> None:
+    """PyTorch's allocator error for a request larger than this machine's memory, raised
+    before anything is allocated (the OS would grant it lazily, then kill the process)."""
+    if nbytes > MACHINE_BYTES:
+        raise RuntimeError(
+            f"DefaultCPUAllocator: can't allocate memory: you tried to allocate {nbytes} bytes."
+        )
 
 
 def scratch_nbytes(opdef: OpDef, args: tuple, attrs: Mapping) -> int:

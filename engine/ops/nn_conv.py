@@ -6,6 +6,11 @@ more ops, ``convolution_backward_input`` (a transposed convolution: col2im) and
 ``convolution_backward_weight`` (one matrix product), whose own gradients are convolutions and
 each other: all three are linear in each input, so the three close the set, and every order of
 derivative is recorded (PyTorch's ConvolutionBackwardBackward0).
+
+One known difference: for ``padding="same"`` with an even kernel, PyTorch pads the extra element
+by an ``F.pad`` node (ConstantPadNdBackward0) before a symmetric convolution; gradd's
+convolution pads both ends itself (``padding_end``), so the values agree and the graph has one
+node fewer.
 """
 
 from __future__ import annotations
@@ -14,9 +19,10 @@ import math
 from typing import Any
 
 from .. import arg_kinds as arg
+from ..conv_args import check_input_dims, conv_args
 from ..op_examples import Ex, S
 from ..op_table import composite, op
-from ..sliding_windows import col2im, cropped, im2col, out_size, padded
+from ..sliding_windows import batch_first, col2im, crop, im2col, out_size, spatial_major
 
 Dims = tuple[int, ...]
 
@@ -87,19 +93,20 @@ def _matmul(xp: Any, a: Any, b: Any) -> Any:
 
 
 def _grad_rows(grad: Any, groups: int) -> Any:
-    """The output gradient (N, O, *out) as (groups, O/groups, N*out)."""
+    """The output gradient (N, O, *out) as (groups, O/groups, out*N), spatial-major (a copy)."""
     o = grad.shape[1]
-    return grad.swapaxes(0, 1).reshape(groups, o // groups, grad.size // o if o else 0)
+    rows = grad.transpose(1, *range(2, grad.ndim), 0)
+    return rows.reshape(groups, o // groups, grad.size // o if o else 0)
 
 
 def _cols(
     xp: Any, x: Any, w: Any, stride: Dims, padding: Dims, dilation: Dims, groups: int, end: Dims
 ) -> tuple[Any, Dims]:
-    """The column buffer of ``x`` for ``w``'s kernel, as (groups, C/groups * k, N * out)."""
-    xpad = padded(xp, x, padding, end)
+    """The column buffer of ``x`` for ``w``'s kernel, as (groups, C/groups * k, out * N)."""
+    xt = spatial_major(xp, x, (1,), padding, end)  # (C, *S padded, N)
     kernel = w.shape[2:]
     _, out = _sizes(x.shape[2:], kernel, stride, padding, dilation, end)
-    cols = im2col(xp, xpad, kernel, out, stride, dilation)
+    cols = im2col(xp, xt, 1, kernel, out, stride, dilation)  # (C, *kernel, *out, N)
     ck = x.shape[1] // groups * math.prod(kernel)
     return cols.reshape(groups, ck, x.shape[0] * math.prod(out)), out
 
@@ -136,10 +143,10 @@ def convolution(
     cols, out = _cols(xp, input, weight, stride, padding, dilation, groups, end)
     o = weight.shape[0]
     y = _matmul(xp, weight.reshape(groups, o // groups, cols.shape[1]), cols)
-    y = y.reshape(o, input.shape[0], *out)
+    y = y.reshape(o, *out, input.shape[0])  # spatial-major: (O, *out, N)
     if bias is not None:
         y += bias.reshape((o,) + (1,) * (y.ndim - 1))
-    return xp.ascontiguousarray(y.swapaxes(0, 1))
+    return batch_first(xp, y, (1,), len(out))
 
 
 _CONV_BACKWARD = {
@@ -181,9 +188,9 @@ def convolution_backward_input(
     o = weight.shape[0]
     w = weight.reshape(groups, o // groups, c // groups * math.prod(kernel))
     cols = _matmul(xp, w.swapaxes(1, 2), _grad_rows(grad, groups))
-    cols = cols.reshape(c, *kernel, n, *out)
-    dx = col2im(xp, cols, (n, c, *pad), kernel, out, stride, dilation)
-    return xp.ascontiguousarray(cropped(dx, padding, size))
+    cols = cols.reshape(c, *kernel, *out, n)
+    dx = col2im(xp, cols, (c, *pad, n), 1, kernel, out, stride, dilation)
+    return batch_first(xp, crop(dx, 1, padding, size), (1,), len(size))
 
 
 @op(
@@ -274,114 +281,16 @@ def _(ctx: Any, v: Any) -> tuple:
 
 
 # ---------------------------------------------------------------------------------------------
-# conv1d, conv2d: PyTorch's argument checks (its words, its order), then one convolution.
+# conv1d, conv2d: PyTorch's argument checks (conv_args), then one convolution.
 
 
-def _expand(name: str, value: Any, k: int, kw: int) -> Dims:
-    """An int or a list, as ``k`` values (PyTorch's IntArrayRef[k]), to match a weight of
-    ``kw`` spatial dims (expand_param_if_needed)."""
-    v = (value,) * k if type(value) is int else tuple(value)
-    if len(v) == 1:
-        return v * kw
-    if len(v) != kw:
-        raise RuntimeError(
-            f"expected {name} to be a single integer value or a list of {kw} values to match "
-            f"the convolution dimensions, but got {name}={list(v)}"
-        )
-    return v
-
-
-def _same_padding(kernel: Dims, stride: Dims, dilation: Dims) -> tuple[Dims, Dims | None]:
-    if any(s != 1 for s in stride):
-        raise RuntimeError("padding='same' is not supported for strided convolutions")
-    total = tuple(d * (k - 1) for k, d in zip(kernel, dilation))
-    lo = tuple(t // 2 for t in total)
-    hi = tuple(t - a for t, a in zip(total, lo))
-    return lo, (None if hi == lo else hi)
-
-
-def _check_shapes(
-    x: Any, w: Any, bias: Any, padding: Dims, end: Dims, dilation: Dims, groups: int
-) -> None:
-    if w.ndim != x.ndim:
-        raise RuntimeError(
-            f"Expected {w.ndim}-dimensional input for {w.ndim}-dimensional weight "
-            f"{list(w.shape)}, but got {x.ndim}-dimensional input of size {list(x.shape)} instead"
-        )
-    for words in ("at least", "divisible by"):
-        if w.shape[0] < groups if words == "at least" else w.shape[0] % groups:
-            size = list(w.shape) if words == "at least" else [list(w.shape)]  # torch's brackets
-            raise RuntimeError(
-                f"Given groups={groups}, expected weight to be {words} {groups} at dimension 0, "
-                f"but got weight of size {size} instead"
-            )
-    if x.shape[1] != w.shape[1] * groups:
-        raise RuntimeError(
-            f"Given groups={groups}, weight of size {list(w.shape)}, expected input"
-            f"{list(x.shape)} to have {w.shape[1] * groups} channels, but got {x.shape[1]} "
-            "channels instead"
-        )
-    if bias is not None and (bias.ndim != 1 or bias.shape[0] != w.shape[0]):
-        raise RuntimeError(
-            f"Given weight of size {list(w.shape)}, expected bias to be 1-dimensional with "
-            f"{w.shape[0]} elements, but got bias of size {list(bias.shape)} instead"
-        )
-    pad = [n + a + b for n, a, b in zip(x.shape[2:], padding, end)]
-    span = [d * (k - 1) + 1 for k, d in zip(w.shape[2:], dilation)]
-    if any(p < s for p, s in zip(pad, span)):
-        raise RuntimeError(
-            f"Calculated padded input size per channel: ({' x '.join(map(str, pad))}). Kernel "
-            f"size: ({' x '.join(map(str, span))}). Kernel size can't be greater than actual "
-            "input size"
-        )
-    if x.dtype != w.dtype:
-        raise RuntimeError(
-            f"expected scalar type {x.dtype.torch_name} but found {w.dtype.torch_name}"
-        )
-    if bias is not None and bias.dtype != x.dtype:
-        raise RuntimeError(
-            f"Input type ({x.dtype.c_name}) and bias type ({bias.dtype.c_name}) should be the same"
-        )
-
-
-def _conv(
-    name: str,
-    k: int,
-    input: Any,
-    weight: Any,
-    bias: Any,
-    stride: Any,
-    padding: Any,  # noqa: A002
-    dilation: Any,
-    groups: int,
-) -> Any:
+def _conv(name: str, k: int, input: Any, weight: Any, bias: Any, stride: Any, padding: Any,  # noqa: A002
+          dilation: Any, groups: int) -> Any:  # fmt: skip
     """conv1d/conv2d: checked, normalised, batched; unbatched input is unsqueezed, as torch."""
-    if input.ndim not in (k + 1, k + 2):
-        raise RuntimeError(
-            f"Expected {k + 1}D (unbatched) or {k + 2}D (batched) input to {name}, but got input "
-            f"of size: {list(input.shape)}"
-        )
-    if type(padding) is str and padding not in ("same", "valid"):
-        raise RuntimeError(f"Invalid padding string: '{padding}'")
-    kw = weight.ndim - 2
-    stride = _expand("stride", stride, k, kw)
-    dilation = _expand("dilation", dilation, k, kw)
-    end = None
-    if padding == "same":
-        padding, end = _same_padding(weight.shape[2:], stride, dilation)
-    else:
-        padding = _expand("padding", 0 if padding == "valid" else padding, k, kw)
-    if any(s <= 0 for s in stride):
-        raise RuntimeError("non-positive stride is not supported")
-    if any(p < 0 for p in padding):
-        raise RuntimeError("negative padding is not supported")
-    if any(d <= 0 for d in dilation):
-        raise RuntimeError(f"dilation should be greater than zero, but got {list(dilation)}")
-    if groups <= 0:
-        raise RuntimeError("non-positive groups is not supported")
+    check_input_dims(name, k, input)
     x = input if input.ndim == k + 2 else input.unsqueeze(0)
-    _check_shapes(x, weight, bias, padding, _end(padding, end), dilation, groups)
-    y = convolution.call(x, weight, bias, stride, padding, dilation, groups, end)
+    a = conv_args(k, x, weight, bias, stride, padding, dilation, groups)
+    y = convolution.call(x, weight, bias, **a)
     return y if x is input else y.squeeze(0)
 
 

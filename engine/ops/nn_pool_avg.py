@@ -7,6 +7,7 @@ derivative is recorded, with PyTorch's names.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .. import arg_kinds as arg
@@ -22,7 +23,7 @@ from ..pool_args import (
     pool_scratch,
     pool_shape,
 )
-from ..sliding_windows import add_windows, cropped, pad_for, padded, sum_windows
+from ..sliding_windows import add_windows, crop, pad_for, planes_first, planes_last, sum_windows
 from .creation import zeros_like
 
 Dims = tuple[int, ...]
@@ -54,7 +55,7 @@ def _divisor(
         if not count_include_pad:
             start, end = xp.maximum(start, 0), xp.minimum(end, n)
         counts.append(end - start)
-    return (counts[0][:, None] * counts[1][None, :]).astype(dtype)
+    return (counts[0][:, None] * counts[1][None, :]).astype(dtype)[:, :, None, None]
 
 
 def _avg_geometry(
@@ -97,7 +98,8 @@ def avg_pool2d(
     """The mean of each window of (N, C, H, W) or (C, H, W) input."""
     size = input.shape[-2:]
     out, end = _avg_geometry(size, kernel_size, stride, padding, ceil_mode)
-    total = sum_windows(xp, padded(xp, input, padding, end), kernel_size, out, stride, ONE)
+    xt = planes_last(xp, input, padding, end)  # (H, W, planes, 1)
+    total = sum_windows(xp, xt, 0, kernel_size, out, stride, ONE)
     div = _divisor(
         xp,
         size,
@@ -110,9 +112,10 @@ def avg_pool2d(
         total.dtype,
     )
     if input.dtype.kind != "f":  # integer pooling truncates, as PyTorch's
-        return (total / div).astype(input.dtype)
-    total /= div
-    return total
+        total = (total / div).astype(input.dtype)
+    else:
+        total /= div
+    return planes_first(xp, total, input.shape[:-2])
 
 
 @op(
@@ -121,6 +124,7 @@ def avg_pool2d(
     arity=2,
     dtype="same",
     shape=lambda g, a, *r, **k: a,
+    scratch=lambda g, a, *r, **k: 2 * math.prod(g) + 2 * math.prod(a),  # padded: at most 2x
     method=False,
     function=False,
     examples=(
@@ -146,9 +150,10 @@ def avg_pool2d_backward(
     div = _divisor(
         xp, size, out, kernel_size, stride, padding, count_include_pad, divisor_override, grad.dtype
     )
-    shape = input.shape[:-2] + tuple(n + p + e for n, p, e in zip(size, padding, end))
-    dx = add_windows(xp, grad / div, shape, kernel_size, out, stride, ONE)
-    return xp.ascontiguousarray(cropped(dx, padding, size))
+    gt = planes_last(xp, grad, (0, 0), (0, 0))  # (out, planes, 1)
+    shape = tuple(n + p + e for n, p, e in zip(size, padding, end)) + gt.shape[2:]
+    dx = add_windows(xp, gt / div, shape, 0, kernel_size, out, stride, ONE)
+    return planes_first(xp, crop(dx, 0, padding, size), input.shape[:-2])
 
 
 @avg_pool2d.derivative
@@ -166,6 +171,12 @@ def _(ctx: Any, u: Any) -> tuple:
 # adaptive_avg_pool2d: out = P_h @ x @ P_w.T, P averaging each output's window of rows (cols)
 
 
+def _adaptive_scratch(a: Dims, out: Dims) -> int:
+    # The two averaging matrices and the product after one of them (the larger order).
+    (h, w), (oh, ow) = a[-2:], out
+    return oh * h + ow * w + math.prod(a[:-2]) * max(oh * w, h * ow)
+
+
 def _averaging(xp: Any, size: int, out: int, dtype: Any) -> Any:
     """(out, size): row i averages PyTorch's adaptive window [floor(i*n/o), ceil((i+1)*n/o))."""
     i = xp.arange(out)
@@ -181,6 +192,7 @@ def _averaging(xp: Any, size: int, out: int, dtype: Any) -> Any:
     grad_fn="AdaptiveAvgPool2DBackward0",
     dtype="same",
     shape=lambda a, output_size: a[:-2] + tuple(output_size),
+    scratch=lambda a, output_size: _adaptive_scratch(a, output_size),
     saves=(0,),
     method=False,
     function=False,
@@ -199,6 +211,7 @@ def adaptive_avg_pool2d_values(xp: Any, input: Any, output_size: Dims) -> Any:  
     arity=2,
     dtype="same",
     shape=lambda g, a: a,
+    scratch=lambda g, a: _adaptive_scratch(a, g[-2:]),
     method=False,
     function=False,
     examples=(Ex(S(2, 2, 2, 3), S(2, 2, 5, 7)), Ex(S(1, 5, 2), S(1, 3, 5))),

@@ -14,8 +14,14 @@ from .. import arg_kinds as arg
 from ..op_examples import C, Ex, S
 from ..op_table import composite, op
 from ..pool_args import max_pool1d_args, max_pool_args, pool_out, pool_scratch, pool_shape
-from ..sliding_windows import pad_for, padded
-from ..sliding_windows import window_slices as _slices
+from ..sliding_windows import (
+    by_window,
+    pad_for,
+    planes_first,
+    planes_last,
+    window_parts,
+    window_views,
+)
 from .creation import zeros_like
 
 Dims = tuple[int, ...]
@@ -34,25 +40,47 @@ def _max_and_indices(
     out = pool_out(size, kernel_size, stride, padding, dilation, ceil_mode)
     end = pad_for(size, out, kernel_size, stride, padding, dilation)
     low = -xp.inf if x.dtype.kind == "f" else xp.iinfo(x.dtype).min
-    xpad = padded(xp, x, padding, end, low)
+    xt = planes_last(xp, x, padding, end, low)  # (H, W, planes, 1)
     rows = xp.arange(out[0]) * stride[0] - padding[0]
     cols = xp.arange(out[1]) * stride[1] - padding[1]
-    base = rows[:, None] * size[1] + cols[None, :]  # the flat index of each window's corner
-    lead = (slice(None),) * (x.ndim - 2)
+    base = (rows[:, None] * size[1] + cols[None, :])[:, :, None, None]  # each window's corner
+    if by_window(kernel_size, out):
+        best, index = _max_by_window(xp, xt, base, size, kernel_size, out, stride, dilation)
+        lead = x.shape[:-2]
+        return planes_first(xp, best, lead), planes_first(xp, index, lead)
     best = index = None
-    for i in range(kernel_size[0]):
-        for j in range(kernel_size[1]):
-            part = xpad[lead + _slices((i, j), out, stride, dilation)]
-            at = base + (i * dilation[0] * size[1] + j * dilation[1])
-            if best is None:
-                best, index = part.copy(), xp.broadcast_to(at, part.shape).copy()
-                continue
-            take = part > best
-            if x.dtype.kind == "f":
-                take |= xp.isnan(part)
-            best = xp.where(take, part, best)
-            index = xp.where(take, at, index)
-    return best, index.astype(xp.int64, copy=False)
+    for (i, j), part in window_parts(xt, 0, kernel_size, out, stride, dilation):
+        at = base + (i * dilation[0] * size[1] + j * dilation[1])
+        if best is None:
+            best, index = part.copy(), xp.broadcast_to(at, part.shape).copy()
+            continue
+        # Arithmetic, not where(): a select on a random mask mispredicts a branch an element.
+        take = part > best
+        if x.dtype.kind == "f":
+            take |= xp.isnan(part)
+        index += take * (at - index)
+        best = xp.maximum(best, part)  # NaN propagates, as the taken NaN above
+    lead = x.shape[:-2]
+    return planes_first(xp, best, lead), planes_first(xp, index.astype(xp.int64), lead)
+
+
+def _max_by_window(xp: Any, xt: Any, base: Any, size: Dims, kernel: Dims, out: Dims,
+                   stride: Dims, dilation: Dims) -> tuple[Any, Any]:  # fmt: skip
+    """``_max_and_indices`` one window at a time (fewer windows than kernel offsets)."""
+    k = kernel[0] * kernel[1]
+    rows = xp.arange(kernel[0])[:, None] * (dilation[0] * size[1])
+    offs = (rows + xp.arange(kernel[1])[None, :] * dilation[1]).reshape(-1)
+    best = xp.empty(tuple(out) + xt.shape[2:], dtype=xt.dtype)
+    index = xp.empty(best.shape, dtype=xp.int64)
+    for pos, window in window_views(xt, 0, kernel, out, stride, dilation):
+        w = window.reshape(k, -1)
+        at = w.argmax(axis=0)  # the first maximum
+        if w.dtype.kind == "f":  # the last NaN, as PyTorch's scan (``val > max || isnan(val)``)
+            nan = xp.isnan(w)
+            at = xp.where(nan.any(axis=0), k - 1 - nan[::-1].argmax(axis=0), at)
+        best[pos] = w.max(axis=0).reshape(xt.shape[2:])
+        index[pos] = (base[pos] + offs[at]).reshape(xt.shape[2:])
+    return best, index
 
 
 _MAX_EXAMPLES = (
@@ -123,6 +151,8 @@ def _int64() -> Any:
     arity=3,
     dtype="same",
     shape=lambda g, a, i, *r, **k: a,
+    # bincount's float64 sums (input-sized) and the global int64 indices (gradient-sized)
+    scratch=lambda g, a, i, *r, **k: 2 * math.prod(a) + 2 * math.prod(g),
     saves=(2,),
     method=False,
     function=False,
@@ -163,8 +193,13 @@ def max_pool2d_backward(
     """The gradient of max pooling: each window's gradient added at its maximum."""
     hw = input.shape[-2] * input.shape[-1]
     planes = math.prod(input.shape[:-2])
-    flat = indices.reshape(planes, -1) + (xp.arange(planes) * hw)[:, None]
-    dx = xp.bincount(flat.ravel(), weights=grad.ravel(), minlength=planes * hw)
+    flat = (indices.reshape(planes, -1) + (xp.arange(planes) * hw)[:, None]).ravel()
+    if all(s >= d * (k - 1) + 1 for k, s, d in zip(kernel_size, stride, dilation)):
+        # Windows that do not overlap pick each input once: a plain scatter, no sums.
+        dx = xp.zeros(planes * hw, dtype=grad.dtype)
+        dx[flat] = grad.ravel()
+        return dx.reshape(input.shape)
+    dx = xp.bincount(flat, weights=grad.ravel(), minlength=planes * hw)
     return dx[: planes * hw].astype(grad.dtype, copy=False).reshape(input.shape)
 
 

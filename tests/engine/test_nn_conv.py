@@ -234,3 +234,47 @@ def test_a_convolution_whose_column_buffer_does_not_fit_is_refused_before_it_run
             F.conv2d(x, w, padding=3)  # the result alone (64 KiB) would fit
         used = meter.used
     assert used == x.numel() * 4 + w.numel() * 4  # nothing else was allocated
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda x: F.adaptive_avg_pool2d(x, (100_000, 100_000)),
+        lambda x: F.adaptive_avg_pool2d(x, (1_000_000_000, 1)),
+        lambda x: F.conv2d(x, ge.zeros(1, 1, 1, 1), padding=100_000),
+        lambda x: F.max_pool2d(x, (1, 200_000_001), 1, (0, 100_000_000)),
+    ],
+    ids=["adaptive-square", "adaptive-tall", "conv-padding", "max-pool-padding"],
+)
+def test_huge_pools_and_convolutions_are_refused_before_they_run(call) -> None:
+    meter = MemoryMeter(64 << 20)
+    with metering(meter):
+        x = ge.zeros(1, 1, 4, 4)
+        with pytest.raises(SessionMemoryError):
+            call(x)
+        assert meter.used == x.numel() * 4
+
+
+# Fewer windows than kernel offsets: the window ops loop over the windows instead.
+BIG_KERNELS = [
+    lambda f, x, w: f.conv2d(x, w),
+    lambda f, x, w: f.conv2d(x, w, stride=2, padding=(1, 0)),
+    lambda f, x: f.max_pool2d(x, (6, 5), stride=1),
+    lambda f, x: f.avg_pool2d(x, 5, stride=2, padding=2),
+    lambda f, x: f.avg_pool2d(x, (7, 6), count_include_pad=False, padding=(3, 2)),
+]
+
+
+@pytest.mark.parametrize("i", range(len(BIG_KERNELS)))
+def test_big_kernels_loop_over_windows(i: int) -> None:
+    weight = (rand(4, 3, 5, 5),) if i < 2 else ()
+    run_both(BIG_KERNELS[i], rand(2, 3, 7, 6), *weight)
+
+
+def test_a_huge_kernel_costs_one_step_per_window_not_per_offset() -> None:
+    # Two million offsets, one window: a Python step per offset would take minutes.
+    x = np.array([[[[0.5, -1.0, 2.0]]]])
+    call = lambda f, t: f.max_pool2d(t, (1, 2_000_001), 1, (0, 1_000_000), return_indices=True)  # noqa: E731
+    (out, idx), (tout, tidx) = call(F, ge.tensor(x)), call(TF, torch.tensor(x))
+    np.testing.assert_array_equal(out.numpy(), tout.numpy())
+    assert idx.tolist() == tidx.tolist()
