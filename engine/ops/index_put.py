@@ -13,6 +13,7 @@ import numpy as np
 
 from .. import arg_kinds as arg
 from .. import dtypes as dt
+from .. import layout
 from ..device import to_host
 from ..op_examples import C, Ex, S
 from ..op_table import composite, op
@@ -78,6 +79,9 @@ def _put(xp: Any, self: Any, values: Any, key: tuple, accumulate: bool) -> Any:
     arity=2,
     dtype="same",
     shape=_put_shape,
+    # PyTorch's out-of-place index_put clones self first (preserve_format: a dense layout is
+    # kept, as a leaf's grad keeps it), then writes.
+    layout=lambda a, lay, /, **_: layout.grad_layout(a, lay),
     method=False,
     function=False,
     examples=(

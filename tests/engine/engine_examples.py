@@ -28,6 +28,7 @@ NON_DIFFERENTIABLE = frozenset(
         "new_empty", "new_full", "new_tensor",
     }
     | {"all", "any", "count_nonzero", "argsort", "topk_indices", "median_indices"}
+    | {"max_pool2d_indices"}  # the argmax positions of max_pool2d(return_indices=True)
 )  # fmt: skip
 
 

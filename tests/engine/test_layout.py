@@ -66,8 +66,28 @@ TORCH_REFUSES = {("take_along_dim", 2, "transposed")}
 CASES.remove(("squeeze_result", 0))
 
 
-@pytest.mark.parametrize("kind", LAYOUTS)
-@pytest.mark.parametrize(("name", "i"), CASES, ids=[f"{n}-{i}" for n, i in CASES])
+# torch propagates a channels-last memory format (an input or weight strided as (N, L, C) or
+# (N, H, W, C)) through convolutions and pools; gradd's results of these ops are contiguous.
+# Transposing the last two dims of a 3-d input or weight makes it channels-last.
+CHANNELS_LAST = {
+    ("adaptive_avg_pool1d", 0), ("adaptive_avg_pool1d", 2), ("avg_pool1d", 0),
+    ("avg_pool1d", 2), ("max_pool1d", 0), ("max_pool1d", 2), ("conv1d", 0), ("conv1d", 1),
+    ("conv1d", 2), ("convolution", 2), ("convolution_backward_input", 2),
+    ("convolution_backward_weight", 2),
+}  # fmt: skip
+LAYOUT_CASES = [
+    pytest.param(
+        n, i, kind, id=f"{n}-{i}-{kind}",
+        marks=pytest.mark.xfail(strict=True, reason="torch keeps channels-last; gradd does not")
+        if kind == "transposed" and (n, i) in CHANNELS_LAST
+        else (),
+    )
+    for kind in LAYOUTS
+    for n, i in CASES
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "i", "kind"), LAYOUT_CASES)
 def test_every_example_lays_out_as_torch(name: str, i: int, kind: str) -> None:
     if (name, i, kind) in TORCH_REFUSES:
         pytest.skip("torch raises for this layout")
