@@ -24,7 +24,7 @@ def run(script: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
         env={**os.environ, "MPLBACKEND": "Agg"},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,  # a loaded 2-core CI machine can take minutes over the CNN
     )
     assert result.returncode == 0, f"{script.name} exited {result.returncode}:\n{result.stderr}"
     return result
