@@ -21,7 +21,7 @@ def run(script: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     result = subprocess.run(
         [sys.executable, str(script), *args],
         cwd=cwd,
-        env={**os.environ, "MPLBACKEND": "Agg"},
+        env={"OPENBLAS_NUM_THREADS": "1", **os.environ, "MPLBACKEND": "Agg"},  # see ops_server
         capture_output=True,
         text=True,
         timeout=300,  # a loaded 2-core CI machine can take minutes over the CNN
