@@ -31,6 +31,23 @@ def median_time(fn: Callable[[], object], repeat: int = 7, warmup: int = 1) -> f
     return statistics.median(times)
 
 
+def interleaved_medians(
+    fns: dict[str, Callable[[], object]], repeat: int = 7, warmup: int = 1
+) -> dict[str, float]:
+    """Median wall time of each of ``fns``, timed in turns (one of each per round), so that a
+    shared machine's load, which comes and goes, weighs on every row alike and not on one."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def report(title: str, rows: dict[str, float], baseline: str = "torch") -> None:
     """Print medians in ms and each row's ratio to the baseline."""
     base = rows.get(baseline)

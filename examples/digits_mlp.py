@@ -1,8 +1,10 @@
 """Train an MLP on scikit-learn's bundled digits (8x8 images, no download) through gradd.
 
-The images and labels are uploaded once and stay in the session; each step sends only the
-indices of a mini-batch. The loss is watched live: on a server, a thread follows the session's
-Watch stream (`session.watch()`) while the main thread trains; embedded, the loop reports it.
+The model is `s.nn` (Linear, ReLU), trained by `s.optim.SGD` (on a server, one command per
+step for all parameters). The images and labels are uploaded once and stay in the session; each
+step sends only the indices of a mini-batch. The loss is watched live: on a server, a thread
+follows the session's Watch stream (`session.watch()`) while the main thread trains; embedded,
+the loop reports it.
 
     python examples/digits_mlp.py                        # embedded: the engine in-process
     python examples/digits_mlp.py --target HOST:PORT     # on a gradd-server
@@ -64,20 +66,9 @@ class LossWatch:
                 break
 
 
-def init_params(session: gradd.Session, rng: np.random.Generator) -> list:
-    """He-initialized weights and zero biases of a 64-HIDDEN-10 MLP."""
-    params = []
-    for fan_in, fan_out in ((64, HIDDEN), (HIDDEN, 10)):
-        weight = rng.standard_normal((fan_in, fan_out)) * np.sqrt(2.0 / fan_in)
-        params.append(session.tensor(weight.astype(np.float32), requires_grad=True))
-        params.append(session.zeros(fan_out, requires_grad=True))
-    return params
-
-
-def forward(x, params):
-    """Logits of the MLP: linear, ReLU, linear."""
-    w1, b1, w2, b2 = params
-    return (x @ w1 + b1).relu() @ w2 + b2
+def build_model(nn):  # noqa: ANN001, ANN201 - nn is a session's (or torch's) nn
+    """A 64-HIDDEN-10 MLP, initialized as PyTorch initializes it (the same draws, seeded)."""
+    return nn.Sequential(nn.Linear(64, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, 10))
 
 
 def train(session: gradd.Session, args: argparse.Namespace, watch: LossWatch | None) -> float:
@@ -89,23 +80,23 @@ def train(session: gradd.Session, args: argparse.Namespace, watch: LossWatch | N
         f"MLP 64-{HIDDEN}-10, {args.epochs} epochs of batches of {args.batch}"
     )
     xs, ys = session.tensor(x_train), session.tensor(y_train)  # uploaded once
-    params = init_params(session, rng)
+    model = build_model(session.nn)
+    loss_fn = session.nn.CrossEntropyLoss()
+    opt = session.optim.SGD(model.parameters(), lr=args.lr)  # on a server: one command a step
     step, start = 0, time.perf_counter()
     for _ in range(args.epochs):
         order = rng.permutation(len(x_train))
         for i in range(0, len(order) - args.batch + 1, args.batch):  # full batches only
             batch = session.tensor(order[i : i + args.batch])
-            loss = session.functional.cross_entropy(forward(xs[batch], params), ys[batch])
+            opt.zero_grad()
+            loss = loss_fn(model(xs[batch]), ys[batch])
             loss.backward()
-            with session.no_grad():
-                for p in params:
-                    p -= args.lr * p.grad
-                    p.grad.zero_()
+            opt.step()
             step += 1
             if watch is not None:  # embedded: no server to stream events, so report here
                 watch.record(step, loss.item(), time.perf_counter())
     with session.no_grad():
-        logits = forward(session.tensor(x_test), params)
+        logits = model(session.tensor(x_test))
         correct = int((logits.argmax(dim=1) == session.tensor(y_test)).sum().item())
     seconds = time.perf_counter() - start
     print(f"trained {step} steps in {seconds:.1f} s ({step / seconds:.0f} steps/s)")

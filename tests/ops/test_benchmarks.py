@@ -21,6 +21,8 @@ def test_every_benchmark_runs_and_reports() -> None:
     for row in (
         "gradd.engine",  # bench_engine: the loop and the MLP step
         "CNN step, digits batch",  # bench_conv
+        "digits CNN epoch",  # bench_training: the examples' models with nn and optim
+        "digits MLP epoch",
         "gradd embedded",
         "gradd remote",  # bench_sdk, through a real server
         "512 op(s)/request",

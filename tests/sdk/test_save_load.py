@@ -130,3 +130,39 @@ def test_remote_save_fetches_all_tensors_in_one_round_trip(
     remote.save(model.state_dict(), tmp_path / "r.safetensors")
     assert len(batches) == 1  # nine tensors, one wait
     assert len(st_torch.load_file(tmp_path / "r.safetensors")) == 9
+
+
+def test_an_optimizer_state_round_trips_and_training_resumes(
+    session: gradd.Session, tmp_path: Path
+) -> None:
+    """Adam's state_dict (its ``step`` a 0-d CPU float32 tensor, also beside a server's
+    tensors) saved, loaded into a fresh optimizer: the next steps are the uninterrupted ones."""
+    session.manual_seed(0)
+    model = _model(session.nn)
+    opt = session.optim.Adam(model.parameters(), lr=0.01)
+    x = session.tensor(np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32))
+
+    def train(opt: object, steps: int) -> None:
+        for _ in range(steps):
+            opt.zero_grad()
+            model(x).square().mean().backward()
+            opt.step()
+
+    train(opt, 3)
+    path = tmp_path / "adam.safetensors"
+    session.save({"model": model.state_dict(), "opt": opt.state_dict()}, path)
+    tensors = st_torch.load_file(path)  # PyTorch reads the tensors, step counts included
+    assert tensors["opt.state.0.step"].dtype == torch.float32
+    assert tensors["opt.state.0.step"].shape == () and float(tensors["opt.state.0.step"]) == 3.0
+    train(opt, 2)
+    want = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+
+    back = session.load(path)
+    assert repr(model.load_state_dict(back["model"])) == "<All keys matched successfully>"
+    resumed = session.optim.Adam(model.parameters(), lr=0.5)
+    resumed.load_state_dict(back["opt"])
+    assert resumed.param_groups[0]["lr"] == 0.01
+    assert float(resumed.state_dict()["state"][0]["step"]) == 3.0
+    train(resumed, 2)
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value.numpy(), want[key], err_msg=key)
