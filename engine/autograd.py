@@ -135,8 +135,8 @@ def _run(
         )
         meter.check(grown, "backward's new .grad buffers")
         meter.lenient += 1
-    prev_mode = _mode.enabled
-    _mode.enabled = create_graph
+    prev_mode, prev_layouts = _mode.enabled, _mode.layouts
+    _mode.enabled = _mode.layouts = create_graph
     try:
         for node in order:
             g = pending.pop(node, None)
@@ -189,7 +189,7 @@ def _run(
             if not retain_graph:
                 node.release()
     finally:
-        _mode.enabled = prev_mode
+        _mode.enabled, _mode.layouts = prev_mode, prev_layouts
         if meter is not None:
             meter.lenient -= 1
 

@@ -12,6 +12,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 class _Mode(threading.local):
     enabled = True
+    # Whether results track their layout (strides): not inside a backward pass that records no
+    # graph, whose gradients reach only ``.grad`` fields (which take their leaf's layout) and
+    # hooks, so the pass skips the work (most of its cost over the arrays' own).
+    layouts = True
 
 
 _mode = _Mode()

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import dtypes as dt
+from . import shapes
 from .errors import LEAF_INPLACE, LEAF_VIEW_INPLACE, AutogradError
 
 # Composite ops that write into their first argument (``t[k] = v``, ``index_put_``): they
@@ -31,31 +32,39 @@ def check_inplace(opdef: Any, self: Any, args: tuple, attrs: Mapping, grad_on: b
         if base is not None and base.requires_grad and base.grad_fn is None:
             raise AutogradError(LEAF_VIEW_INPLACE)
         if opdef.backward is not None:
-            wants_graph = any(getattr(a, "requires_grad", False) is True for a in args)
+            for a in args:  # a loop, not any(): this runs on every in-place op
+                if getattr(a, "requires_grad", False) is True:
+                    wants_graph = True
+                    break
         if wants_graph and base is not None:
             _check_single_output_view(self.grad_fn)
-    if getattr(opdef.shape, "elementwise", False) and _plain(self, args):
-        return wants_graph  # the hot case (``p.sub_(lr * g)``): nothing can fail
+    rule = opdef.shape
+    if rule is shapes.same or getattr(rule, "elementwise", False):
+        # The hot cases (``p.sub_(lr * g)``, ``g.zero_()``): nothing can fail when self is
+        # floating point and every other operand a Python number or a tensor of self's shape
+        # and dtype. An engine tensor's array answers without making DType objects.
+        data = getattr(self, "_data", None)
+        if data is None:
+            if _plain(self, args):
+                return wants_graph
+        elif data.dtype.kind == "f":  # an int self may not take a float result (sqrt_)
+            for a in args[1:]:
+                t = type(a)
+                if t is not float and t is not int and t is not bool:
+                    d = getattr(a, "_data", None)
+                    if d is None or d.shape != data.shape or d.dtype != data.dtype:
+                        break
+            else:
+                return wants_graph
     # The in-place ops' shape rules check that the result keeps self's shape.
-    opdef.shape(*[getattr(a, "shape", None) for a in args], **attrs)
+    rule(*[getattr(a, "shape", None) for a in args], **attrs)
     check_result_dtype(opdef, self, args, attrs)
     return wants_graph
 
 
 def _plain(self: Any, args: tuple) -> bool:
-    """Whether self is floating point and every other operand a Python number or a tensor of
-    self's shape and dtype: an elementwise op then keeps self's shape and dtype."""
-    data = getattr(self, "_data", None)
-    if data is not None:  # an engine tensor: its array answers without making DType objects
-        if data.dtype.kind != "f":  # an int self may not take a float result (sqrt_)
-            return False
-        for a in args[1:]:
-            t = type(a)
-            if t is not float and t is not int and t is not bool:
-                d = getattr(a, "_data", None)
-                if d is None or d.shape != data.shape or d.dtype != data.dtype:
-                    return False
-        return True
+    """For a remote tensor (metadata only): whether self is floating point and every other
+    operand a Python number or a tensor of self's shape and dtype."""
     shape = self.shape
     dtype = self.dtype
     if not dtype.is_floating_point:

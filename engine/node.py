@@ -73,19 +73,21 @@ class Node:
     def saved(self) -> tuple:
         """The saved inputs, after checking none was modified in place since."""
         if self.op.saves:
-            check_saved(
-                self.label,
-                self.freed,
-                [(t._vc, v, t) for t, v in zip(self._saved, self._versions) if v is not None],
-                _tensor_meta,
-            )
+            if self.freed:
+                check_saved(self.label, True, (), _tensor_meta)
+            for t, v in zip(self._saved, self._versions):  # the hot path: no call, no list
+                if v is not None and t._vc[0] != v:
+                    check_saved(self.label, False, ((t._vc, v, t),), _tensor_meta)
         return self._saved
 
     @property
     def output(self) -> Tensor:
         """The op's output, rebuilt without a reference cycle (PyTorch's SavedVariable)."""
         out = self._out
-        check_saved(self.label, self.freed, ((self._out_vc, self._out_version, out),), _array_meta)
+        if self.freed or self._out_vc[0] != self._out_version:
+            check_saved(
+                self.label, self.freed, ((self._out_vc, self._out_version, out),), _array_meta
+            )
         from .tensor import wrap
 
         grad_fn = self

@@ -313,11 +313,6 @@ def shared_float_dtype(operands: Any) -> Any:
     return ndt
 
 
-def _needs_promotion(datas: list) -> bool:
-    """False when no cast is needed (see ``shared_float_dtype``)."""
-    return shared_float_dtype(datas) is None
-
-
 def output_dtype(opdef: OpDef, args: tuple, attrs: Mapping) -> dt.DType:
     """``result_dtype``, by the fast path when it applies (the SDK's metadata rule)."""
     if opdef.dtype == "bool":
@@ -405,14 +400,14 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
         else:
             t = _wrap_charged(out, dev)
     rule = opdef.layout
-    if rule is not None:
-        if rule is _POINTWISE:  # contiguous operands (nearly all) make a contiguous result
-            for a in args:
-                if type(a) is Tensor and a._layout is not None:
+    if rule is _POINTWISE:  # contiguous operands (nearly all) make a contiguous result
+        for a in args:
+            if type(a) is Tensor and a._layout is not None:
+                if _mode.layouts:
                     t._layout = _result_layout(opdef, args, attrs, out.shape)
-                    break
-        else:
-            t._layout = _result_layout(opdef, args, attrs, out.shape)
+                break
+    elif rule is not None and _mode.layouts:
+        t._layout = _result_layout(opdef, args, attrs, out.shape)
     if opdef.view and is_view(opdef, attrs):
         # A view shares its base's version counter and remembers how it was made from it
         # (what an in-place op on it needs to record CopySlices).
@@ -588,7 +583,7 @@ def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
     dev = self._dev
     if not wants_graph:
         datas = [x._data if type(x) is Tensor else x for x in args]
-        if opdef.promotes and _needs_promotion(datas):
+        if opdef.promotes and shared_float_dtype(datas) is None:
             with _NoGrad():
                 res = record(opdef, args, attrs)._data
         else:
@@ -603,7 +598,10 @@ def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
                     res = _on(dev, opdef.forward, dev.xp, *datas, **attrs)
             except (ValueError, OverflowError) as exc:
                 raise _explain(opdef, args, attrs, exc) from None
-        _write(self, res)
+        if dev is CPU and self._base is None:  # _write's hot case, inlined
+            np.copyto(self._data, res, casting="unsafe")
+        else:
+            _write(self, res)
         self._vc[0] += 1
         return self
     # self's old value becomes the node's input; it is copied only when the node saves it,
