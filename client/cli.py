@@ -6,6 +6,7 @@ flags or environment variables and are never printed; a failed call exits 2 with
     gradd watch HOST:PORT SESSION [--png loss.png] [--graph graph.svg]   (GRADD_TOKEN)
     gradd sessions HOST:PORT                                             (GRADD_ADMIN_TOKEN)
     gradd graph HOST:PORT SESSION HANDLE [-o graph.svg]                  (GRADD_TOKEN)
+    gradd dashboard HOST:PORT [SESSION] [--port 8080]     (GRADD_ADMIN_TOKEN or GRADD_TOKEN)
 """
 
 from __future__ import annotations
@@ -78,10 +79,13 @@ def cmd_watch(args: argparse.Namespace) -> int:
         every=args.every,
         print_every=args.print_every,
         live=live and _has_rich(),
+        tensorboard=args.tensorboard,
     )
     with _channel(args.target) as channel:
         stub = spb_grpc.AutogradServiceStub(channel)
-        request = spb.WatchRequest(session_id=args.session, steps_only=not args.graph)
+        request = spb.WatchRequest(
+            session_id=args.session, steps_only=not (args.graph or args.tensorboard)
+        )
         call = stub.Watch(request, metadata=_metadata(token))
         watch = Watch(args.session, options)
         try:
@@ -206,6 +210,54 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """Serve the live page until Ctrl-C: every session (admin token) or one (its token)."""
+    try:
+        from . import dashboard
+    except ImportError as err:
+        raise CliError(
+            f"gradd dashboard needs the dashboard extra (pip install 'gradd[dashboard]'): {err}"
+        ) from None
+    if not args.refresh >= 0.5:
+        raise CliError(f"--refresh must be at least 0.5 seconds, not {args.refresh}")
+    token = _token(args.token, "GRADD_TOKEN")
+    admin = _token(args.admin_token, "GRADD_ADMIN_TOKEN")
+    if args.session is None and not admin:
+        raise CliError(
+            "every session needs the server's admin token (--admin-token or GRADD_ADMIN_TOKEN); "
+            "for one session give its id and token (SESSION, --token or GRADD_TOKEN)"
+        )
+    if args.session is not None and not (token or admin):
+        raise CliError(_TOKEN_HINT)
+    secrets = [token or "", admin or ""]
+    board = dashboard.Board()
+    feeds = dashboard.Feeds(
+        args.target,
+        board,
+        token=token,
+        admin_token=admin,
+        session=args.session,
+        refresh=args.refresh,
+        describe=lambda err: describe_rpc_error(err, args.target, secrets, _TOKEN_HINT),
+    )
+    if args.session is None:  # a wrong admin token or a missing server: say so before serving
+        try:
+            feeds.list_once()
+        except grpc.RpcError as err:
+            feeds.close()
+            raise CliError(describe_rpc_error(err, args.target, secrets)) from None
+    try:
+        sock = dashboard.bind(args.host, args.port)
+    except OSError as err:
+        feeds.close()
+        raise CliError(f"cannot listen on {args.host}:{args.port}: {err.strerror}") from None
+    host, port = sock.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    print(f"gradd dashboard: http://{shown}:{port}/ (Ctrl-C stops)", flush=True)
+    dashboard.serve(dashboard.make_app(board, feeds, args.target), sock)
+    return 0
+
+
 def _has_rich() -> bool:
     try:
         import rich  # noqa: F401
@@ -239,6 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     watch.add_argument(
         "--print-every", type=int, default=1, metavar="N", help="plain output: a line per N steps"
+    )
+    watch.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="also write TensorBoard events here: loss and step rate, graphs as images",
     )
     mode = watch.add_mutually_exclusive_group()
     mode.add_argument(
@@ -275,6 +332,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="name a leaf in the picture, as make_dot's params (repeatable)",
     )
     graph.set_defaults(func=cmd_graph)
+
+    dash = sub.add_parser("dashboard", help="a live web page of the sessions training")
+    dash.add_argument("target", metavar="HOST:PORT")
+    dash.add_argument(
+        "session",
+        metavar="SESSION",
+        nargs="?",
+        help="show this session only (its token); default: every session (admin token)",
+    )
+    dash.add_argument("--port", type=int, default=8080, help="the page's port (0: a free one)")
+    dash.add_argument(
+        "--host", default="127.0.0.1", help="the page's address (default: loopback only)"
+    )
+    dash.add_argument("--token", help="the session's token (default: $GRADD_TOKEN)")
+    dash.add_argument(
+        "--admin-token", help="the server's admin token (default: $GRADD_ADMIN_TOKEN)"
+    )
+    dash.add_argument(
+        "--refresh",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="how often to list the sessions (admin token; steps arrive as they happen)",
+    )
+    dash.set_defaults(func=cmd_dashboard)
     return parser
 
 

@@ -32,6 +32,12 @@ class WatchOptions:
     every: int = 0  # also write the pictures every N steps (0: only at the end)
     print_every: int = 1  # plain output: one line per N steps
     live: bool = False  # a rich one-line live display instead of lines
+    tensorboard: str | None = None  # also write TensorBoard events into this folder
+
+
+# The rate is measured over at least this many seconds: steps arrive in bursts (the SDK sends its
+# commands in batches), and two steps of one burst would claim a rate that training never keeps.
+MIN_RATE_SECONDS = 1.0
 
 
 class LossHistory:
@@ -56,11 +62,11 @@ class LossHistory:
 
     def rate(self) -> float | None:
         """Steps per second over the last few seconds (by step numbers, so missed events
-        still count), or None before two steps."""
+        still count), or None until steps have been seen over MIN_RATE_SECONDS."""
         if len(self._recent) < 2:
             return None
         (t0, s0), (t1, s1) = self._recent[0], self._recent[-1]
-        return (s1 - s0) / (t1 - t0) if t1 > t0 else None
+        return (s1 - s0) / (t1 - t0) if t1 - t0 >= MIN_RATE_SECONDS else None
 
 
 def step_line(step: int, loss: float | None, rate: float | None) -> str:
@@ -86,6 +92,8 @@ class Watch:
         self._stop_requested = threading.Event()
         self._last_dump_step = 0
         self._live: Any = None
+        self._tensorboard: Any = None
+        self._graph_images_missing = False
 
     def run(self, events: Iterable[wpb.WatchEvent], cancel: Callable[[], Any] = lambda: None):
         """Consume events until the session ends or a signal stops us; then write pictures.
@@ -95,6 +103,10 @@ class Watch:
         reader = threading.Thread(
             target=_pump, args=(events, inbox), name="gradd-watch-reader", daemon=True
         )
+        if self.options.tensorboard:
+            from .tensorboard_log import TensorBoardLog
+
+            self._tensorboard = TensorBoardLog(self.options.tensorboard, self.session_id)
         restore = self._install_signals()
         reader.start()
         self._start_live()
@@ -123,6 +135,13 @@ class Watch:
             self._stop_live()
             restore()
         self.write_pictures()
+        if self._tensorboard is not None:
+            tb, self._tensorboard = self._tensorboard, None
+            tb.close()
+            self._say(
+                f"wrote TensorBoard events to {tb.logdir} "
+                f"({tb.scalars} scalars, {tb.images} graph images)"
+            )
         if failure is not None:
             raise failure
 
@@ -144,6 +163,11 @@ class Watch:
             self._on_step(event.step, event.timestamp)
         elif kind == "graph":
             self.graph = event.graph
+            if self._tensorboard is not None:
+                drawn = self._tensorboard.graph(event.graph.graph.dot, event.graph.step)
+                if not drawn and not self._graph_images_missing:
+                    self._graph_images_missing = True
+                    self._say("no graph images in TensorBoard: Graphviz's `dot` is not installed")
         elif kind == "ended":
             self.ended = event.ended.reason
             self._say(f"session {self.session_id} ended ({self.ended})")
@@ -151,9 +175,15 @@ class Watch:
     def _on_step(self, step: wpb.StepEvent, timestamp: float) -> None:
         self.history.add(step, timestamp)
         loss = step.loss if step.HasField("loss") else None
-        line = step_line(step.step, loss, self.history.rate())
+        rate = self.history.rate()
+        line = step_line(step.step, loss, rate)
+        if self._tensorboard is not None:
+            if loss is not None:
+                self._tensorboard.scalar("loss", loss, step.step, timestamp)
+            if rate is not None:
+                self._tensorboard.scalar("steps_per_second", rate, step.step, timestamp)
         if self._live is not None:
-            self._live.update(_rich_text(f"session {self.session_id}  {line}"))
+            self._live.update(_rich_text(line))  # the session's id was said above it
         elif step.step % max(1, self.options.print_every) == 0:
             print(line, file=self.out, flush=True)
         every = self.options.every
@@ -164,6 +194,8 @@ class Watch:
     def write_pictures(self) -> None:
         """Write the loss curve and the latest graph, where asked for; say what was written."""
         opts = self.options
+        if self._tensorboard is not None:
+            self._tensorboard.flush()
         if opts.png:
             if self.history.steps:
                 title = f"gradd session {self.session_id}"
@@ -223,10 +255,11 @@ class Watch:
 
 
 def _rich_text(text: str) -> Any:
-    """The text as a rich Text, so ids and numbers are never read as markup."""
+    """The text as a rich Text, so ids and numbers are never read as markup; on one line,
+    cut short rather than wrapped on a narrow terminal (a wrapped live line is redrawn badly)."""
     from rich.text import Text as RichText
 
-    return RichText(text)
+    return RichText(text, no_wrap=True, overflow="ellipsis")
 
 
 def _pump(events: Iterable[wpb.WatchEvent], inbox: queue.Queue) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import itertools
+import shlex
 import types
 import uuid
 import weakref
@@ -123,6 +124,7 @@ class RemoteSession(Session):
             self._channel.close()
             raise from_rpc_error(err, f"opening a session on {target}") from None
         self.id = created.session_id
+        self.token = created.token  # the session's secret: whoever holds it may use the session
         self.seed = created.seed
         self._md = (("authorization", f"Bearer {created.token}"), *route)
         self.device = CPU if created.device == "cpu" else Device(created.device, np)
@@ -271,6 +273,18 @@ class RemoteSession(Session):
         channel = grpc.insecure_channel(self.target, options=self._options)
         call = spb_grpc.AutogradServiceStub(channel).Watch(request, metadata=self._md)
         return WatchStream(call, channel)
+
+    def watch_command(self) -> str:
+        """The shell lines that watch this session from another terminal: `gradd watch` and
+        `gradd dashboard`, with its token in GRADD_TOKEN (so it is not on their command line,
+        which `ps` shows). They hold the session's secret token: show them only to whoever may
+        use the session."""
+        head = f"GRADD_TOKEN={shlex.quote(self.token)}"
+        target, sid = shlex.quote(self.target), shlex.quote(self.id)
+        return (
+            f"{head} gradd watch {target} {sid}\n"
+            f"{head} gradd dashboard {target} {sid}   # then open http://127.0.0.1:8080/"
+        )
 
     def close(self) -> None:
         """Close the session on the server (its tensors are freed) and the connection."""

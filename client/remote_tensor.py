@@ -68,6 +68,12 @@ class RemoteTensor(TensorConversions):
 
     # --- metadata --------------------------------------------------------------------------
     @property
+    def handle(self) -> str:
+        """This tensor's handle in its server session: what `gradd graph` and the protocol's
+        requests (Fetch, GetGraph) name it by. It stays valid while the tensor is alive."""
+        return self._h.decode()
+
+    @property
     def ndim(self) -> int:
         return len(self.shape)
 

@@ -181,8 +181,15 @@ def test_small_pieces():
     assert step_line(1, None, None) == "step 1  loss -  rate - steps/s"
     history = LossHistory()
     for i in range(1, 11):
-        history.add(wpb.StepEvent(step=i, loss=1.0 / i), timestamp=100.0 + i / 20)
-    assert history.rate() == pytest.approx(20.0) and history.steps == list(range(1, 11))
+        history.add(wpb.StepEvent(step=i, loss=1.0 / i), timestamp=100.0 + i / 2)
+    assert history.rate() == pytest.approx(2.0) and history.steps == list(range(1, 11))
+    # A burst (the SDK sends steps in batches) claims no rate until a second has been seen.
+    burst = LossHistory()
+    for i in range(1, 6):
+        burst.add(wpb.StepEvent(step=i), timestamp=100.0 + i / 1000)
+    assert burst.rate() is None
+    burst.add(wpb.StepEvent(step=6), timestamp=101.5)
+    assert burst.rate() == pytest.approx(5 / 1.499)
     assert [human_seconds(s) for s in (5, 185, 7800, 100000)] == ["5s", "3m05s", "2h10m", "1d03h"]
     assert [human_bytes(n) for n in (512, 1536, 64 << 20)] == ["512 B", "1.5 KiB", "64.0 MiB"]
 
@@ -206,15 +213,19 @@ def test_live_display_over_any_event_iterator(tmp_path):
     now = time.time()
     events = [wpb.WatchEvent(seq=1, timestamp=now, started=wpb.WatchStartedEvent(step=0))]
     events += [
-        wpb.WatchEvent(seq=i + 1, timestamp=now + i / 100, step=wpb.StepEvent(step=i, loss=1 / i))
+        wpb.WatchEvent(seq=i + 1, timestamp=now + i / 10, step=wpb.StepEvent(step=i, loss=1 / i))
         for i in range(1, 50)
     ]
     events.append(wpb.WatchEvent(seq=60, ended=wpb.SessionEndedEvent(reason="expired")))
     out, err = io.StringIO(), io.StringIO()
-    watch = Watch("s1", WatchOptions(live=True, png=str(tmp_path / "c.png")), out=out, err=err)
+    sid = "ecd64f8c60e2fd30ecd64f8c60e2fd30"  # as long as the SDK's ids
+    watch = Watch(sid, WatchOptions(live=True, png=str(tmp_path / "c.png")), out=out, err=err)
     watch.run(iter(events))
-    assert "step 49  loss 0.0204082  rate 100.0 steps/s" in out.getvalue()
-    assert "session s1 ended (expired)" in out.getvalue()
+    assert "step 49  loss 0.0204082  rate 10.0 steps/s" in out.getvalue()
+    assert f"session {sid} ended (expired)" in out.getvalue()
+    # The live line fits an 80-column terminal: never wrapped onto a second line.
+    live_lines = [line for line in out.getvalue().splitlines() if "loss" in line]
+    assert live_lines and all(len(line.split("\x1b")[0]) <= 80 for line in live_lines)
     assert watch.ended == "expired" and (tmp_path / "c.png").exists()
 
 
@@ -225,3 +236,39 @@ def test_the_admin_token_opens_any_session(ops_server, client):
     result = gradd("graph", ops_server.addr, s.id, "loss", env=env)
     assert result.returncode == 0 and result.stdout.startswith("digraph"), result.stderr
     s.close()
+
+
+def test_watch_writes_tensorboard_events_read_back_by_tensorboard(ops_server, client, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    s = client.session(seed=7, label="tensorboard")
+    logdir = tmp_path / "tb"
+    proc = start_watch(ops_server.addr, s, "--tensorboard", str(logdir))
+    s.execute(*article.setup(*article.data()))
+    for _ in range(30):  # paced over more than a second, so the step rate is measured
+        s.execute(*article.epoch())
+        time.sleep(0.05)
+    s.close()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    printed = {
+        int(m.group(1)): float(m.group(2)) for m in re.finditer(r"step (\d+)  loss (\S+)", out)
+    }
+    assert f"wrote TensorBoard events to {logdir}" in err
+    # TensorBoard's own reader finds what `gradd watch` printed.
+    events = EventAccumulator(str(logdir), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert {"loss", "steps_per_second"} <= set(tags["scalars"])
+    losses = events.Scalars("loss")
+    assert [e.step for e in losses] == list(range(1, 31)) == sorted(printed)
+    assert [e.value for e in losses] == pytest.approx([printed[i] for i in range(1, 31)], rel=1e-5)
+    rates = events.Scalars("steps_per_second")
+    assert rates and all(r.value > 0 for r in rates)
+    if HAS_DOT:
+        images = events.Images("graph")
+        assert images and images[0].step == 1
+        assert images[0].encoded_image_string.startswith(b"\x89PNG")
+        assert images[0].width > 0 and images[0].height > 0
+    else:
+        assert "graph" not in tags["images"] and "dot` is not installed" in err
