@@ -4,6 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
+CORE_STAMP := $(VENV)/.installed-core
 
 .PHONY: venv install demo test lint format bench clean protos fuzz
 .PHONY: test-cuda-standin gpu-wheels gpu-check
@@ -71,7 +72,12 @@ gpu-wheels: $(STAMP)
 gpu-check:
 	PYTHON=$(PYTHON) GPU_WHEELS=$(GPU_WHEELS) sh benchmarks/gpu_check.sh $(GPU_CHECK_ARGS)
 
-demo: $(STAMP)
+# The demo needs gradd alone (no dev extra, no torch): a small venv when it is the first target.
+$(CORE_STAMP): $(PY) pyproject.toml
+	$(PIP) install -q -e .
+	touch $(CORE_STAMP)
+
+demo: $(CORE_STAMP)
 	$(PY) examples/demo.py
 
 # Regenerate the committed gRPC stubs (gradd.v1 in client/v1/) from protos/gradd/v1/*.proto, and

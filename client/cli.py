@@ -21,7 +21,7 @@ import grpc
 from gradd.v1 import service_pb2 as spb
 from gradd.v1 import service_pb2_grpc as spb_grpc
 
-from .cli_render import write_graph
+from .cli_render import why_not_rendered, write_graph
 from .cli_watch import Watch, WatchOptions
 
 EXIT_FAILED = 2  # a call failed, or a usage error (argparse's own code)
@@ -203,10 +203,8 @@ def cmd_graph(args: argparse.Namespace) -> int:
     if rendered:
         print(f"wrote {path} ({len(snapshot.nodes)} nodes)")
     else:
-        print(
-            f"wrote {path}: DOT text (Graphviz's `dot` is not installed; "
-            f"render with `dot -Tsvg {path} -o out.svg`)"
-        )
+        reason = why_not_rendered(args.output)
+        print(f"wrote {path}: DOT text ({reason}; render with `dot -Tsvg {path} -o out.svg`)")
     return 0
 
 

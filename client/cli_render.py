@@ -12,7 +12,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 # The formats `dot` renders that people ask for; anything else is written as DOT text.
-DOT_FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf"}
+DOT_FORMATS = {
+    ".svg": "svg",
+    ".png": "png",
+    ".pdf": "pdf",
+    ".jpg": "jpg",
+    ".jpeg": "jpeg",
+    ".gif": "gif",
+    ".webp": "webp",
+}
 
 
 def write_loss_curve(
@@ -49,11 +57,20 @@ def dot_program() -> str | None:
     return shutil.which("dot")
 
 
+def why_not_rendered(path: str | Path) -> str:
+    """Why `write_graph` wrote DOT text for `path`: no `dot`, or a format it is not asked for."""
+    if dot_program() is None:
+        return "Graphviz's `dot` is not installed"
+    suffix = Path(path).suffix or "no suffix"
+    return f"{suffix} is not one of {', '.join(DOT_FORMATS)}"
+
+
 def write_graph(path: str | Path, dot_text: str) -> tuple[Path, bool]:
     """Render DOT text to `path` by its suffix (.svg, .png, .pdf) with `dot`.
 
-    Returns the file written and whether it was rendered; without `dot` (or for a .dot/.gv
-    path) the DOT text is written next to `path` with a .dot suffix instead.
+    Returns the file written and whether it was rendered; without `dot` (or for a .dot/.gv or
+    unknown suffix) the DOT text is written next to `path` with a .dot suffix instead
+    (`why_not_rendered` says why).
     """
     path = Path(path)
     fmt = DOT_FORMATS.get(path.suffix.lower())

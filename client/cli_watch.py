@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from gradd.v1 import watch_pb2 as wpb
 
-from .cli_render import write_graph, write_loss_curve
+from .cli_render import why_not_rendered, write_graph, write_loss_curve
 
 _END = object()  # the stream finished without an error
 
@@ -212,8 +212,8 @@ class Watch:
                 self._say(f"wrote {path} (graph of step {self.graph.step})")
             else:
                 self._say(
-                    f"wrote {path}: DOT text, not {Path(opts.graph).name} (Graphviz's `dot` "
-                    f"is not installed; render with `dot -Tsvg {path} -o out.svg`)"
+                    f"wrote {path}: DOT text, not {Path(opts.graph).name} "
+                    f"({why_not_rendered(opts.graph)}; render with `dot -Tsvg {path} -o out.svg`)"
                 )
 
     def _say(self, text: str) -> None:

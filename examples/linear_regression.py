@@ -1,4 +1,5 @@
-"""The article's linear regression (shared/seed/autograd-tutorial.md), trained through gradd.
+"""The linear regression of the article "Automatic Differentiation in PyTorch" (Daniel Voigt
+Godoy; README.md names it and gives its data recipe), trained through gradd.
 
 ``torch.`` became a gradd session ``s.``: the same code gives PyTorch's numbers.
 

@@ -10,6 +10,8 @@ Every call passes here before its request is read (a `grpc.ServerInterceptor`). 
   bearer token is neither a session's nor the admin token is refused UNAUTHENTICATED before its
   request is read, so an unauthenticated client can make the server hold no more than what
   HTTP/2 flow control lets it send unread, and learns nothing about which sessions exist.
+  `CreateSession` needs no token, but one that is sent must be known (a session's or the
+  admin token): a client given a wrong token learns it at once, not at its first session call.
 - **Allowances per session.** A session (or the admin token) may run at most
   `UNARY_CALLS_PER_SESSION` unary calls, `EXECUTE_STREAMS_PER_SESSION` ExecuteStreams and
   `--max-watchers` Watch streams at once; the session pool has enough threads for every
@@ -48,6 +50,10 @@ from .session_store import ADMIN, WRONG_TOKEN, SessionStore
 AUTOGRAD = "gradd.v1.AutogradService"
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 OPEN_METHODS = {"ServerInfo", "CreateSession"}  # no token needed
+WRONG_CREATE_TOKEN = (
+    "wrong token: CreateSession needs none, but one that is sent must be a session's or the "
+    "admin token"
+)
 CONTROL_METHODS = OPEN_METHODS | {"ListSessions"}  # short, never wait on a session
 
 HEALTH_THREADS, HEALTH_CALLS = 2, 64
@@ -146,6 +152,8 @@ class Admission(grpc.ServerInterceptor):
         if service != AUTOGRAD:  # reflection, health Watch
             return self._admit(method, handler, "open", (), open_stream=True)
         if name in OPEN_METHODS:
+            if name == "CreateSession" and not self._valid_if_sent(details.invocation_metadata):
+                return self._refusal(method, grpc.StatusCode.UNAUTHENTICATED, WRONG_CREATE_TOKEN)
             return self._admit(method, handler, "control", ())
         owner = self.store.owner(bearer(details.invocation_metadata))
         if owner is None:
@@ -165,6 +173,12 @@ class Admission(grpc.ServerInterceptor):
             )
         on_end = self._stream_ended(owner) if kind == "execute_stream" else None
         return self._admit(method, handler, "session", (key,), on_end=on_end)
+
+    def _valid_if_sent(self, metadata: Any) -> bool:
+        """No bearer token, or one the server knows: a wrong one is refused even where none
+        is needed, so that a client that sends one learns at once that it is wrong."""
+        token = bearer(metadata)
+        return token is None or self.store.owner(token) is not None
 
     def _admit(
         self,

@@ -136,6 +136,13 @@ def test_graph_renders_one_tensor(ops_server, client, tmp_path):
     assert drawn.returncode == 0, drawn.stderr
     if HAS_DOT:
         assert "<svg" in out.read_text() and f"wrote {out}" in drawn.stdout
+        # Any format `dot` draws that people ask for, by the suffix; an unknown one says so.
+        jpg = tmp_path / "loss.jpg"
+        as_jpg = gradd("graph", ops_server.addr, s.id, "loss", "-o", str(jpg), env=env)
+        assert as_jpg.stdout == f"wrote {jpg} (7 nodes)\n", as_jpg.stdout + as_jpg.stderr
+        assert jpg.read_bytes().startswith(b"\xff\xd8\xff")  # JPEG
+        odd = gradd("graph", ops_server.addr, s.id, "loss", "-o", str(tmp_path / "g.xyz"), env=env)
+        assert ".xyz is not one of .svg, .png" in odd.stdout and "not installed" not in odd.stdout
     # Without Graphviz's `dot` on PATH it writes the DOT text and says so.
     no_dot = {**env, "PATH": str(Path(sys.executable).parent)}
     text_only = gradd(

@@ -1,4 +1,5 @@
-"""The article (shared/seed/autograd-tutorial.md), in order, with ``torch.`` replaced by a gradd
+"""The article ("Automatic Differentiation in PyTorch", named in the README), in order, with
+``torch.`` replaced by a gradd
 session: embedded and on a real server. Numbers are PyTorch 2.13's for the same initial values
 and data (hard-coded here so the suite runs without torch; test_article_vs_torch recomputes
 them with torch where it is installed)."""

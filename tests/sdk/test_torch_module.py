@@ -31,7 +31,8 @@ from .conftest import open_session
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 from server_harness import DEVICE  # noqa: E402
 
-# The article (shared/seed/autograd-tutorial.md) as one program: its data, Steps 0-4 once (with
+# The article ("Automatic Differentiation in PyTorch", named in the README) as one program: its
+# data, Steps 0-4 once (with
 # the failing "Attempt at Step 4"), the 200-epoch loop, and the control-flow example.
 ARTICLE = """\
 import numpy as np

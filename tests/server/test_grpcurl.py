@@ -66,5 +66,8 @@ def test_the_documented_grpcurl_session_runs_as_written(server):
     for block in expected:
         assert block.strip() in output, f"documented output not printed:\n{block}"
     assert '"fillcolor": "darkolivegreen1"' in output and '"label": "b\\n (1)"' in output
+    # The exit status the README gives for the failing update (64 + the gRPC status code).
+    stated = re.search(r"grpcurl exits (\d+)", DOC.read_text()).group(1)
+    assert f"grpcurl exit status: {stated}" in result.stdout
     items = re.findall(r'"handle": "w",\s+"info".*?"item": ([0-9.]+)', result.stdout, re.S)
     assert [round(float(i), 6) for i in items] == [6.0, 1.4]  # w.grad, then w = 2 - 0.1 * 6

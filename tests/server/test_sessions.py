@@ -60,6 +60,22 @@ def test_missing_or_wrong_token_is_unauthenticated(session):
         assert code == UNAUTHENTICATED and "Bearer" in message
 
 
+def test_create_session_refuses_a_wrong_token_it_did_not_need(client, session):
+    request = spb.CreateSessionRequest()
+    for md in [(("authorization", "Bearer nope"),), (("authorization", "Bearer "),)]:
+        code, message = status(lambda md=md: client.stub.CreateSession(request, metadata=md))
+        assert code == UNAUTHENTICATED and "wrong token" in message and "nope" not in message
+    # None, another scheme, a session's token or the admin token: a new session.
+    admin = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
+    for md in [(), (("authorization", "Basic x"),), session.md, admin]:
+        created = client.stub.CreateSession(request, metadata=md)
+        assert created.session_id != session.id
+        md = (("authorization", f"Bearer {created.token}"),)
+        client.stub.CloseSession(
+            spb.CloseSessionRequest(session_id=created.session_id), metadata=md
+        )
+
+
 def test_unknown_session_is_not_found_only_for_the_admin(session):
     request = cpb.ExecuteRequest(session_id="no-such-session")
     code, _ = status(lambda: session.stub.Execute(request, metadata=session.md))
