@@ -41,6 +41,8 @@ STATIC = Path(__file__).with_name("dashboard_static")
 PUSH_INTERVAL = 0.25  # seconds between two pushes of new steps to the pages
 MAX_POINTS = 20_000  # loss points kept per session; past it every other one is dropped
 SUBSCRIBER_QUEUE = 256  # messages a slow page may fall behind before it is made to reconnect
+MAX_PAGES = 32  # pages connected at once; more are refused (503) until one closes
+KEEP_ENDED = 50  # ended sessions kept on the board (the most recent); older ones are dropped
 KEEPALIVE = 15.0  # seconds between SSE comments on a quiet stream
 CALL_TIMEOUT = 30.0
 _MESSAGE_LIMIT = 1 << 30  # graph snapshots of big models are large; the server sets the real cap
@@ -99,6 +101,7 @@ class Board:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.sessions: dict[str, SessionView] = {}
+        self.forgotten: list[str] = []  # ids dropped since the last push, for the pages
 
     def session(self, session_id: str) -> SessionView:
         """The session's view, made on first use (call with the lock held)."""
@@ -125,7 +128,15 @@ class Board:
             for view in self.sessions.values():
                 if view.id not in seen and view.ended is None:
                     view.ended, view.dirty = "gone", True
+            self._forget_old_ended()
         return new
+
+    def _forget_old_ended(self) -> None:
+        # The board stays bounded however many sessions come and go (call with the lock held).
+        ended = [v for v in self.sessions.values() if v.ended is not None]
+        for view in ended[: max(0, len(ended) - KEEP_ENDED)]:
+            del self.sessions[view.id]
+            self.forgotten.append(view.id)
 
     def event(self, session_id: str, event: Any) -> None:
         """Apply one WatchEvent of a session."""
@@ -171,6 +182,7 @@ class Board:
         now = time.time()
         rows, points, replaced = [], {}, {}
         with self.lock:
+            forgotten, self.forgotten = self.forgotten, []
             for v in self.sessions.values():
                 if v.replace:
                     replaced[v.id] = list(v.points)
@@ -181,9 +193,9 @@ class Board:
                 if v.dirty:
                     rows.append(v.row(now))
                     v.dirty = False
-        if not (rows or points or replaced):
+        if not (rows or points or replaced or forgotten):
             return None
-        return {"sessions": rows, "points": points, "replace": replaced}
+        return {"sessions": rows, "points": points, "replace": replaced, "forget": forgotten}
 
     def graph(self, session_id: str) -> tuple[str, int, int] | None:
         """The latest snapshot's DOT text, step and number."""
@@ -328,6 +340,8 @@ def make_app(board: Board, feeds: Feeds, title: str) -> Any:
         return FileResponse(STATIC / "favicon.svg", media_type="image/svg+xml")
 
     async def events(request: Any) -> Response:
+        if hub.pages >= MAX_PAGES:
+            return JSONResponse({"error": "too many pages open"}, status_code=503)
         return StreamingResponse(
             hub.stream(),
             media_type="text/event-stream",
@@ -374,6 +388,7 @@ class Hub:
         self.board = board
         self._queues: set[asyncio.Queue] = set()
         self._closed = asyncio.Event()
+        self.pages = 0  # streams open (counted from the request, before the first message)
 
     async def pump(self) -> None:
         """Every PUSH_INTERVAL: what changed, to every page."""
@@ -401,6 +416,7 @@ class Hub:
         # Registered in the same step as the snapshot is taken: no change is lost or doubled.
         first = _sse("snapshot", self.board.snapshot())
         self._queues.add(q)
+        self.pages += 1
         try:
             yield first
             while not self._closed.is_set():
@@ -414,6 +430,7 @@ class Hub:
                 yield message
         finally:
             self._queues.discard(q)
+            self.pages -= 1
 
     def close(self) -> None:
         self._closed.set()

@@ -44,6 +44,7 @@ function apply(message, isSnapshot) {
     points.clear();
     graphOf = null;
   }
+  for (const id of message.forget || []) rows.delete(id), points.delete(id);
   for (const row of message.sessions) rows.set(row.id, row);
   for (const [id, pts] of Object.entries(message.replace || {})) points.set(id, { steps: [], losses: [] }), append(id, pts);
   for (const [id, pts] of Object.entries(message.points || {})) append(id, pts);

@@ -243,3 +243,36 @@ def test_refusals_exit_2_with_one_line_and_no_token(ops_server):
     assert "wrong-admin-token" not in wrong.stdout + wrong.stderr
     fast = run_dashboard(ops_server.addr, "--refresh", "0", env={"GRADD_ADMIN_TOKEN": "x"})
     assert fast.returncode == 2 and "--refresh" in fast.stderr
+
+
+def test_the_board_pushes_each_point_once_and_stays_bounded(monkeypatch):
+    from gradd import dashboard
+    from gradd.v1 import service_pb2 as spb
+    from gradd.v1 import watch_pb2 as wpb
+
+    monkeypatch.setattr(dashboard, "MAX_POINTS", 8)
+    monkeypatch.setattr(dashboard, "KEEP_ENDED", 1)
+    board = dashboard.Board()
+    board.listed([spb.SessionSummary(session_id="a", label="first", bytes=10)], now=100.0)
+
+    def step(n: int) -> wpb.WatchEvent:
+        return wpb.WatchEvent(timestamp=100.0 + n, step=wpb.StepEvent(step=n, loss=1.0 / n))
+
+    for n in range(1, 6):
+        board.event("a", step(n))
+    first = board.changes()
+    assert first["points"] == {"a": [(n, 1.0 / n) for n in range(1, 6)]}
+    assert first["sessions"][0]["label"] == "first" and first["sessions"][0]["steps"] == 5
+    assert board.changes() is None  # nothing new: nothing pushed
+    assert board.snapshot()["points"]["a"] == [(n, 1.0 / n) for n in range(1, 6)]
+    for n in range(6, 10):  # past MAX_POINTS: every other point kept, all sent again
+        board.event("a", step(n))
+    thinned = board.changes()
+    assert thinned["points"] == {} and [p[0] for p in thinned["replace"]["a"]] == [1, 3, 5, 7, 9]
+    # Ended sessions beyond KEEP_ENDED are forgotten, and the pages told.
+    board.event("a", wpb.WatchEvent(ended=wpb.SessionEndedEvent(reason="closed")))
+    board.listed([spb.SessionSummary(session_id="b")], now=101.0)
+    assert set(board.sessions) == {"a", "b"}
+    board.event("b", wpb.WatchEvent(ended=wpb.SessionEndedEvent(reason="expired")))
+    board.listed([], now=102.0)
+    assert set(board.sessions) == {"b"} and board.changes()["forget"] == ["a"]
