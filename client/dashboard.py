@@ -102,6 +102,14 @@ class Board:
         self.lock = threading.Lock()
         self.sessions: dict[str, SessionView] = {}
         self.forgotten: list[str] = []  # ids dropped since the last push, for the pages
+        self.listing_error: str | None = None  # why the last ListSessions failed, token-free
+        self._listing_changed = False
+
+    def listing(self, error: str | None) -> None:
+        """The outcome of a ListSessions call: None, or why it failed."""
+        with self.lock:
+            if error != self.listing_error:
+                self.listing_error, self._listing_changed = error, True
 
     def session(self, session_id: str) -> SessionView:
         """The session's view, made on first use (call with the lock held)."""
@@ -175,6 +183,7 @@ class Board:
             return {
                 "sessions": [v.row(now) for v in self.sessions.values()],
                 "points": {v.id: v.points[: v.flushed] for v in self.sessions.values()},
+                "listing_error": self.listing_error,
             }
 
     def changes(self) -> dict[str, Any] | None:
@@ -183,6 +192,7 @@ class Board:
         rows, points, replaced = [], {}, {}
         with self.lock:
             forgotten, self.forgotten = self.forgotten, []
+            listing_changed, self._listing_changed = self._listing_changed, False
             for v in self.sessions.values():
                 if v.replace:
                     replaced[v.id] = list(v.points)
@@ -193,9 +203,12 @@ class Board:
                 if v.dirty:
                     rows.append(v.row(now))
                     v.dirty = False
-        if not (rows or points or replaced or forgotten):
+        if not (rows or points or replaced or forgotten or listing_changed):
             return None
-        return {"sessions": rows, "points": points, "replace": replaced, "forget": forgotten}
+        changes = {"sessions": rows, "points": points, "replace": replaced, "forget": forgotten}
+        if listing_changed:
+            changes["listing_error"] = self.listing_error
+        return changes
 
     def graph(self, session_id: str) -> tuple[str, int, int] | None:
         """The latest snapshot's DOT text, step and number."""
@@ -233,9 +246,8 @@ class Feeds:
             ],
         )
         self.stub = spb_grpc.AutogradServiceStub(self.channel)
-        self._calls: list[Any] = []
-        self._threads: list[threading.Thread] = []
-        self.listing_error: str | None = None
+        self._calls: dict[str, Any] = {}  # session id -> its Watch call, while it runs
+        self._calls_lock = threading.Lock()
 
     def start(self) -> None:
         """Start following: the one session, or the listing that finds every session."""
@@ -259,15 +271,16 @@ class Feeds:
         while not self.stop_event.is_set():
             try:
                 self.list_once()
-                self.listing_error = None
+                self.board.listing(None)
             except grpc.RpcError as err:
-                self.listing_error = self.describe(err)
+                self.board.listing(self.describe(err))
             self.stop_event.wait(self.refresh)
 
     def _watch(self, session_id: str, token: str | None) -> None:
         md = (("authorization", f"Bearer {token}"),) if token else ()
         call = self.stub.Watch(spb.WatchRequest(session_id=session_id), metadata=md)
-        self._calls.append(call)
+        with self._calls_lock:
+            self._calls[session_id] = call
         self._spawn(lambda: self._read(session_id, call), f"gradd-dashboard-watch-{session_id}")
 
     def _read(self, session_id: str, call: Any) -> None:
@@ -277,16 +290,19 @@ class Feeds:
         except grpc.RpcError as err:
             if not self.stop_event.is_set():
                 self.board.failed(session_id, self.describe(err))
+        finally:
+            with self._calls_lock:
+                self._calls.pop(session_id, None)
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)
-        self._threads.append(thread)
-        thread.start()
+        threading.Thread(target=target, name=name, daemon=True).start()
 
     def close(self) -> None:
         """Stop listing, cancel every Watch stream and close the channel."""
         self.stop_event.set()
-        for call in self._calls:
+        with self._calls_lock:
+            calls = list(self._calls.values())
+        for call in calls:
             call.cancel()
         self.channel.close()
 
@@ -356,9 +372,6 @@ def make_app(board: Board, feeds: Feeds, title: str) -> Any:
         content, media = found
         return Response(content, media_type=media, headers={"Cache-Control": "no-store"})
 
-    async def status(request: Any) -> Response:
-        return JSONResponse({"target": title, "listing_error": feeds.listing_error})
-
     @contextlib.asynccontextmanager
     async def lifespan(app: Any):
         task = asyncio.create_task(hub.pump())
@@ -374,7 +387,6 @@ def make_app(board: Board, feeds: Feeds, title: str) -> Any:
         Route("/", index),
         Route("/favicon.ico", favicon),
         Route("/events", events),
-        Route("/status", status),
         Route("/graph/{session}.svg", graph),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]

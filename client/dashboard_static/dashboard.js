@@ -44,6 +44,11 @@ function apply(message, isSnapshot) {
     points.clear();
     graphOf = null;
   }
+  if ("listing_error" in message) {
+    const problem = $("server-status");
+    problem.textContent = message.listing_error ? `listing the sessions failed: ${message.listing_error}` : "";
+    problem.hidden = !message.listing_error;
+  }
   for (const id of message.forget || []) rows.delete(id), points.delete(id);
   for (const row of message.sessions) rows.set(row.id, row);
   for (const [id, pts] of Object.entries(message.replace || {})) points.set(id, { steps: [], losses: [] }), append(id, pts);

@@ -224,6 +224,36 @@ def test_one_session_with_its_own_token(ops_server, browser):
         s.close()
 
 
+@needs_browser
+def test_a_server_that_stops_is_shown(browser, tmp_path):
+    from server_harness import ServerProcess
+
+    server = ServerProcess(tmp_path / "server.log", env={"GRADD_ADMIN_TOKEN": "stopping-admin"})
+    try:
+        s = gradd.connect(server.addr, label="until-shutdown")
+        dash = Dashboard(
+            server.addr, "--refresh", "0.5", env={"GRADD_ADMIN_TOKEN": "stopping-admin"}
+        )
+        try:
+            page, errors = open_page(browser, dash.url)
+            page.wait_for_selector('tr[data-label="until-shutdown"]', timeout=WAIT_MS)
+            assert server.terminate() == 0
+            row = page.wait_for_selector('tr.ended[data-label="until-shutdown"]', timeout=WAIT_MS)
+            assert row.query_selector("td.status").text_content() == "ended (shutdown)"
+            problem = page.wait_for_selector("#server-status", state="visible", timeout=WAIT_MS)
+            assert "UNAVAILABLE: cannot reach a gradd-server" in problem.text_content()
+            page.screenshot(path=str(SHOTS / "server-stopped.png"), full_page=True)
+            page.close()
+            # EventSource and the page's own fetches never failed: only the gradd-server went.
+            assert errors == [], errors
+        finally:
+            code, printed = dash.stop()
+        assert code == 0 and "stopping-admin" not in printed, printed
+        s.close()
+    finally:
+        server.stop()
+
+
 def run_dashboard(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "gradd.cli", "dashboard", *args, "--port", "0"],
