@@ -4,7 +4,7 @@ It talks to a gradd-server with the generated gradd.v1 stubs only (no SDK). Toke
 flags or environment variables and are never printed; a failed call exits 2 with one line.
 
     gradd watch HOST:PORT SESSION [--png loss.png] [--graph graph.svg]   (GRADD_TOKEN)
-    gradd sessions HOST:PORT                                             (GRADD_ADMIN_TOKEN)
+    gradd sessions HOST:PORT [HOST:PORT ...]                             (GRADD_ADMIN_TOKEN)
     gradd graph HOST:PORT SESSION HANDLE [-o graph.svg]                  (GRADD_TOKEN)
 
 Every command takes --tls, --root-certificates, --client-certificate and --client-key (or a
@@ -41,10 +41,10 @@ class CliError(Exception):
     """A failure reported as one line and exit status 2."""
 
 
-def _endpoint(args: argparse.Namespace) -> Endpoint:
+def _endpoint(args: argparse.Namespace, target: str | None = None) -> Endpoint:
     try:
         return Endpoint.of(
-            args.target,
+            target or args.target,
             tls=args.tls or None,
             root_certificates=args.root_certificates,
             client_certificate=args.client_certificate,
@@ -54,12 +54,12 @@ def _endpoint(args: argparse.Namespace) -> Endpoint:
         raise CliError(str(exc)) from None
 
 
-def _channel(args: argparse.Namespace) -> grpc.Channel:
+def _channel(args: argparse.Namespace, target: str | None = None) -> grpc.Channel:
     options = [
         ("grpc.max_receive_message_length", _MESSAGE_LIMIT),
         ("grpc.max_send_message_length", _MESSAGE_LIMIT),
     ]
-    return _endpoint(args).channel(options)
+    return _endpoint(args, target).channel(options)
 
 
 def _token(flag: str | None, *env_names: str) -> str | None:
@@ -122,22 +122,29 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
-    """Print every session of a server (admin token) as a table, or as JSON lines."""
+    """Print every session of one or more servers (admin token) as a table, or as JSON lines;
+    several targets (the replicas behind a proxy) make one list with a SERVER column."""
     token = _token(args.admin_token, "GRADD_ADMIN_TOKEN")
     if not token:
         raise CliError("gradd sessions needs the server's admin token: set GRADD_ADMIN_TOKEN")
-    with _channel(args) as channel:
-        stub = spb_grpc.AutogradServiceStub(channel)
-        try:
-            response = stub.ListSessions(
-                spb.ListSessionsRequest(), metadata=_metadata(token), timeout=_CALL_TIMEOUT
-            )
-        except grpc.RpcError as err:
-            raise CliError(
-                describe_rpc_error(err, args.target, [token], endpoint=_endpoint(args))
-            ) from None
+    listed = []
+    for target in args.target:
+        with _channel(args, target) as channel:
+            stub = spb_grpc.AutogradServiceStub(channel)
+            try:
+                response = stub.ListSessions(
+                    spb.ListSessionsRequest(), metadata=_metadata(token), timeout=_CALL_TIMEOUT
+                )
+            except grpc.RpcError as err:
+                endpoint = _endpoint(args, target)
+                raise CliError(
+                    describe_rpc_error(err, target, [token], endpoint=endpoint)
+                ) from None
+        listed += [(target, s) for s in response.sessions]
+    several = len(args.target) > 1
     rows = [
         {
+            **({"server": target} if several else {}),
             "session": s.session_id,
             "label": s.label,
             "device": s.device,
@@ -148,7 +155,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
             "steps": s.steps,
             "watchers": s.watchers,
         }
-        for s in sorted(response.sessions, key=lambda s: -s.age_seconds)
+        for target, s in sorted(listed, key=lambda ts: -ts[1].age_seconds)
     ]
     if args.json:
         for row in rows:
@@ -160,11 +167,14 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 def session_table(rows: list[dict]) -> str:
     """Sessions as an aligned text table (ages and sizes in human units)."""
-    header = ["SESSION", "LABEL", "DEVICE", "AGE", "IDLE", "TENSORS", "BYTES", "STEPS", "WATCHERS"]
+    server = ["SERVER"] if rows and "server" in rows[0] else []
+    columns = ["SESSION", "LABEL", "DEVICE", "AGE", "IDLE", "TENSORS", "BYTES", "STEPS", "WATCHERS"]
+    header = [*server, *columns]
     lines = [header]
     for r in rows:
         lines.append(
             [
+                *([r["server"]] if server else []),
                 r["session"],
                 r["label"] or "-",
                 r["device"],
@@ -298,7 +308,12 @@ def build_parser() -> argparse.ArgumentParser:
     sessions = sub.add_parser(
         "sessions", parents=[tls], help="list a server's sessions (admin token)"
     )
-    sessions.add_argument("target", metavar="HOST:PORT")
+    sessions.add_argument(
+        "target",
+        metavar="HOST:PORT",
+        nargs="+",
+        help="a server, or every replica behind a proxy (one list, with a SERVER column)",
+    )
     sessions.add_argument(
         "--admin-token", help="the server's admin token (default: $GRADD_ADMIN_TOKEN)"
     )

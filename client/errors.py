@@ -119,6 +119,10 @@ def from_rpc_error(err: Any, what: str, endpoint: Any = None) -> GraddError:
     code = err.code() if hasattr(err, "code") else None
     name = code.name if code is not None else "UNKNOWN"
     details = err.details() if hasattr(err, "details") else str(err)
+    if name == "INTERNAL" and (details or "").startswith("Stream removed"):
+        # gRPC's own status for a stream reset under it, not the server's: a proxy (nginx)
+        # resets the streams of a replica that died. The connection was lost.
+        name = "UNAVAILABLE"
     if name in ("UNAVAILABLE", "CANCELLED"):
         hint = endpoint.failure_hint(details or "") if endpoint is not None else ""
         details = f"{what}: the gradd server is unreachable or the connection was lost ({details})"
