@@ -69,8 +69,11 @@ def _token(flag: str | None, *env_names: str) -> str | None:
     return next((os.environ[name] for name in env_names if os.environ.get(name)), None)
 
 
-def _metadata(token: str | None) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {token}"),) if token else ()
+def _metadata(token: str | None, session: str = "") -> tuple[tuple[str, str], ...]:
+    """The token, and the session's id as x-gradd-session: a proxy in front of several
+    replicas routes the call to the session's (as it routes the SDK's calls)."""
+    auth = (("authorization", f"Bearer {token}"),) if token else ()
+    return (*auth, ("x-gradd-session", session)) if session else auth
 
 
 def describe_rpc_error(
@@ -110,7 +113,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     with _channel(args) as channel:
         stub = spb_grpc.AutogradServiceStub(channel)
         request = spb.WatchRequest(session_id=args.session, steps_only=not args.graph)
-        call = stub.Watch(request, metadata=_metadata(token))
+        call = stub.Watch(request, metadata=_metadata(token, args.session))
         watch = Watch(args.session, options)
         try:
             watch.run(call, cancel=call.cancel)
@@ -227,7 +230,9 @@ def cmd_graph(args: argparse.Namespace) -> int:
     with _channel(args) as channel:
         stub = spb_grpc.AutogradServiceStub(channel)
         try:
-            snapshot = stub.GetGraph(request, metadata=_metadata(token), timeout=_CALL_TIMEOUT)
+            snapshot = stub.GetGraph(
+                request, metadata=_metadata(token, args.session), timeout=_CALL_TIMEOUT
+            )
         except grpc.RpcError as err:
             raise CliError(
                 describe_rpc_error(err, args.target, [token or ""], _TOKEN_HINT, _endpoint(args))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -21,9 +20,7 @@ import gradd
 import numpy as np
 import pytest
 from nginx_proxy import NginxProxy, unusable_reason
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-from server_harness import BIN, ServerProcess  # noqa: E402
+from server_harness import BIN, ServerProcess  # tests/server, on sys.path by tests/conftest.py
 
 pytestmark = pytest.mark.skipif(
     unusable_reason() is not None, reason=f"nginx tests skipped: {unusable_reason()}"
@@ -114,6 +111,15 @@ def test_sessions_spread_over_the_replicas_and_stay_on_theirs(replicas, proxy):
             np.testing.assert_array_equal((t + 1).numpy(), big + 1)
         after = _listed(replicas)
         assert {s.id: after[s.id][0] for s in sessions} == servers
+        # The gradd command's session calls carry the session id too: one session per replica.
+        env = {**os.environ, "GRADD_ADMIN_TOKEN": ADMIN}
+        for server in sorted(set(servers.values())):
+            s = next(s for s in sessions if servers[s.id] == server)
+            y = s.tensor([1.0], requires_grad=True) * 2
+            s.synchronize()
+            graph = [str(BIN / "gradd"), "graph", proxy.addr, s.id, y._h.decode()]
+            out = subprocess.run(graph, capture_output=True, text=True, timeout=60, env=env)
+            assert out.returncode == 0 and "MulBackward0" in out.stdout, out.stderr
     finally:
         for s in sessions:
             s.close()
