@@ -89,8 +89,10 @@ class Endpoint:
         if "CERTIFICATE_VERIFY_FAILED" in details:
             return (
                 "TLS: the server's certificate is not signed by a CA in root_certificates (or "
-                "the system's roots), or does not name this host"
+                "the system's roots)"
             )
+        if "Hostname Verification" in details:
+            return "TLS: the server's certificate does not name the host of the target"
         if "WRONG_VERSION_NUMBER" in details:
             return "TLS: the server does not speak TLS at this address (connect without TLS)"
         if "Socket closed" in details and self.tls:

@@ -137,6 +137,22 @@ def test_wrong_ca_is_unavailable_saying_the_certificate_is_not_trusted(tls_serve
     assert "not signed by a CA in root_certificates" in str(err)
 
 
+def test_a_certificate_for_another_host_is_unavailable_saying_so(pki, tmp_path):
+    other = trustme.CA()
+    named = other.issue_cert("gradd.example.com")
+    named.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    named.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    from server_harness import ServerProcess
+
+    args = ("--tls-cert", str(tmp_path / "cert.pem"), "--tls-key", str(tmp_path / "key.pem"))
+    proc = ServerProcess(tmp_path / "server.log", *args)
+    try:
+        err = _refused(proc.addr, root_certificates=other.cert_pem.bytes())
+        assert "does not name the host" in str(err)
+    finally:
+        proc.stop()
+
+
 def test_mutual_tls_without_a_client_certificate_is_unavailable_saying_so(mtls_server, pki):
     err = _refused(mtls_server.addr, root_certificates=pki.ca)
     assert "may require a client certificate" in str(err), str(err)
