@@ -10,6 +10,7 @@ are imported when first used.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
@@ -40,17 +41,37 @@ def connect(
     device: str | None = None,
     seed: int | None = None,
     label: str = "",
+    tls: bool | None = None,
+    root_certificates: str | os.PathLike | bytes | None = None,
+    client_certificate: str | os.PathLike | bytes | None = None,
+    client_key: str | os.PathLike | bytes | None = None,
 ) -> Session:
     """Open a session: on the gradd server at ``target`` ("host:port"), or in-process when
-    ``target`` is None. ``timeout`` bounds every wait for the server (seconds)."""
+    ``target`` is None. ``timeout`` bounds every wait for the server (seconds).
+
+    TLS: ``tls=True`` or a ``grpcs://host:port`` target (a certificate option implies it).
+    ``root_certificates`` are the PEM CA certificates that sign the server's (default: the
+    system's); ``client_certificate`` and ``client_key`` answer a server that requires mutual
+    TLS. Each is a path or the PEM bytes."""
     if target is None:
+        if tls or root_certificates or client_certificate or client_key:
+            raise ValueError("TLS options need a server target (gradd.connect('host:port', ...))")
         from .embedded_session import EmbeddedSession
 
         return EmbeddedSession(device=device, seed=seed)
     from .remote_session import RemoteSession
 
     return RemoteSession(
-        target, token=token, timeout=timeout, device=device, seed=seed, label=label
+        target,
+        token=token,
+        timeout=timeout,
+        device=device,
+        seed=seed,
+        label=label,
+        tls=tls,
+        root_certificates=root_certificates,
+        client_certificate=client_certificate,
+        client_key=client_key,
     )
 
 

@@ -4,9 +4,12 @@ It talks to a gradd-server with the generated gradd.v1 stubs only (no SDK). Toke
 flags or environment variables and are never printed; a failed call exits 2 with one line.
 
     gradd watch HOST:PORT SESSION [--png loss.png] [--graph graph.svg]   (GRADD_TOKEN)
-    gradd sessions HOST:PORT                                             (GRADD_ADMIN_TOKEN)
+    gradd sessions HOST:PORT [HOST:PORT ...]                             (GRADD_ADMIN_TOKEN)
     gradd graph HOST:PORT SESSION HANDLE [-o graph.svg]                  (GRADD_TOKEN)
     gradd dashboard HOST:PORT [SESSION] [--port 8080]     (GRADD_ADMIN_TOKEN or GRADD_TOKEN)
+
+Every command takes --tls, --root-certificates, --client-certificate and --client-key (or a
+grpcs://HOST:PORT target), as gradd.connect does.
 """
 
 from __future__ import annotations
@@ -17,12 +20,17 @@ import os
 import sys
 from collections.abc import Sequence
 
-import grpc
-from gradd.v1 import service_pb2 as spb
-from gradd.v1 import service_pb2_grpc as spb_grpc
+# gRPC's own log lines (an INFO line for every failed TLS handshake) would break the one-line
+# errors: set before gRPC is loaded, unless the user chose a verbosity.
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
-from .cli_render import why_not_rendered, write_graph
-from .cli_watch import Watch, WatchOptions
+import grpc  # noqa: E402
+from gradd.v1 import service_pb2 as spb  # noqa: E402
+from gradd.v1 import service_pb2_grpc as spb_grpc  # noqa: E402
+
+from .cli_render import why_not_rendered, write_graph  # noqa: E402
+from .cli_watch import Watch, WatchOptions  # noqa: E402
+from .endpoint import Endpoint  # noqa: E402
 
 EXIT_FAILED = 2  # a call failed, or a usage error (argparse's own code)
 _MESSAGE_LIMIT = 1 << 30  # graph snapshots of big models are large; the server sets the real cap
@@ -34,12 +42,25 @@ class CliError(Exception):
     """A failure reported as one line and exit status 2."""
 
 
-def _channel(target: str) -> grpc.Channel:
+def _endpoint(args: argparse.Namespace, target: str | None = None) -> Endpoint:
+    try:
+        return Endpoint.of(
+            target or args.target,
+            tls=args.tls or None,
+            root_certificates=args.root_certificates,
+            client_certificate=args.client_certificate,
+            client_key=args.client_key,
+        )
+    except (OSError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+
+
+def _channel(args: argparse.Namespace, target: str | None = None) -> grpc.Channel:
     options = [
         ("grpc.max_receive_message_length", _MESSAGE_LIMIT),
         ("grpc.max_send_message_length", _MESSAGE_LIMIT),
     ]
-    return grpc.insecure_channel(target, options=options)
+    return _endpoint(args, target).channel(options)
 
 
 def _token(flag: str | None, *env_names: str) -> str | None:
@@ -49,18 +70,28 @@ def _token(flag: str | None, *env_names: str) -> str | None:
     return next((os.environ[name] for name in env_names if os.environ.get(name)), None)
 
 
-def _metadata(token: str | None) -> tuple[tuple[str, str], ...]:
-    return (("authorization", f"Bearer {token}"),) if token else ()
+def _metadata(token: str | None, session: str = "") -> tuple[tuple[str, str], ...]:
+    """The token, and the session's id as x-gradd-session: a proxy in front of several
+    replicas routes the call to the session's (as it routes the SDK's calls)."""
+    auth = (("authorization", f"Bearer {token}"),) if token else ()
+    return (*auth, ("x-gradd-session", session)) if session else auth
 
 
 def describe_rpc_error(
-    err: grpc.RpcError, target: str, secrets: Sequence[str] = (), hint: str = ""
+    err: grpc.RpcError,
+    target: str,
+    secrets: Sequence[str] = (),
+    hint: str = "",
+    endpoint: Endpoint | None = None,
 ) -> str:
-    """One line for a failed call: its status and the server's message, tokens scrubbed."""
+    """One line for a failed call: its status and the server's message, tokens scrubbed; the
+    endpoint called (if given) explains a failed TLS handshake."""
     code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
     details = (err.details() if hasattr(err, "details") else str(err)) or ""
     if code == grpc.StatusCode.UNAVAILABLE:
+        tls = endpoint.failure_hint(details) if endpoint is not None else ""
         details = f"cannot reach a gradd-server at {target} ({details})"
+        details = f"{details} {tls}" if tls else details
     elif code == grpc.StatusCode.UNAUTHENTICATED and hint:
         details += f" ({hint})"
     for secret in secrets:
@@ -81,37 +112,46 @@ def cmd_watch(args: argparse.Namespace) -> int:
         live=live and _has_rich(),
         tensorboard=args.tensorboard,
     )
-    with _channel(args.target) as channel:
+    with _channel(args) as channel:
         stub = spb_grpc.AutogradServiceStub(channel)
         request = spb.WatchRequest(
             session_id=args.session, steps_only=not (args.graph or args.tensorboard)
         )
-        call = stub.Watch(request, metadata=_metadata(token))
+        call = stub.Watch(request, metadata=_metadata(token, args.session))
         watch = Watch(args.session, options)
         try:
             watch.run(call, cancel=call.cancel)
         except grpc.RpcError as err:
             raise CliError(
-                describe_rpc_error(err, args.target, [token or ""], _TOKEN_HINT)
+                describe_rpc_error(err, args.target, [token or ""], _TOKEN_HINT, _endpoint(args))
             ) from None
     return 0
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
-    """Print every session of a server (admin token) as a table, or as JSON lines."""
+    """Print every session of one or more servers (admin token) as a table, or as JSON lines;
+    several targets (the replicas behind a proxy) make one list with a SERVER column."""
     token = _token(args.admin_token, "GRADD_ADMIN_TOKEN")
     if not token:
         raise CliError("gradd sessions needs the server's admin token: set GRADD_ADMIN_TOKEN")
-    with _channel(args.target) as channel:
-        stub = spb_grpc.AutogradServiceStub(channel)
-        try:
-            response = stub.ListSessions(
-                spb.ListSessionsRequest(), metadata=_metadata(token), timeout=_CALL_TIMEOUT
-            )
-        except grpc.RpcError as err:
-            raise CliError(describe_rpc_error(err, args.target, [token])) from None
+    listed = []
+    for target in args.target:
+        with _channel(args, target) as channel:
+            stub = spb_grpc.AutogradServiceStub(channel)
+            try:
+                response = stub.ListSessions(
+                    spb.ListSessionsRequest(), metadata=_metadata(token), timeout=_CALL_TIMEOUT
+                )
+            except grpc.RpcError as err:
+                endpoint = _endpoint(args, target)
+                raise CliError(
+                    describe_rpc_error(err, target, [token], endpoint=endpoint)
+                ) from None
+        listed += [(target, s) for s in response.sessions]
+    several = len(args.target) > 1
     rows = [
         {
+            **({"server": target} if several else {}),
             "session": s.session_id,
             "label": s.label,
             "device": s.device,
@@ -122,7 +162,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
             "steps": s.steps,
             "watchers": s.watchers,
         }
-        for s in sorted(response.sessions, key=lambda s: -s.age_seconds)
+        for target, s in sorted(listed, key=lambda ts: -ts[1].age_seconds)
     ]
     if args.json:
         for row in rows:
@@ -134,11 +174,14 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 def session_table(rows: list[dict]) -> str:
     """Sessions as an aligned text table (ages and sizes in human units)."""
-    header = ["SESSION", "LABEL", "DEVICE", "AGE", "IDLE", "TENSORS", "BYTES", "STEPS", "WATCHERS"]
+    server = ["SERVER"] if rows and "server" in rows[0] else []
+    columns = ["SESSION", "LABEL", "DEVICE", "AGE", "IDLE", "TENSORS", "BYTES", "STEPS", "WATCHERS"]
+    header = [*server, *columns]
     lines = [header]
     for r in rows:
         lines.append(
             [
+                *([r["server"]] if server else []),
                 r["session"],
                 r["label"] or "-",
                 r["device"],
@@ -188,13 +231,15 @@ def cmd_graph(args: argparse.Namespace) -> int:
             raise CliError(f"--param wants LABEL=HANDLE, not {item!r}")
         params[label] = handle
     request = spb.GetGraphRequest(session_id=args.session, handle=args.handle, params=params)
-    with _channel(args.target) as channel:
+    with _channel(args) as channel:
         stub = spb_grpc.AutogradServiceStub(channel)
         try:
-            snapshot = stub.GetGraph(request, metadata=_metadata(token), timeout=_CALL_TIMEOUT)
+            snapshot = stub.GetGraph(
+                request, metadata=_metadata(token, args.session), timeout=_CALL_TIMEOUT
+            )
         except grpc.RpcError as err:
             raise CliError(
-                describe_rpc_error(err, args.target, [token or ""], _TOKEN_HINT)
+                describe_rpc_error(err, args.target, [token or ""], _TOKEN_HINT, _endpoint(args))
             ) from None
     if not args.output:
         sys.stdout.write(snapshot.dot if snapshot.dot.endswith("\n") else snapshot.dot + "\n")
@@ -229,21 +274,23 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         raise CliError(_TOKEN_HINT)
     secrets = [token or "", admin or ""]
     board = dashboard.Board()
+    endpoint = _endpoint(args)
     feeds = dashboard.Feeds(
-        args.target,
+        _channel(args),
         board,
         token=token,
         admin_token=admin,
         session=args.session,
         refresh=args.refresh,
-        describe=lambda err: describe_rpc_error(err, args.target, secrets, _TOKEN_HINT),
+        describe=lambda err: describe_rpc_error(err, args.target, secrets, _TOKEN_HINT, endpoint),
     )
     if args.session is None:  # a wrong admin token or a missing server: say so before serving
         try:
             feeds.list_once()
         except grpc.RpcError as err:
             feeds.close()
-            raise CliError(describe_rpc_error(err, args.target, secrets)) from None
+            why = describe_rpc_error(err, args.target, secrets, endpoint=endpoint)
+            raise CliError(why) from None
     try:
         sock = dashboard.bind(args.host, args.port)
     except OSError as err:
@@ -271,8 +318,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     token_help = "session token (default: $GRADD_TOKEN, then $GRADD_ADMIN_TOKEN)"
+    tls = argparse.ArgumentParser(add_help=False)
+    group = tls.add_argument_group("TLS (a grpcs://HOST:PORT target also means TLS)")
+    group.add_argument("--tls", action="store_true", help="connect over TLS")
+    group.add_argument(
+        "--root-certificates",
+        metavar="PEM",
+        help="CA certificates that sign the server's (implies --tls; default: the system's)",
+    )
+    group.add_argument(
+        "--client-certificate", metavar="PEM", help="this client's certificate, for mutual TLS"
+    )
+    group.add_argument("--client-key", metavar="PEM", help="the key of --client-certificate")
 
-    watch = sub.add_parser("watch", help="follow a session's training: step, loss, rate")
+    watch = sub.add_parser(
+        "watch", parents=[tls], help="follow a session's training: step, loss, rate"
+    )
     watch.add_argument("target", metavar="HOST:PORT")
     watch.add_argument("session", metavar="SESSION")
     watch.add_argument("--token", help=token_help)
@@ -306,15 +367,22 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--plain", dest="live", action="store_false", help="a line per step")
     watch.set_defaults(func=cmd_watch)
 
-    sessions = sub.add_parser("sessions", help="list a server's sessions (admin token)")
-    sessions.add_argument("target", metavar="HOST:PORT")
+    sessions = sub.add_parser(
+        "sessions", parents=[tls], help="list a server's sessions (admin token)"
+    )
+    sessions.add_argument(
+        "target",
+        metavar="HOST:PORT",
+        nargs="+",
+        help="a server, or every replica behind a proxy (one list, with a SERVER column)",
+    )
     sessions.add_argument(
         "--admin-token", help="the server's admin token (default: $GRADD_ADMIN_TOKEN)"
     )
     sessions.add_argument("--json", action="store_true", help="one JSON object per session")
     sessions.set_defaults(func=cmd_sessions)
 
-    graph = sub.add_parser("graph", help="draw one tensor's autograd graph")
+    graph = sub.add_parser("graph", parents=[tls], help="draw one tensor's autograd graph")
     graph.add_argument("target", metavar="HOST:PORT")
     graph.add_argument("session", metavar="SESSION")
     graph.add_argument("handle", metavar="HANDLE", help="the tensor's handle in the session")
@@ -331,7 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     graph.set_defaults(func=cmd_graph)
 
-    dash = sub.add_parser("dashboard", help="a live web page of the sessions training")
+    dash = sub.add_parser(
+        "dashboard", parents=[tls], help="a live web page of the sessions training"
+    )
     dash.add_argument("target", metavar="HOST:PORT")
     dash.add_argument(
         "session",

@@ -45,7 +45,6 @@ MAX_PAGES = 32  # pages connected at once; more are refused (503) until one clos
 KEEP_ENDED = 50  # ended sessions kept on the board (the most recent); older ones are dropped
 KEEPALIVE = 15.0  # seconds between SSE comments on a quiet stream
 CALL_TIMEOUT = 30.0
-_MESSAGE_LIMIT = 1 << 30  # graph snapshots of big models are large; the server sets the real cap
 # The page's scripts and styles are its own files; the graph SVG is Graphviz's output, and this
 # policy keeps any script in it (there is none) from running.
 CSP = (
@@ -224,7 +223,7 @@ class Feeds:
 
     def __init__(
         self,
-        target: str,
+        channel: grpc.Channel,
         board: Board,
         *,
         token: str | None,
@@ -233,18 +232,11 @@ class Feeds:
         refresh: float,
         describe: Callable[[grpc.RpcError], str],
     ) -> None:
-        self.target, self.board = target, board
+        self.channel, self.board = channel, board  # plaintext or TLS, as the command chose
         self.token, self.admin_token, self.session = token, admin_token, session
         self.refresh = refresh
         self.describe = describe
         self.stop_event = threading.Event()
-        self.channel = grpc.insecure_channel(
-            target,
-            options=[
-                ("grpc.max_receive_message_length", _MESSAGE_LIMIT),
-                ("grpc.max_send_message_length", _MESSAGE_LIMIT),
-            ],
-        )
         self.stub = spb_grpc.AutogradServiceStub(self.channel)
         self._calls: dict[str, Any] = {}  # session id -> its Watch call, while it runs
         self._calls_lock = threading.Lock()
@@ -277,7 +269,9 @@ class Feeds:
             self.stop_event.wait(self.refresh)
 
     def _watch(self, session_id: str, token: str | None) -> None:
-        md = (("authorization", f"Bearer {token}"),) if token else ()
+        md = (("x-gradd-session", session_id),)  # a proxy routes the stream by it
+        if token:
+            md += (("authorization", f"Bearer {token}"),)
         call = self.stub.Watch(spb.WatchRequest(session_id=session_id), metadata=md)
         with self._calls_lock:
             self._calls[session_id] = call

@@ -113,13 +113,20 @@ def error_for(code_name: str, message: str, site: Any = None) -> GraddError:
     return cls(message, code_name=code_name, site=site)
 
 
-def from_rpc_error(err: Any, what: str) -> GraddError:
-    """A ``grpc.RpcError`` of a call as an SDK exception; ``what`` says what was being done."""
+def from_rpc_error(err: Any, what: str, endpoint: Any = None) -> GraddError:
+    """A ``grpc.RpcError`` of a call as an SDK exception; ``what`` says what was being done,
+    and the ``Endpoint`` called (if given) explains a failed TLS handshake."""
     code = err.code() if hasattr(err, "code") else None
     name = code.name if code is not None else "UNKNOWN"
     details = err.details() if hasattr(err, "details") else str(err)
+    if name == "INTERNAL" and (details or "").startswith("Stream removed"):
+        # gRPC's own status for a stream reset under it, not the server's: a proxy (nginx)
+        # resets the streams of a replica that died. The connection was lost.
+        name = "UNAVAILABLE"
     if name in ("UNAVAILABLE", "CANCELLED"):
+        hint = endpoint.failure_hint(details or "") if endpoint is not None else ""
         details = f"{what}: the gradd server is unreachable or the connection was lost ({details})"
+        details = f"{details}\n  {hint}" if hint else details
         name = "UNAVAILABLE"
     return error_for(name, details)
 

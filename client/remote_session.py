@@ -31,6 +31,7 @@ from . import remote_autograd
 from .autograd_namespace import autograd_namespace
 from .call_site import user_site
 from .command_stream import CommandStream
+from .endpoint import Endpoint, Pem
 from .errors import GraddError, UnimplementedError, from_rpc_error
 from .graph_pictures import picture_of
 from .mirror_graph import OpaqueNode
@@ -91,8 +92,19 @@ class RemoteSession(Session):
         device: str | None = None,
         seed: int | None = None,
         label: str = "",
+        tls: bool | None = None,
+        root_certificates: Pem = None,
+        client_certificate: Pem = None,
+        client_key: Pem = None,
     ) -> None:
         self.target = target
+        self._endpoint = Endpoint.of(
+            target,
+            tls=tls,
+            root_certificates=root_certificates,
+            client_certificate=client_certificate,
+            client_key=client_key,
+        )
         self._closed = False
         self._devices: list[str] | None = None  # ServerInfo's, asked for once
         self._tracing = 0
@@ -104,7 +116,7 @@ class RemoteSession(Session):
             ("grpc.max_receive_message_length", MAX_MESSAGE),
         ]
         self._options = options
-        self._channel = grpc.insecure_channel(target, options=options)
+        self._channel = self._endpoint.channel(options)
         self._stub = spb_grpc.AutogradServiceStub(self._channel)
         # The client picks the session id and sends it with every call (x-gradd-session), so a
         # proxy in front of several servers routes all of a session's calls to one of them.
@@ -122,7 +134,7 @@ class RemoteSession(Session):
             )
         except grpc.RpcError as err:
             self._channel.close()
-            raise from_rpc_error(err, f"opening a session on {target}") from None
+            raise from_rpc_error(err, f"opening a session on {target}", self._endpoint) from None
         self.id = created.session_id
         self.token = created.token  # the session's secret: whoever holds it may use the session
         self.seed = created.seed
@@ -249,7 +261,9 @@ class RemoteSession(Session):
                     spb.ServerInfoRequest(), timeout=self._call_timeout, metadata=self._md
                 )
             except grpc.RpcError as err:
-                raise from_rpc_error(err, f"asking {self.target} for its devices") from None
+                raise from_rpc_error(
+                    err, f"asking {self.target} for its devices", self._endpoint
+                ) from None
             self._devices = list(info.devices)
         return list(self._devices)
 
@@ -270,7 +284,7 @@ class RemoteSession(Session):
             session_id=self.id, graph_every=graph_every, steps_only=steps_only
         )
         # A channel of its own, so that closing the session lets the watcher read SessionEnded.
-        channel = grpc.insecure_channel(self.target, options=self._options)
+        channel = self._endpoint.channel(self._options)
         call = spb_grpc.AutogradServiceStub(channel).Watch(request, metadata=self._md)
         return WatchStream(call, channel)
 

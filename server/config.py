@@ -50,6 +50,9 @@ class ServerConfig:
     log_level: str = "info"
     log_format: str = "text"
     metrics_port: int = 0
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
 
 
 # flag name, type, help. Each flag FOO_BAR also reads GRADD_FOO_BAR.
@@ -85,6 +88,14 @@ _FLAGS: list[tuple[str, object, str]] = [
     ("log_level", str, "debug, info, warning or error"),
     ("log_format", str, "text, or json: one JSON object per line, with session ids"),
     ("metrics_port", int, "port of the Prometheus /metrics endpoint on --host (0: off)"),
+    ("tls_cert", str, "PEM certificate chain of the server: serve TLS only (with --tls-key)"),
+    ("tls_key", str, "PEM private key of --tls-cert"),
+    (
+        "tls_client_ca",
+        str,
+        "PEM CA certificates that sign client certificates: mutual TLS, every client must "
+        "present one (needs --tls-cert)",
+    ),
 ]
 
 
@@ -121,6 +132,10 @@ def parse_config(argv: Sequence[str] | None = None, env: dict | None = None) -> 
         parser.error("--max-sessions, --watch-queue and --max-watchers must be >= 1")
     if config.workers < 0 or config.orphan_ttl <= 0 or config.grace < 0:
         parser.error("--workers must be >= 0 (0: automatic), --orphan-ttl > 0, --grace >= 0")
+    if bool(config.tls_cert) != bool(config.tls_key):
+        parser.error("--tls-cert and --tls-key go together (the certificate and its key)")
+    if config.tls_client_ca and not config.tls_cert:
+        parser.error("--tls-client-ca (mutual TLS) needs --tls-cert and --tls-key")
     return config
 
 

@@ -31,6 +31,7 @@ from .log_format import configure_logging
 from .metrics import serve_metrics
 from .service import AutogradService
 from .session_store import SessionStore
+from .tls_credentials import TlsConfigError, describe, server_credentials
 
 log = logging.getLogger("gradd.server")
 SERVICE = spb.DESCRIPTOR.services_by_name["AutogradService"].full_name
@@ -96,6 +97,10 @@ class GraddServer:
         if config.device not in devices:
             raise StartupError(f"device {config.device!r} unavailable; have {devices}")
         self.config = config
+        try:
+            credentials = server_credentials(config)
+        except TlsConfigError as exc:
+            raise StartupError(str(exc)) from None
         self.store = SessionStore(config, devices)
         self.service = AutogradService(self.store, server_info(config, devices))
         self.health = health.HealthServicer()
@@ -120,7 +125,10 @@ class GraddServer:
         if _in_use(config.host, config.port):  # gRPC would log its own multi-line error first
             raise StartupError(f"cannot listen on {address} (in use, or not an address here)")
         try:
-            self.port = self.server.add_insecure_port(address)
+            if credentials is None:
+                self.port = self.server.add_insecure_port(address)
+            else:  # health and reflection are on this port too: they speak TLS as well
+                self.port = self.server.add_secure_port(address, credentials)
         except RuntimeError:  # grpcio raises on a busy or unusable address
             self.port = 0
         if not self.port:
@@ -134,10 +142,11 @@ class GraddServer:
         for name in ("", SERVICE):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         log.info(
-            "gradd-server %s listening on %s:%d (device %s, %d workers)",
+            "gradd-server %s listening on %s:%d (%s, device %s, %d workers)",
             self.service.info.version,
             self.config.host,
             self.port,
+            describe(self.config),
             self.config.device,
             self.admission.session_threads,
         )

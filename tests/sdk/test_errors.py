@@ -194,3 +194,21 @@ def test_sessions_left_open_are_closed_at_interpreter_exit(gradd_server: ServerP
     assert done.returncode == 0, done.stderr
     session_id = done.stdout.strip()
     gradd_server.wait_log(rf"session {session_id} closed \(closed, 1 steps\)")
+
+
+def test_a_stream_reset_under_the_sdk_is_a_lost_connection_not_our_bug() -> None:
+    # What gRPC reports when a proxy (nginx) resets the streams of a replica that died.
+    from gradd.errors import from_rpc_error
+
+    class Reset:
+        def code(self):
+            import grpc
+
+            return grpc.StatusCode.INTERNAL
+
+        def details(self):
+            return "Stream removed (RST_STREAM (Received RST_STREAM with error code 2))"
+
+    err = from_rpc_error(Reset(), "waiting for the server")
+    assert isinstance(err, gradd.UnavailableError) and err.code_name == "UNAVAILABLE"
+    assert "connection was lost" in str(err)
