@@ -40,9 +40,12 @@ def connect(
     device: str | None = None,
     seed: int | None = None,
     label: str = "",
+    reconnect_timeout: float = 60.0,
 ) -> Session:
     """Open a session: on the gradd server at ``target`` ("host:port"), or in-process when
-    ``target`` is None. ``timeout`` bounds every wait for the server (seconds)."""
+    ``target`` is None. ``timeout`` bounds every wait for the server (seconds). On a server
+    that keeps sessions across restarts (``--state-dir``), a lost connection is retried for up
+    to ``reconnect_timeout`` seconds and the session resumed where it was."""
     if target is None:
         from .embedded_session import EmbeddedSession
 
@@ -50,7 +53,13 @@ def connect(
     from .remote_session import RemoteSession
 
     return RemoteSession(
-        target, token=token, timeout=timeout, device=device, seed=seed, label=label
+        target,
+        token=token,
+        timeout=timeout,
+        device=device,
+        seed=seed,
+        label=label,
+        reconnect_timeout=reconnect_timeout,
     )
 
 

@@ -90,6 +90,7 @@ class RemoteSession(Session):
         device: str | None = None,
         seed: int | None = None,
         label: str = "",
+        reconnect_timeout: float = 60.0,
     ) -> None:
         self.target = target
         self._closed = False
@@ -101,6 +102,10 @@ class RemoteSession(Session):
         options = [
             ("grpc.max_send_message_length", MAX_MESSAGE),
             ("grpc.max_receive_message_length", MAX_MESSAGE),
+            # A restarted server is found again within a second, not gRPC's default of minutes.
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 1000),
         ]
         self._options = options
         self._channel = grpc.insecure_channel(target, options=options)
@@ -127,7 +132,16 @@ class RemoteSession(Session):
         self._md = (("authorization", f"Bearer {created.token}"), *route)
         self.device = CPU if created.device == "cpu" else Device(created.device, np)
         self._host_device = self.device  # engine tensors built from fetched values print like it
-        self._stream = CommandStream(self._channel, self.id, self._md, timeout=timeout)
+        # A durable session (the server has --state-dir) survives a restart of the server: the
+        # stream keeps what is not yet durable and replays it (command_stream).
+        self.durable = created.durable
+        self._stream = CommandStream(
+            self._channel,
+            self.id,
+            self._md,
+            timeout=timeout,
+            reconnect_timeout=float(reconnect_timeout) if created.durable else 0.0,
+        )
         self._push = self._stream.push
         self.functional = types.SimpleNamespace(**_FUNCTIONAL)
         self.autograd = autograd_namespace(remote_autograd.backward, remote_autograd.grad)

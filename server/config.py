@@ -50,6 +50,8 @@ class ServerConfig:
     log_level: str = "info"
     log_format: str = "text"
     metrics_port: int = 0
+    state_dir: str = ""
+    checkpoint_every: float = 30.0
 
 
 # flag name, type, help. Each flag FOO_BAR also reads GRADD_FOO_BAR.
@@ -85,6 +87,12 @@ _FLAGS: list[tuple[str, object, str]] = [
     ("log_level", str, "debug, info, warning or error"),
     ("log_format", str, "text, or json: one JSON object per line, with session ids"),
     ("metrics_port", int, "port of the Prometheus /metrics endpoint on --host (0: off)"),
+    (
+        "state_dir",
+        str,
+        "directory where sessions are kept across restarts (empty: off; docs/operations.md)",
+    ),
+    ("checkpoint_every", float, "seconds between snapshots of a changed session (--state-dir)"),
 ]
 
 
@@ -119,6 +127,8 @@ def parse_config(argv: Sequence[str] | None = None, env: dict | None = None) -> 
         parser.error("--max-message-bytes must be between 1 and 2G-1 (gRPC's limit)")
     if min(config.max_sessions, config.watch_queue, config.max_watchers) < 1:
         parser.error("--max-sessions, --watch-queue and --max-watchers must be >= 1")
+    if config.checkpoint_every <= 0:
+        parser.error("--checkpoint-every must be > 0 seconds")
     if config.workers < 0 or config.orphan_ttl <= 0 or config.grace < 0:
         parser.error("--workers must be >= 0 (0: automatic), --orphan-ttl > 0, --grace >= 0")
     return config
