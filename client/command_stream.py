@@ -242,7 +242,7 @@ class CommandStream:
         finally:
             timer.cancel()
 
-    def _lose(self, message: str, code: str = "FAILED_PRECONDITION") -> None:
+    def _lose(self, message: str, code: str = "NOT_FOUND") -> None:
         self._outstanding.clear()
         self._kept.clear()
         self._broken = error_for(code, message)

@@ -207,7 +207,7 @@ def restore(s: Session, body: dict[str, Any], arrays: dict[str, np.ndarray]) -> 
                     raise ValueError(f"tensor {i}: its base {base} is not restored before it")
                 t = tensors[base]
                 for name, attrs in rec["view"]:
-                    t = record(ge.OPS[name], (t,), decode(attrs))
+                    t = record(ge.OP_TABLE[name], (t,), decode(attrs))
                 t._view_version = int(rec["view_version"])
             else:
                 array = arrays[str(i)]
