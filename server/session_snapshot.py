@@ -73,6 +73,20 @@ def _graph_is_live(node: Any) -> bool:
     return False
 
 
+def _check_no_live_graph(tensors: Any) -> None:
+    """LiveGraph if any of `tensors`, their grads or bases has a graph still usable."""
+    seen: set[int] = set()
+    stack = list(tensors)
+    while stack:
+        t = stack.pop()
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        if t.grad_fn is not None and _graph_is_live(t.grad_fn):
+            raise LiveGraph("a tensor's graph is alive")
+        stack.extend(x for x in (t._grad, t._base) if x is not None)
+
+
 # --- values of view attributes and layouts, as JSON --------------------------------------------
 def encode(value: Any) -> Any:
     """A view op's attribute (ints, tuples, slices, strings, None, Ellipsis) as JSON."""
@@ -118,6 +132,8 @@ def capture(s: Session) -> Capture:
     a backward could still use is alive, or the state cannot be stored as it is."""
     if s.torn:
         raise LiveGraph("a batch was stopped half-way (shutdown): the state is mid-batch")
+    bound = s.table.items()
+    _check_no_live_graph(t for _, t in bound)  # before copying anything
     records: list[dict[str, Any] | None] = []
     index: dict[int, int] = {}
     arrays: dict[str, np.ndarray] = {}
@@ -127,8 +143,6 @@ def capture(s: Session) -> Capture:
         if found is not None:
             return found
         fn = t.grad_fn
-        if fn is not None and _graph_is_live(fn):
-            raise LiveGraph("a tensor's graph is alive")
         base = visit(t._base) if t._base is not None else None
         i = index[id(t)] = len(records)
         records.append(None)  # reserved: a .grad may lead back here
@@ -156,7 +170,7 @@ def capture(s: Session) -> Capture:
         records[i] = rec
         return i
 
-    handles = [[h, visit(t)] for h, t in s.table.items()]
+    handles = [[h, visit(t)] for h, t in bound]
     body = {
         "format": FORMAT,
         "steps": s.steps,
