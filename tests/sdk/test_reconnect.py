@@ -85,6 +85,7 @@ def terminate_and_restart(server: DurableServer) -> None:
     server.start()
 
 
+@pytest.mark.cpu_only("compared with an embedded CPU run: a GPU draws its own numbers")
 @pytest.mark.parametrize(
     "restart, checkpoint_every",
     [
