@@ -26,9 +26,10 @@ from typing import Any
 import gradd.engine as ge
 import numpy as np
 from gradd.engine.device import to_host
-from gradd.engine.memory_meter import metering
+from gradd.engine.memory_meter import check_active, metering
 from gradd.engine.node import Node
 from gradd.engine.op_table import record
+from gradd.engine.tensor import wrap
 
 from .session import Session
 
@@ -137,6 +138,8 @@ def capture(s: Session) -> Capture:
     records: list[dict[str, Any] | None] = []
     index: dict[int, int] = {}
     arrays: dict[str, np.ndarray] = {}
+    storage = _Storage(arrays)
+    counters: dict[int, int] = {}  # id(version counter) -> the first tensor with it
 
     def visit(t: Any) -> int:
         found = index.get(id(t))
@@ -159,12 +162,10 @@ def capture(s: Session) -> Capture:
             rec["view_version"] = int(t._view_version)
             rec["view"] = [[step[0].name, encode(step[1])] for step in t._view]
         else:
-            array = to_host(t._data)
-            flags = array.flags
-            order = "F" if array.ndim > 1 and flags.f_contiguous and not flags.c_contiguous else "C"
-            # A copy now (under the lock): the session goes on changing its arrays in place.
-            arrays[str(i)] = np.array(array.T if order == "F" else array, order="C", copy=True)
-            rec["order"] = order
+            rec.update(storage.place(t._data, i))
+            vc_owner = counters.setdefault(id(t._vc), i)
+            if vc_owner != i:
+                rec["vc_of"] = vc_owner  # detach() shares its source's version counter
         if t._grad is not None:
             rec["grad"] = visit(t._grad)
         records[i] = rec
@@ -183,6 +184,63 @@ def capture(s: Session) -> Capture:
         "extras": {name: grab(s) for name, (grab, _) in EXTRA_STATE.items()},
     }
     return Capture(s.id, s.applied_seq, body, arrays)
+
+
+class _Storage:
+    """The memory behind tensors that are not views: NumPy arrays are placed in copies of
+    their root buffers, kept once each as raw bytes, so tensors that share memory (detach(),
+    `.data =`) share it again after a restore, with the same offsets and strides. Other arrays
+    (a GPU's) are copied to the host one by one; the same array object is kept once."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]) -> None:
+        self.arrays = arrays
+        self.blocks: dict[int, str] = {}  # id(root buffer or array) -> its key in `arrays`
+
+    def place(self, data: Any, i: int) -> dict[str, Any]:
+        if isinstance(data, np.ndarray) and data.size:
+            root = data
+            while isinstance(root.base, np.ndarray):
+                root = root.base
+            if root.flags.c_contiguous or root.flags.f_contiguous:
+                key = self.blocks.get(id(root))
+                if key is None:
+                    key = self.blocks[id(root)] = f"b{len(self.blocks)}"
+                    # A copy now (under the lock): the session goes on changing its arrays.
+                    self.arrays[key] = np.array(root.ravel(order="K").view(np.uint8), copy=True)
+                start = root.__array_interface__["data"][0]
+                return {
+                    "block": key,
+                    "offset": data.__array_interface__["data"][0] - start,
+                    "shape": list(data.shape),
+                    "strides": list(data.strides),
+                    "dtype": data.dtype.str,
+                }
+        key = self.blocks.get(id(data))
+        if key is None:
+            key = self.blocks[id(data)] = f"a{i}"
+            self.arrays[key] = np.array(to_host(data), order="C", copy=True)
+        return {"array": key}
+
+
+def _restored_data(rec: dict[str, Any], arrays: dict, blocks: dict, dev: Any) -> Any:
+    """The array of a tensor that is not a view: placed in its restored block, or uploaded."""
+    if "block" in rec:
+        key = rec["block"]
+        block = blocks.get(key)
+        if block is None:
+            raw = arrays[key]
+            check_active(raw.nbytes)
+            block = blocks[key] = np.array(raw, copy=True)  # its own buffer, metered once
+        dtype = np.dtype(rec["dtype"])
+        return np.ndarray(
+            tuple(rec["shape"]), dtype, buffer=block, offset=int(rec["offset"]),
+            strides=tuple(rec["strides"]),
+        )  # fmt: skip
+    key = rec["array"]
+    data = blocks.get(key)
+    if data is None:  # uploaded (and metered) once; the tensors that share it wrap it again
+        data = blocks[key] = ge.tensor(arrays[key], device=dev)._data
+    return data
 
 
 # --- restore -----------------------------------------------------------------------------------
@@ -212,6 +270,7 @@ def restore(s: Session, body: dict[str, Any], arrays: dict[str, np.ndarray]) -> 
         raise ValueError(f"unknown snapshot format {body.get('format')!r}")
     records = body["tensors"]
     tensors: list[Any] = [None] * len(records)
+    blocks: dict[str, Any] = {}
     dev = ge.get_device(s.device)
     with ge.use_generator(s.generator), ge.no_grad(), metering(s.meter):
         for i, rec in enumerate(records):  # a view's base comes before it
@@ -224,11 +283,11 @@ def restore(s: Session, body: dict[str, Any], arrays: dict[str, np.ndarray]) -> 
                     t = record(ge.OP_TABLE[name], (t,), decode(attrs))
                 t._view_version = int(rec["view_version"])
             else:
-                array = arrays[str(i)]
-                if rec.get("order") == "F":
-                    array = array.T
-                t = ge.tensor(array, device=dev)
-                t._vc[0] = int(rec["version"])
+                t = wrap(_restored_data(rec, arrays, blocks, dev), dev)
+                if "vc_of" in rec:
+                    t._vc = tensors[int(rec["vc_of"])]._vc
+                else:
+                    t._vc[0] = int(rec["version"])
             t._layout = decode(rec["layout"])
             t.requires_grad = bool(rec["requires_grad"])
             t._retains_grad = bool(rec["retains_grad"])

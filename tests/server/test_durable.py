@@ -38,6 +38,7 @@ def scenario(s: gradd.Session, pause) -> dict[str, Any]:
     loss = (h**2).mean() + wv.sum()
     loss.backward()
     g = w.grad  # a handle bound to w.grad itself
+    d = w.detach()  # shares w's memory and version counter
     opt = s.optim.Adam([w], lr=0.01)
     opt.step()
     pause()
@@ -52,6 +53,7 @@ def scenario(s: gradd.Session, pause) -> dict[str, Any]:
         "base": base,
         "wt": wt,
         "wv": wv,
+        "d": d,
         "drawn": drawn,
         "h.grad": h.grad,
         "idx": idx,
