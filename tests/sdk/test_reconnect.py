@@ -149,3 +149,97 @@ def test_a_server_without_state_dir_keeps_nothing(gradd_server) -> None:
         for _ in range(3):
             (s.ones(2) * 2).sum().item()
         assert not s._stream._kept and s._stream.reconnect_timeout == 0
+
+
+class Forwarder:
+    """A TCP forwarder to a server whose connections can be cut (a network failure, a proxy
+    restart): the server lives on, the client's stream breaks."""
+
+    def __init__(self, target: str) -> None:
+        import socket
+
+        host, port = target.rsplit(":", 1)
+        self.target = (host, int(port))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.addr = f"127.0.0.1:{self.listener.getsockname()[1]}"
+        self.sockets: list = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            with self.lock:
+                self.sockets += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst) -> None:  # noqa: ANN001
+        try:
+            while data := src.recv(1 << 16):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def cut(self) -> None:
+        import socket
+
+        with self.lock:
+            sockets, self.sockets = self.sockets, []
+        for s in sockets:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.listener.close()
+        self.cut()
+
+
+@pytest.mark.cpu_only("compared with an embedded CPU run: a GPU draws its own numbers")
+def test_article_loop_survives_a_cut_connection(
+    tmp_path: Path, article_data: tuple, uninterrupted: tuple
+) -> None:
+    """The server stays up; the stream breaks: the session resumes from what the server holds
+    (nothing is applied twice; answers lost with the connection are asked again)."""
+    server = DurableServer(tmp_path, "--checkpoint-every", "1000", "--log-level", "debug")
+    forwarder = Forwarder(server.addr)
+    reached = threading.Event()
+    result: dict = {}
+
+    def train() -> None:
+        try:
+            with gradd.connect(forwarder.addr, timeout=120) as s:
+                result["params"] = article_loop(s, article_data, reached)
+        except BaseException as exc:  # reported by the main thread
+            result["error"] = exc
+
+    try:
+        trainer = threading.Thread(target=train)
+        trainer.start()
+        assert reached.wait(120)
+        forwarder.cut()
+        trainer.join(180)
+        assert not trainer.is_alive()
+        if "error" in result:
+            raise result["error"]
+        server.proc.wait_log(r"execute [0-9a-f]+: 0 commands")  # it asked where to resume
+    finally:
+        forwarder.close()
+        server.stop()
+    b, w = result["params"]
+    assert b.tobytes() == uninterrupted[0].tobytes()
+    assert w.tobytes() == uninterrupted[1].tobytes()
