@@ -56,15 +56,8 @@ def token_matches(record: dict[str, Any], token: str) -> bool:
     return hmac.compare_digest(digest, bytes.fromhex(record["pbkdf2_sha256"]))
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
+def _fsync(path: Path) -> None:
+    """Flush a file, or a directory's entries, to the disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -88,7 +81,7 @@ def write_atomic(path: Path, data: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    _fsync(path.parent)
 
 
 class StateDir:
@@ -110,7 +103,7 @@ class StateDir:
         """A new session's first manifest (no tensors), on disk before CreateSession answers."""
         folder = self._dir(manifest["session_id"])
         folder.mkdir(exist_ok=True)
-        _fsync_dir(self.sessions)
+        _fsync(self.sessions)
         write_atomic(folder / MANIFEST, json.dumps(manifest).encode())
 
     def write_snapshot(self, manifest: dict[str, Any], snap: Capture) -> int:
@@ -126,7 +119,7 @@ class StateDir:
         name = f"tensors-{generation}.safetensors"
         tmp = folder / f".{name}.tmp"
         save_file(snap.arrays, str(tmp), metadata={"format": "gradd-session-tensors/1"})
-        _fsync_file(tmp)
+        _fsync(tmp)
         os.replace(tmp, folder / name)
         size = (folder / name).stat().st_size
         manifest.update(snap.body)
@@ -150,7 +143,7 @@ class StateDir:
             return
         gone = self.root / f".removed-{secrets.token_hex(4)}"
         os.replace(folder, gone)
-        _fsync_dir(self.sessions)
+        _fsync(self.sessions)
         shutil.rmtree(gone, ignore_errors=True)
 
     def skip(self, folder: Path, why: str) -> None:
