@@ -51,8 +51,9 @@ class Checkpointer:
             self._capture(s)
 
     def _capture(self, s: Session) -> bool:
-        # Under the session's lock.
-        if s.closed:
+        # Under the session's lock. One capture per session waits for the writer at a time
+        # (each holds a copy of the session's arrays); the session stays due meanwhile.
+        if s.closed or s.snapshot_queued:
             return False
         try:
             snap = capture(s)
@@ -61,6 +62,7 @@ class Checkpointer:
             return False
         s.snapshot_wanted = False
         s.changed = False
+        s.snapshot_queued = True
         self._queue.put((s, snap))
         return True
 
@@ -80,9 +82,18 @@ class Checkpointer:
             item = self._queue.get()
             if item is None:
                 return
+            if isinstance(item, threading.Event):
+                item.set()  # everything queued before it is written
+                continue
             self._write(*item)
 
     def _write(self, s: Session, snap: Capture) -> None:
+        try:
+            self._write_one(s, snap)
+        finally:
+            s.snapshot_queued = False
+
+    def _write_one(self, s: Session, snap: Capture) -> None:
         started = time.monotonic()
         with self.disk:
             if s.closed and s.close_reason != "shutdown":
@@ -113,6 +124,10 @@ class Checkpointer:
         self._stop.set()
         if self._timer.is_alive():
             self._timer.join()
+        if self._writer.is_alive():  # the captures queued so far are written first
+            written = threading.Event()
+            self._queue.put(written)
+            written.wait()
         kept = 0
         for s in self.store.sessions():
             with s.lock:
@@ -130,5 +145,6 @@ class Checkpointer:
             self._writer.join()
         else:  # never started (a server stopped before it served): write here
             while (item := self._queue.get()) is not None:
-                self._write(*item)
+                if not isinstance(item, threading.Event):
+                    self._write(*item)
         log.info("final snapshots written: %d sessions", kept)

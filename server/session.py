@@ -67,6 +67,7 @@ class Session:
         self.changed = False
         self.torn = False
         self.snapshot_wanted = False  # a checkpoint is due; taken at the next batch boundary
+        self.snapshot_queued = False  # a capture waits for the writer
         self.manifest: dict[str, Any] = {}  # its state directory manifest (id, token hash, ...)
         self.close_reason = ""
 

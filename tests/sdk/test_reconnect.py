@@ -66,7 +66,12 @@ def run_with_restart(server: DurableServer, article_data: tuple, restart) -> tup
 
     trainer = threading.Thread(target=train)
     trainer.start()
-    assert reached.wait(120)
+    deadline = time.monotonic() + 120
+    while not reached.wait(0.1) and trainer.is_alive() and time.monotonic() < deadline:
+        pass
+    if "error" in result:
+        raise result["error"]
+    assert reached.is_set()
     restart(server)
     trainer.join(180)
     assert not trainer.is_alive()
