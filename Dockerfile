@@ -44,15 +44,18 @@ ENV PATH=/opt/gradd/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     GRADD_HOST=0.0.0.0 \
     GRADD_PORT=50051 \
-    GRADD_DEVICE=cpu
+    GRADD_DEVICE=cpu \
+    GRADD_STATE_DIR=/var/lib/gradd/state
 USER 10001:10001
-# The server's data (a named volume in docker-compose.yml).
+# The server's data (a named volume in docker-compose.yml): sessions kept across restarts in
+# /var/lib/gradd/state (GRADD_STATE_DIR; empty turns it off).
 WORKDIR /var/lib/gradd
 # gRPC; and Prometheus /metrics when GRADD_METRICS_PORT=9464 is set (docker-compose.yml).
 EXPOSE 50051 9464
 # Asks the standard grpc.health.v1 service of the server in this container: exit 0 when SERVING.
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
   CMD ["python", "-c", "import os, sys, grpc; from grpc_health.v1 import health_pb2 as h, health_pb2_grpc as g; c = grpc.insecure_channel('127.0.0.1:' + os.environ.get('GRADD_PORT', '50051')); sys.exit(g.HealthStub(c).Check(h.HealthCheckRequest(), timeout=4).status != h.HealthCheckResponse.SERVING)"]
-# Exec form: the server is PID 1 and gets SIGTERM itself; it stops within its grace period, exit 0.
+# Exec form: the server is PID 1 and gets SIGTERM itself; it stops within its grace period and
+# writes each changed session's last snapshot, exit 0 (give `docker stop -t 60`: 30+ seconds).
 STOPSIGNAL SIGTERM
 CMD ["gradd-server"]

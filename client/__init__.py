@@ -45,6 +45,7 @@ def connect(
     root_certificates: str | os.PathLike | bytes | None = None,
     client_certificate: str | os.PathLike | bytes | None = None,
     client_key: str | os.PathLike | bytes | None = None,
+    reconnect_timeout: float = 60.0,
 ) -> Session:
     """Open a session: on the gradd server at ``target`` ("host:port"), or in-process when
     ``target`` is None. ``timeout`` bounds every wait for the server (seconds).
@@ -52,7 +53,10 @@ def connect(
     TLS: ``tls=True`` or a ``grpcs://host:port`` target (a certificate option implies it).
     ``root_certificates`` are the PEM CA certificates that sign the server's (default: the
     system's); ``client_certificate`` and ``client_key`` answer a server that requires mutual
-    TLS. Each is a path or the PEM bytes."""
+    TLS. Each is a path or the PEM bytes.
+
+    On a server that keeps sessions across restarts (``--state-dir``), a lost connection is
+    retried for up to ``reconnect_timeout`` seconds and the session resumed where it was."""
     if target is None:
         if tls or root_certificates or client_certificate or client_key:
             raise ValueError("TLS options need a server target (gradd.connect('host:port', ...))")
@@ -72,6 +76,7 @@ def connect(
         root_certificates=root_certificates,
         client_certificate=client_certificate,
         client_key=client_key,
+        reconnect_timeout=reconnect_timeout,
     )
 
 

@@ -45,6 +45,7 @@ class CommandStream:
         timeout: float | None = None,
         batch_size: int = BATCH_SIZE,
         window: int = WINDOW,
+        reconnect_timeout: float = 0.0,
     ) -> None:
         self.cmds: list[bytes] = []
         self.sites: list[tuple] = []  # (op, filename, line) per queued command
@@ -52,23 +53,41 @@ class CommandStream:
         self.batch_size = batch_size
         self.window = window
         self.timeout = timeout
+        self._session_id = session_id
         self._prefix = enc.session_prefix(session_id)
         self._seq = 0
-        self._outstanding: deque[tuple[int, list, list]] = deque()
-        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._outstanding: deque[tuple[int, Any, list]] = deque()
         self._pending: GraddError | None = None  # first server-side failure not yet raised
         self._broken: GraddError | None = None  # the stream itself failed: the session is lost
         self._waiting_since = 0.0
         self._first_queued = 0.0
         self._timed_out = False
-        method = channel.stream_stream(
+        # Durable sessions: the batches sent after the server's durable point, replayed if the
+        # server restarts (0: the server keeps no state, nothing is kept).
+        self.reconnect_timeout = reconnect_timeout
+        self._kept: deque[tuple[int, bytes]] = deque()
+        self._durable = 0  # the last durable sequence the server reported
+        self._lost: set[int] = set()  # batches applied whose answers a restart lost
+        self._metadata = metadata
+        self._method = channel.stream_stream(
             EXECUTE_STREAM,
             request_serializer=None,  # requests are already wire bytes
             response_deserializer=cpb.ExecuteResponse.FromString,
         )
-        self._responses = method(iter(self._requests.get, None), metadata=metadata)
+        self._open()
         if timeout is not None:
             threading.Thread(target=self._watchdog, name="gradd-watchdog", daemon=True).start()
+
+    def _open(self, wait_for_ready: bool = False) -> None:
+        self._requests: queue.SimpleQueue = queue.SimpleQueue()
+        self._responses = self._method(
+            iter(self._requests.get, None), metadata=self._metadata, wait_for_ready=wait_for_ready
+        )
+
+    def _send(self, seq: int, request: bytes) -> None:
+        if self.reconnect_timeout:
+            self._kept.append((seq, request))
+        self._requests.put(request)
 
     # --- queueing ------------------------------------------------------------------------
     def push(self, cmd: bytes, site: tuple) -> None:
@@ -100,7 +119,7 @@ class CommandStream:
         if not self.cmds:
             return self._seq
         self._seq += 1
-        self._requests.put(enc.execute_request(self._prefix, self.cmds, self._seq))
+        self._send(self._seq, enc.execute_request(self._prefix, self.cmds, self._seq))
         self._outstanding.append((self._seq, self.sites, handles))
         self.cmds, self.sites = [], []
         while len(self._outstanding) > self.window:
@@ -112,26 +131,41 @@ class CommandStream:
         array until the request is joined) as a batch of its own, after what is queued."""
         self.flush()
         self._seq += 1
-        self._requests.put(
-            b"".join([self._prefix, *parts, enc.REQ_SEQUENCE, enc.varint(self._seq)])
+        self._send(
+            self._seq, b"".join([self._prefix, *parts, enc.REQ_SEQUENCE, enc.varint(self._seq)])
         )
         self._outstanding.append((self._seq, [site], []))
         while len(self._outstanding) > self.window:
             self._read_one()
 
     # --- waiting -------------------------------------------------------------------------
-    def _read_one(self) -> cpb.ExecuteResponse:
-        seq, sites, released = self._outstanding[0]
-        self._waiting_since = time.monotonic()
-        try:
-            response = next(self._responses)
-        except grpc.RpcError as err:
-            self._fail(err)
-        except StopIteration:
-            self._fail(None)
-        finally:
-            self._waiting_since = 0.0
-        self._outstanding.popleft()
+    def _read_one(self) -> cpb.ExecuteResponse | None:
+        """The answer to the oldest unanswered batch (None: a restart lost it, see _resume)."""
+        while True:
+            self._waiting_since = time.monotonic()
+            try:
+                response = next(self._responses)
+                break
+            except grpc.RpcError as err:
+                failure = err
+            except StopIteration:
+                failure = None
+            finally:
+                self._waiting_since = 0.0
+            if not self._resumable(failure):
+                self._fail(failure)
+            self._resume(failure)
+            if not self._outstanding:
+                return None
+        seq, sites, released = self._outstanding.popleft()
+        durable = response.durable_sequence
+        if durable > self._durable:
+            self._durable = durable
+            kept = self._kept
+            while kept and kept[0][0] <= durable:
+                kept.popleft()
+        if sites is None:
+            return response  # a replayed batch answered before the restart: reported then
         if response.HasField("error"):
             e = response.error
             if released and e.index < len(sites) - 1:
@@ -140,6 +174,79 @@ class CommandStream:
                 site = sites[e.index] if e.index < len(sites) else None
                 self._pending = error_for(cpb.Code.Name(e.code), e.message, site)
         return response
+
+    # --- resuming after a restart of the server ---------------------------------------------
+    def _resumable(self, failure: Any) -> bool:
+        if not self.reconnect_timeout or self._timed_out:
+            return False
+        code = failure.code() if failure is not None else None
+        return code in (None, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+
+    def _resume(self, failure: Any) -> None:
+        """Reconnect (backing off, up to reconnect_timeout), ask the server what it holds of
+        the session, and replay the kept batches after that; else raise a clear error."""
+        self._responses.cancel()
+        self._requests.put(None)
+        deadline = time.monotonic() + self.reconnect_timeout
+        delay = 0.05
+        while True:
+            try:
+                held = self._probe(deadline)
+                break
+            except (grpc.RpcError, StopIteration) as err:
+                code = err.code() if isinstance(err, grpc.RpcError) else None
+                if code in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.NOT_FOUND):
+                    self._lose(
+                        f"cannot resume session {self._session_id}: the server no longer has "
+                        "it (it restarted without its state directory, or the session was "
+                        "closed or expired); its tensors are lost"
+                    )
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    why = err.details() if isinstance(err, grpc.RpcError) else "stream ended"
+                    self._lose(
+                        f"lost the gradd server and could not resume session "
+                        f"{self._session_id} within reconnect_timeout={self.reconnect_timeout} "
+                        f"s ({why})",
+                        "UNAVAILABLE",
+                    )
+                time.sleep(min(delay, left))
+                delay = min(2 * delay, 1.0)
+        if held < self._durable:
+            self._lose(
+                f"cannot resume session {self._session_id}: the server restored it at batch "
+                f"{held}, before batch {self._durable} that it had reported durable"
+            )
+        pending = {entry[0]: entry for entry in self._outstanding}
+        for seq in pending:
+            if seq <= held:
+                self._lost.add(seq)  # applied; its answer (and any error in it) was lost
+        replay = [(seq, request) for seq, request in self._kept if seq > held]
+        self._outstanding = deque(pending.get(seq, (seq, None, [])) for seq, _ in replay)
+        for _, request in replay:
+            self._requests.put(request)
+
+    def _probe(self, deadline: float) -> int:
+        """Open a new stream and ask what the server holds of the session: its last sequence."""
+        self._open(wait_for_ready=True)
+        timer = threading.Timer(max(0.01, deadline - time.monotonic()), self._responses.cancel)
+        timer.daemon = True
+        timer.start()
+        try:
+            self._requests.put(self._prefix)  # no commands, sequence 0: applies nothing
+            return next(self._responses).durable_sequence
+        except (grpc.RpcError, StopIteration):
+            self._responses.cancel()
+            self._requests.put(None)
+            raise
+        finally:
+            timer.cancel()
+
+    def _lose(self, message: str, code: str = "NOT_FOUND") -> None:
+        self._outstanding.clear()
+        self._kept.clear()
+        self._broken = error_for(code, message)
+        raise self._broken
 
     def _fail(self, err: Any) -> None:
         if self._timed_out:
@@ -168,30 +275,29 @@ class CommandStream:
         found = None
         while self._outstanding and self._outstanding[0][0] <= seq:
             response = self._read_one()
-            if response.sequence == seq:
+            if response is not None and response.sequence == seq:
                 found = response
         return found
 
     def request(self, cmd: bytes, site: tuple) -> Any:
         """Queue a command that is answered (a fetch or graph), send, and wait for its result."""
-        index = len(self.cmds)
-        self.cmds.append(cmd)
-        self.sites.append(site)
-        seq = self.flush()
-        response = self.wait_for(seq)
-        self.raise_pending()
-        for result in response.results:
-            if result.index == index:
-                return result
-        raise error_for("INTERNAL", f"the server sent no answer to {site[0]}")
+        return self.request_all([cmd], site)[0]
 
     def request_all(self, cmds: list[bytes], site: tuple) -> list[Any]:
         """Queue several answered commands (fetches) in one batch: one round trip for all;
         their results in order."""
-        first = len(self.cmds)
-        self.cmds.extend(cmds)
-        self.sites.extend([site] * len(cmds))
-        response = self.wait_for(self.flush())
+        while True:
+            first = len(self.cmds)
+            self.cmds.extend(cmds)
+            self.sites.extend([site] * len(cmds))
+            seq = self.flush()
+            response = self.wait_for(seq)
+            if response is None and seq in self._lost:
+                # Applied before a restart that lost its answer; nothing was sent after it, so
+                # asking again reads the same values.
+                self._lost.discard(seq)
+                continue
+            break
         self.raise_pending()
         by_index = {r.index: r for r in response.results}
         missing = [i for i in range(first, first + len(cmds)) if i not in by_index]

@@ -96,6 +96,7 @@ class RemoteSession(Session):
         root_certificates: Pem = None,
         client_certificate: Pem = None,
         client_key: Pem = None,
+        reconnect_timeout: float = 60.0,
     ) -> None:
         self.target = target
         self._endpoint = Endpoint.of(
@@ -114,6 +115,10 @@ class RemoteSession(Session):
         options = [
             ("grpc.max_send_message_length", MAX_MESSAGE),
             ("grpc.max_receive_message_length", MAX_MESSAGE),
+            # A restarted server is found again within a second, not gRPC's default of minutes.
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 1000),
         ]
         self._options = options
         self._channel = self._endpoint.channel(options)
@@ -141,7 +146,16 @@ class RemoteSession(Session):
         self._md = (("authorization", f"Bearer {created.token}"), *route)
         self.device = CPU if created.device == "cpu" else Device(created.device, np)
         self._host_device = self.device  # engine tensors built from fetched values print like it
-        self._stream = CommandStream(self._channel, self.id, self._md, timeout=timeout)
+        # A durable session (the server has --state-dir) survives a restart of the server: the
+        # stream keeps what is not yet durable and replays it (command_stream).
+        self.durable = created.durable
+        self._stream = CommandStream(
+            self._channel,
+            self.id,
+            self._md,
+            timeout=timeout,
+            reconnect_timeout=float(reconnect_timeout) if created.durable else 0.0,
+        )
         self._push = self._stream.push
         self.functional = types.SimpleNamespace(**_FUNCTIONAL)
         self.autograd = autograd_namespace(remote_autograd.backward, remote_autograd.grad)

@@ -75,6 +75,14 @@ def bearer(metadata: Any) -> str | None:
     return None
 
 
+def session_header(metadata: Any) -> str:
+    """The `x-gradd-session` metadata the SDK sends with every call (empty if none)."""
+    for key, value in metadata or ():
+        if key == "x-gradd-session":
+            return str(value)
+    return ""
+
+
 class _Release:
     """Gives a call's admission back exactly once, whichever way the call ends."""
 
@@ -155,7 +163,8 @@ class Admission(grpc.ServerInterceptor):
             if name == "CreateSession" and not self._valid_if_sent(details.invocation_metadata):
                 return self._refusal(method, grpc.StatusCode.UNAUTHENTICATED, WRONG_CREATE_TOKEN)
             return self._admit(method, handler, "control", ())
-        owner = self.store.owner(bearer(details.invocation_metadata))
+        metadata = details.invocation_metadata
+        owner = self.store.owner(bearer(metadata), session_header(metadata))
         if owner is None:
             return self._refusal(method, grpc.StatusCode.UNAUTHENTICATED, WRONG_TOKEN)
         if name in CONTROL_METHODS:

@@ -53,6 +53,8 @@ class ServerConfig:
     tls_cert: str = ""
     tls_key: str = ""
     tls_client_ca: str = ""
+    state_dir: str = ""
+    checkpoint_every: float = 30.0
 
 
 # flag name, type, help. Each flag FOO_BAR also reads GRADD_FOO_BAR.
@@ -96,6 +98,12 @@ _FLAGS: list[tuple[str, object, str]] = [
         "PEM CA certificates that sign client certificates: mutual TLS, every client must "
         "present one (needs --tls-cert)",
     ),
+    (
+        "state_dir",
+        str,
+        "directory where sessions are kept across restarts (empty: off; docs/operations.md)",
+    ),
+    ("checkpoint_every", float, "seconds between snapshots of a changed session (--state-dir)"),
 ]
 
 
@@ -130,6 +138,8 @@ def parse_config(argv: Sequence[str] | None = None, env: dict | None = None) -> 
         parser.error("--max-message-bytes must be between 1 and 2G-1 (gRPC's limit)")
     if min(config.max_sessions, config.watch_queue, config.max_watchers) < 1:
         parser.error("--max-sessions, --watch-queue and --max-watchers must be >= 1")
+    if config.checkpoint_every <= 0:
+        parser.error("--checkpoint-every must be > 0 seconds")
     if config.workers < 0 or config.orphan_ttl <= 0 or config.grace < 0:
         parser.error("--workers must be >= 0 (0: automatic), --orphan-ttl > 0, --grace >= 0")
     if bool(config.tls_cert) != bool(config.tls_key):

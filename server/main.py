@@ -1,7 +1,9 @@
 """`gradd-server`: serve gradd.v1 with health checking and reflection until SIGTERM.
 
 On SIGTERM (or Ctrl-C) the server stops accepting calls, ends Watch streams, lets running calls
-finish within the grace period, closes every session and exits 0.
+finish within the grace period, writes a last snapshot of each changed session (with
+--state-dir), closes every session and exits 0. With --state-dir it restores the sessions it
+finds there before it serves.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from .admission import Admission
+from .checkpoints import Checkpointer
 from .command_runner import FACTORIES
 from .config import ServerConfig, parse_config
 from .documented_reflection import DocumentedPool
@@ -31,6 +34,7 @@ from .log_format import configure_logging
 from .metrics import serve_metrics
 from .service import AutogradService
 from .session_store import SessionStore
+from .state_dir import StateDir
 from .tls_credentials import TlsConfigError, describe, server_credentials
 
 log = logging.getLogger("gradd.server")
@@ -102,6 +106,12 @@ class GraddServer:
         except TlsConfigError as exc:
             raise StartupError(str(exc)) from None
         self.store = SessionStore(config, devices)
+        if config.state_dir:
+            try:
+                state = StateDir(config.state_dir)
+            except OSError as exc:
+                raise StartupError(f"cannot use --state-dir {config.state_dir}: {exc}") from None
+            self.store.checkpointer = Checkpointer(state, self.store, config.checkpoint_every)
         self.service = AutogradService(self.store, server_info(config, devices))
         self.health = health.HealthServicer()
         metrics = serve_metrics(config.metrics_port, config.host, self.store)
@@ -136,7 +146,13 @@ class GraddServer:
         self._stopped = threading.Event()
 
     def start(self) -> None:
-        """Start serving and mark the service SERVING."""
+        """Restore the state directory's sessions, start serving, and mark the service
+        SERVING."""
+        checkpointer = self.store.checkpointer
+        if checkpointer is not None:
+            restored = self.store.restore_all()
+            log.info("restored %d sessions from %s", restored, checkpointer.state.root)
+            checkpointer.start()
         self.server.start()
         self.store.start_reaper()
         for name in ("", SERVICE):
@@ -166,6 +182,8 @@ class GraddServer:
         done.wait(self.config.grace)
         self.store.interrupt.set()  # batches still running stop before their next command
         self.store.stop_reaper()
+        if self.store.checkpointer is not None:  # the sessions as they are now, kept on disk
+            self.store.checkpointer.final()
         self.store.close_all("shutdown")
         self.admission.shutdown()
         log.info("stopped")

@@ -116,13 +116,18 @@ class AutogradService(spb_grpc.AutogradServiceServicer):
         info = spb.ServerInfoResponse()
         info.CopyFrom(self.info)
         info.sessions = len(self.store)
+        info.durable = self.store.checkpointer is not None
         return info
 
     @rpc
     def CreateSession(self, request: spb.CreateSessionRequest, context: Any) -> Any:
         s, token = self.store.create(request)
         response = spb.CreateSessionResponse(
-            session_id=s.id, token=token, device=s.device, seed=s.seed
+            session_id=s.id,
+            token=token,
+            device=s.device,
+            seed=s.seed,
+            durable=self.store.checkpointer is not None,
         )
         response.limits.max_bytes = s.table.max_bytes
         response.limits.max_tensors = s.table.max_tensors
@@ -148,9 +153,28 @@ class AutogradService(spb_grpc.AutogradServiceServicer):
             views = received.raw_views
             failure = runner.execute(locked, request.commands, response, results, views)
             session.touch()
+            self._after_batch(locked, request, response, failure)
             # Joined under the lock: the chunks may be views of the session's tensors.
             answer = b"".join([response.SerializeToString(), *results])  # one copy
         return request, response, failure, answer
+
+    def _after_batch(self, s: Session, request: Any, response: Any, failure: Any) -> None:
+        """Durability's part of a batch (under the session's lock): what it applied, a due
+        snapshot, and the durable sequence in the answer."""
+        checkpointer = self.store.checkpointer
+        if checkpointer is None:
+            return
+        if not request.commands and not request.sequence:
+            # A reconnecting client asks where to replay from: what the session holds.
+            response.durable_sequence = s.applied_seq
+            return
+        if request.commands:
+            s.changed = True
+            if failure is not None and s.interrupt.is_set():
+                s.torn = True  # stopped between two commands: its replay must come whole
+        s.applied_seq = max(s.applied_seq, request.sequence)
+        checkpointer.after_batch(s)
+        response.durable_sequence = s.durable_seq
 
     @rpc
     def Execute(self, received: ReceivedRequest, context: Any) -> Framed:

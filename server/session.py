@@ -59,6 +59,17 @@ class Session:
         self.last_graph: wpb.GraphEvent | None = None
         self.last_root = ""  # handle of the last backward's root, for late watchers' snapshot
         self._last_signature = ""
+        # Durability (--state-dir): the last ExecuteRequest.sequence applied, the last one in a
+        # snapshot on disk, whether anything changed since the last capture, and whether a
+        # batch was stopped half-way (shutdown), after which no snapshot is taken.
+        self.applied_seq = 0
+        self.durable_seq = 0
+        self.changed = False
+        self.torn = False
+        self.snapshot_wanted = False  # a checkpoint is due; taken at the next batch boundary
+        self.snapshot_queued = False  # a capture waits for the writer
+        self.manifest: dict[str, Any] = {}  # its state directory manifest (id, token hash, ...)
+        self.close_reason = ""
 
     def touch(self) -> None:
         """Note activity now (the idle TTL counts from the last call; a client is back)."""
@@ -76,6 +87,7 @@ class Session:
     def close(self, reason: str) -> None:
         """Free every tensor and end the watchers' streams. Call with `lock` held."""
         self.closed = True
+        self.close_reason = reason
         self.table.clear()
         self.hub.end(reason)
 

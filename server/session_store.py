@@ -17,14 +17,20 @@ import secrets
 import threading
 import time
 from collections import Counter, OrderedDict
+from typing import TYPE_CHECKING, Any
 
 import gradd.engine as ge
 import grpc
 from gradd.v1 import service_pb2 as spb
 
+from . import state_dir
 from .config import ServerConfig
 from .errors import ServiceError, exhausted, invalid, not_found, shown
 from .session import Session
+from .session_snapshot import restore
+
+if TYPE_CHECKING:
+    from .checkpoints import Checkpointer
 
 log = logging.getLogger("gradd.server")
 _SESSION_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -69,6 +75,10 @@ class SessionStore:
         self.interrupt = threading.Event()
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
+        # Durable sessions (--state-dir): set by the server; restored sessions wait here, by id,
+        # until their client's token (checked against the stored hash) claims them.
+        self.checkpointer: Checkpointer | None = None
+        self._unclaimed: dict[str, Session] = {}
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -123,8 +133,103 @@ class SessionStore:
                 )
             self._sessions[session_id] = session
             self._by_token[session.token_digest] = session
+        if self.checkpointer is not None:
+            self._write_created(session, token)
         log.info("session %s opened on %s (label %s)", session_id, device, shown(request.label))
         return session, token
+
+    def _write_created(self, session: Session, token: str) -> None:
+        """Put a new session on disk before CreateSession answers (UNAVAILABLE if it fails)."""
+        session.manifest = {
+            "session_id": session.id,
+            "label": session.label,
+            "device": session.device,
+            "seed": session.seed,
+            "limits": {
+                "max_bytes": session.table.max_bytes,
+                "max_tensors": session.table.max_tensors,
+            },
+            "idle_ttl": session.idle_ttl,
+            "token": state_dir.token_record(token),
+            "created_unix": time.time(),
+            "durable_sequence": 0,
+        }
+        try:
+            with self.checkpointer.disk:
+                self.checkpointer.state.write_created(session.manifest)
+        except OSError as exc:
+            with self._lock:
+                self._sessions.pop(session.id, None)
+                self._by_token.pop(session.token_digest, None)
+            log.error("session %s: cannot write its state: %s", session.id, exc)
+            raise ServiceError(
+                grpc.StatusCode.UNAVAILABLE, "the server cannot write the session's state now"
+            ) from None
+
+    def restore_all(self) -> int:
+        """Reopen every session of the state directory (before serving); how many."""
+        state = self.checkpointer.state
+        restored = 0
+        for folder, manifest, arrays in state.load_all():
+            try:
+                session = self._restored(manifest, arrays)
+            except Exception as exc:  # over a limit, a device gone, an inconsistent snapshot
+                state.skip(folder, f"{type(exc).__name__}: {exc}")
+                continue
+            with self._lock:
+                self._sessions[session.id] = session
+                self._unclaimed[session.id] = session
+            restored += 1
+            log.info(
+                "session %s restored (sequence %d, %d tensors, %d steps)",
+                session.id,
+                session.durable_seq,
+                len(session.table),
+                session.steps,
+            )
+        return restored
+
+    def _restored(self, manifest: dict[str, Any], arrays: dict) -> Session:
+        cfg = self.config
+        if len(self._sessions) >= cfg.max_sessions:
+            raise exhausted(f"server session limit {cfg.max_sessions} reached")
+        device = str(manifest["device"])
+        if device not in self.devices:
+            raise invalid(f"device {device!r} is not available; this server has {self.devices}")
+        limits = manifest["limits"]
+        session = Session(
+            str(manifest["session_id"]),
+            b"",  # its token's digest is known once its client comes back with it
+            device=device,
+            seed=int(manifest["seed"]),
+            max_bytes=min(int(limits["max_bytes"]), cfg.max_session_bytes),
+            max_tensors=min(int(limits["max_tensors"]), cfg.max_session_tensors),
+            idle_ttl=min(float(manifest["idle_ttl"]), cfg.idle_ttl),
+            label=str(manifest["label"]),
+            max_watchers=cfg.max_watchers,
+            interrupt=self.interrupt,
+            max_answer_bytes=cfg.max_message_bytes,
+        )
+        if "tensors" in manifest:
+            with session.lock:
+                restore(session, manifest, arrays)
+        session.manifest = manifest
+        session.applied_seq = session.durable_seq = int(manifest["durable_sequence"])
+        session.orphaned_since = time.monotonic()  # closed after --orphan-ttl if nobody returns
+        return session
+
+    def _claim(self, session_id: str, token: str, digest: bytes) -> Session | None:
+        """A restored session whose stored token hash `token` matches, now indexed by it."""
+        session = self._unclaimed.get(session_id)
+        if session is None or not state_dir.token_matches(session.manifest["token"], token):
+            return None
+        with self._lock:
+            if self._unclaimed.pop(session_id, None) is not session:
+                return self._by_token.get(digest)
+            session.token_digest = digest
+            self._by_token[digest] = session
+        log.info("session %s resumed by its client", session_id)
+        return session
 
     def _roomiest_gpu(self) -> str:
         """The GPU for a new session asking for "cuda": the most free memory, then the fewest
@@ -133,14 +238,22 @@ class SessionStore:
         sessions = Counter(s.device for s in self.sessions())
         return max(gpus, key=lambda d: (ge.cuda_free_bytes(int(d[5:])), -sessions[d]))
 
-    def owner(self, token: str | None) -> Session | ClosedSession | str | None:
-        """Whose token this is: an open session, a recently closed one, ADMIN, or None."""
+    def owner(
+        self, token: str | None, session_id: str = ""
+    ) -> Session | ClosedSession | str | None:
+        """Whose token this is: an open session, a recently closed one, ADMIN, or None.
+
+        `session_id` (the call's x-gradd-session header, or its request's id) lets a session
+        restored from the state directory be claimed by its token."""
         if not token:
             return None
         if self.is_admin(token):
             return ADMIN
         digest = token_digest(token)
-        return self._by_token.get(digest) or self._closed.get(digest)
+        found = self._by_token.get(digest) or self._closed.get(digest)
+        if found is None and session_id and self._unclaimed:
+            return self._claim(session_id, token, digest)
+        return found
 
     def get(self, session_id: str, token: str | None) -> Session:
         """The session, if `token` is its token or the admin token.
@@ -148,7 +261,7 @@ class SessionStore:
         Only the holder of a session's token (or of the admin token) learns whether that id is
         open: any other token gets UNAUTHENTICATED, whether or not the id exists.
         """
-        owner = self.owner(token)
+        owner = self.owner(token, session_id)
         if owner == ADMIN:
             session = self._sessions.get(session_id)
             if session is None:
@@ -175,12 +288,15 @@ class SessionStore:
             if self._sessions.get(session.id) is not session:
                 return False
             del self._sessions[session.id]
-            del self._by_token[session.token_digest]
-            self._closed[session.token_digest] = ClosedSession(session.id, reason)
+            if self._unclaimed.pop(session.id, None) is None:
+                del self._by_token[session.token_digest]
+                self._closed[session.token_digest] = ClosedSession(session.id, reason)
             while len(self._closed) > CLOSED_TOKENS_KEPT:
                 self._closed.popitem(last=False)
         with session.lock:  # waits for a running batch: it finishes before the tensors go
             session.close(reason)
+        if self.checkpointer is not None and reason != "shutdown":
+            self.checkpointer.remove(session)  # a shutdown keeps it for the next start
         log.info("session %s closed (%s, %d steps)", session.id, reason, session.steps)
         return True
 

@@ -52,6 +52,10 @@ class TensorTable:
     def max_bytes(self) -> int:
         return self.meter.limit
 
+    def items(self) -> list[tuple[Any, Any]]:
+        """Every (handle, tensor) bound now (a session snapshot keeps them all)."""
+        return list(self._tensors.items())
+
     def get(self, handle: str) -> Any:
         """The tensor bound to a handle; NOT_FOUND if none is."""
         try:

@@ -7,7 +7,6 @@ process on a free loopback port, here with metrics on, JSON logs and an admin to
 from __future__ import annotations
 
 import os
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,16 +15,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "server"))
 
-from server_harness import ServerProcess  # noqa: E402
+from server_harness import ServerProcess, free_port  # noqa: E402
 
 OPS_ADMIN_TOKEN = "ops-admin-token-never-logged"
-
-
-def free_port() -> int:
-    """A loopback TCP port nobody listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -394,13 +394,15 @@ class ExecuteRequest(_message.Message):
     def __init__(self, session_id: _Optional[str] = ..., commands: _Optional[_Iterable[_Union[Command, _Mapping]]] = ..., sequence: _Optional[int] = ...) -> None: ...
 
 class ExecuteResponse(_message.Message):
-    __slots__ = ("sequence", "applied", "error", "results")
+    __slots__ = ("sequence", "applied", "error", "results", "durable_sequence")
     SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     APPLIED_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
+    DURABLE_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     sequence: int
     applied: int
     error: CommandError
     results: _containers.RepeatedCompositeFieldContainer[CommandResult]
-    def __init__(self, sequence: _Optional[int] = ..., applied: _Optional[int] = ..., error: _Optional[_Union[CommandError, _Mapping]] = ..., results: _Optional[_Iterable[_Union[CommandResult, _Mapping]]] = ...) -> None: ...
+    durable_sequence: int
+    def __init__(self, sequence: _Optional[int] = ..., applied: _Optional[int] = ..., error: _Optional[_Union[CommandError, _Mapping]] = ..., results: _Optional[_Iterable[_Union[CommandResult, _Mapping]]] = ..., durable_sequence: _Optional[int] = ...) -> None: ...

@@ -28,7 +28,7 @@ from gradd.v1 import tensor_pb2 as gradd_dot_v1_dot_tensor__pb2
 from gradd.v1 import watch_pb2 as gradd_dot_v1_dot_watch__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16gradd/v1/service.proto\x12\x08gradd.v1\x1a\x16gradd/v1/command.proto\x1a\x14gradd/v1/graph.proto\x1a\x15gradd/v1/tensor.proto\x1a\x14gradd/v1/watch.proto\"\x13\n\x11ServerInfoRequest\"\xcd\x01\n\x0cServerLimits\x12\x14\n\x0cmax_sessions\x18\x01 \x01(\r\x12\x19\n\x11max_session_bytes\x18\x02 \x01(\x03\x12\x1b\n\x13max_session_tensors\x18\x03 \x01(\x03\x12\x18\n\x10idle_ttl_seconds\x18\x04 \x01(\x01\x12\x19\n\x11max_message_bytes\x18\x05 \x01(\x03\x12 \n\x18max_watchers_per_session\x18\x06 \x01(\r\x12\x18\n\x10watch_queue_size\x18\x07 \x01(\r\"\xa8\x01\n\x12ServerInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x65vices\x18\x02 \x03(\t\x12\x16\n\x0e\x64\x65\x66\x61ult_device\x18\x03 \x01(\t\x12&\n\x06limits\x18\x04 \x01(\x0b\x32\x16.gradd.v1.ServerLimits\x12\x0b\n\x03ops\x18\x05 \x03(\t\x12\x11\n\tfactories\x18\x06 \x03(\t\x12\x10\n\x08sessions\x18\x07 \x01(\r\"7\n\rSessionLimits\x12\x11\n\tmax_bytes\x18\x01 \x01(\x03\x12\x13\n\x0bmax_tensors\x18\x02 \x01(\x03\"\xa8\x01\n\x14\x43reateSessionRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\x11\n\x04seed\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\'\n\x06limits\x18\x03 \x01(\x0b\x32\x17.gradd.v1.SessionLimits\x12\x18\n\x10idle_ttl_seconds\x18\x04 \x01(\x01\x12\r\n\x05label\x18\x05 \x01(\t\x12\x12\n\nsession_id\x18\x06 \x01(\tB\x07\n\x05_seed\"\x9b\x01\n\x15\x43reateSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\'\n\x06limits\x18\x04 \x01(\x0b\x32\x17.gradd.v1.SessionLimits\x12\x18\n\x10idle_ttl_seconds\x18\x05 \x01(\x01\x12\x0c\n\x04seed\x18\x06 \x01(\x03\")\n\x13\x43loseSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x16\n\x14\x43loseSessionResponse\"m\n\x0c\x46\x65tchRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06handle\x18\x02 \x01(\t\x12\x0c\n\x04grad\x18\x03 \x01(\x08\x12\x15\n\rmetadata_only\x18\x04 \x01(\x08\x12\x14\n\x0ctyped_values\x18\x05 \x01(\x08\"\xac\x01\n\x0fGetGraphRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06handle\x18\x02 \x01(\t\x12\x35\n\x06params\x18\x03 \x03(\x0b\x32%.gradd.v1.GetGraphRequest.ParamsEntry\x12\x0f\n\x07publish\x18\x04 \x01(\x08\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"_\n\x0cWatchRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0bgraph_every\x18\x02 \x01(\r\x12\x12\n\nsteps_only\x18\x03 \x01(\x08\x12\x12\n\nqueue_size\x18\x04 \x01(\r\"\x15\n\x13ListSessionsRequest\"\xd8\x01\n\x0eSessionSummary\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x13\n\x0b\x61ge_seconds\x18\x04 \x01(\x01\x12\x14\n\x0cidle_seconds\x18\x05 \x01(\x01\x12\x0f\n\x07tensors\x18\x06 \x01(\x03\x12\r\n\x05\x62ytes\x18\x07 \x01(\x03\x12\r\n\x05steps\x18\x08 \x01(\x04\x12\x10\n\x08watchers\x18\t \x01(\r\x12\'\n\x06limits\x18\n \x01(\x0b\x32\x17.gradd.v1.SessionLimits\"B\n\x14ListSessionsResponse\x12*\n\x08sessions\x18\x01 \x03(\x0b\x32\x18.gradd.v1.SessionSummary2\x85\x05\n\x0f\x41utogradService\x12G\n\nServerInfo\x12\x1b.gradd.v1.ServerInfoRequest\x1a\x1c.gradd.v1.ServerInfoResponse\x12P\n\rCreateSession\x12\x1e.gradd.v1.CreateSessionRequest\x1a\x1f.gradd.v1.CreateSessionResponse\x12M\n\x0c\x43loseSession\x12\x1d.gradd.v1.CloseSessionRequest\x1a\x1e.gradd.v1.CloseSessionResponse\x12>\n\x07\x45xecute\x12\x18.gradd.v1.ExecuteRequest\x1a\x19.gradd.v1.ExecuteResponse\x12H\n\rExecuteStream\x12\x18.gradd.v1.ExecuteRequest\x1a\x19.gradd.v1.ExecuteResponse(\x01\x30\x01\x12\x36\n\x05\x46\x65tch\x12\x16.gradd.v1.FetchRequest\x1a\x15.gradd.v1.TensorValue\x12>\n\x08GetGraph\x12\x19.gradd.v1.GetGraphRequest\x1a\x17.gradd.v1.GraphSnapshot\x12\x37\n\x05Watch\x12\x16.gradd.v1.WatchRequest\x1a\x14.gradd.v1.WatchEvent0\x01\x12M\n\x0cListSessions\x12\x1d.gradd.v1.ListSessionsRequest\x1a\x1e.gradd.v1.ListSessionsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16gradd/v1/service.proto\x12\x08gradd.v1\x1a\x16gradd/v1/command.proto\x1a\x14gradd/v1/graph.proto\x1a\x15gradd/v1/tensor.proto\x1a\x14gradd/v1/watch.proto\"\x13\n\x11ServerInfoRequest\"\xcd\x01\n\x0cServerLimits\x12\x14\n\x0cmax_sessions\x18\x01 \x01(\r\x12\x19\n\x11max_session_bytes\x18\x02 \x01(\x03\x12\x1b\n\x13max_session_tensors\x18\x03 \x01(\x03\x12\x18\n\x10idle_ttl_seconds\x18\x04 \x01(\x01\x12\x19\n\x11max_message_bytes\x18\x05 \x01(\x03\x12 \n\x18max_watchers_per_session\x18\x06 \x01(\r\x12\x18\n\x10watch_queue_size\x18\x07 \x01(\r\"\xb9\x01\n\x12ServerInfoResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0f\n\x07\x64\x65vices\x18\x02 \x03(\t\x12\x16\n\x0e\x64\x65\x66\x61ult_device\x18\x03 \x01(\t\x12&\n\x06limits\x18\x04 \x01(\x0b\x32\x16.gradd.v1.ServerLimits\x12\x0b\n\x03ops\x18\x05 \x03(\t\x12\x11\n\tfactories\x18\x06 \x03(\t\x12\x10\n\x08sessions\x18\x07 \x01(\r\x12\x0f\n\x07\x64urable\x18\n \x01(\x08\"7\n\rSessionLimits\x12\x11\n\tmax_bytes\x18\x01 \x01(\x03\x12\x13\n\x0bmax_tensors\x18\x02 \x01(\x03\"\xa8\x01\n\x14\x43reateSessionRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\x11\n\x04seed\x18\x02 \x01(\x03H\x00\x88\x01\x01\x12\'\n\x06limits\x18\x03 \x01(\x0b\x32\x17.gradd.v1.SessionLimits\x12\x18\n\x10idle_ttl_seconds\x18\x04 \x01(\x01\x12\r\n\x05label\x18\x05 \x01(\t\x12\x12\n\nsession_id\x18\x06 \x01(\tB\x07\n\x05_seed\"\xac\x01\n\x15\x43reateSessionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\'\n\x06limits\x18\x04 \x01(\x0b\x32\x17.gradd.v1.SessionLimits\x12\x18\n\x10idle_ttl_seconds\x18\x05 \x01(\x01\x12\x0c\n\x04seed\x18\x06 \x01(\x03\x12\x0f\n\x07\x64urable\x18\x14 \x01(\x08\")\n\x13\x43loseSessionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\"\x16\n\x14\x43loseSessionResponse\"m\n\x0c\x46\x65tchRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06handle\x18\x02 \x01(\t\x12\x0c\n\x04grad\x18\x03 \x01(\x08\x12\x15\n\rmetadata_only\x18\x04 \x01(\x08\x12\x14\n\x0ctyped_values\x18\x05 \x01(\x08\"\xac\x01\n\x0fGetGraphRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x0e\n\x06handle\x18\x02 \x01(\t\x12\x35\n\x06params\x18\x03 \x03(\x0b\x32%.gradd.v1.GetGraphRequest.ParamsEntry\x12\x0f\n\x07publish\x18\x04 \x01(\x08\x1a-\n\x0bParamsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"_\n\x0cWatchRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x13\n\x0bgraph_every\x18\x02 \x01(\r\x12\x12\n\nsteps_only\x18\x03 \x01(\x08\x12\x12\n\nqueue_size\x18\x04 \x01(\r\"\x15\n\x13ListSessionsRequest\"\xd8\x01\n\x0eSessionSummary\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x03 \x01(\t\x12\x13\n\x0b\x61ge_seconds\x18\x04 \x01(\x01\x12\x14\n\x0cidle_seconds\x18\x05 \x01(\x01\x12\x0f\n\x07tensors\x18\x06 \x01(\x03\x12\r\n\x05\x62ytes\x18\x07 \x01(\x03\x12\r\n\x05steps\x18\x08 \x01(\x04\x12\x10\n\x08watchers\x18\t \x01(\r\x12\'\n\x06limits\x18\n \x01(\x0b\x32\x17.gradd.v1.SessionLimits\"B\n\x14ListSessionsResponse\x12*\n\x08sessions\x18\x01 \x03(\x0b\x32\x18.gradd.v1.SessionSummary2\x85\x05\n\x0f\x41utogradService\x12G\n\nServerInfo\x12\x1b.gradd.v1.ServerInfoRequest\x1a\x1c.gradd.v1.ServerInfoResponse\x12P\n\rCreateSession\x12\x1e.gradd.v1.CreateSessionRequest\x1a\x1f.gradd.v1.CreateSessionResponse\x12M\n\x0c\x43loseSession\x12\x1d.gradd.v1.CloseSessionRequest\x1a\x1e.gradd.v1.CloseSessionResponse\x12>\n\x07\x45xecute\x12\x18.gradd.v1.ExecuteRequest\x1a\x19.gradd.v1.ExecuteResponse\x12H\n\rExecuteStream\x12\x18.gradd.v1.ExecuteRequest\x1a\x19.gradd.v1.ExecuteResponse(\x01\x30\x01\x12\x36\n\x05\x46\x65tch\x12\x16.gradd.v1.FetchRequest\x1a\x15.gradd.v1.TensorValue\x12>\n\x08GetGraph\x12\x19.gradd.v1.GetGraphRequest\x1a\x17.gradd.v1.GraphSnapshot\x12\x37\n\x05Watch\x12\x16.gradd.v1.WatchRequest\x1a\x14.gradd.v1.WatchEvent0\x01\x12M\n\x0cListSessions\x12\x1d.gradd.v1.ListSessionsRequest\x1a\x1e.gradd.v1.ListSessionsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,31 +42,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SERVERLIMITS']._serialized_start=149
   _globals['_SERVERLIMITS']._serialized_end=354
   _globals['_SERVERINFORESPONSE']._serialized_start=357
-  _globals['_SERVERINFORESPONSE']._serialized_end=525
-  _globals['_SESSIONLIMITS']._serialized_start=527
-  _globals['_SESSIONLIMITS']._serialized_end=582
-  _globals['_CREATESESSIONREQUEST']._serialized_start=585
-  _globals['_CREATESESSIONREQUEST']._serialized_end=753
-  _globals['_CREATESESSIONRESPONSE']._serialized_start=756
-  _globals['_CREATESESSIONRESPONSE']._serialized_end=911
-  _globals['_CLOSESESSIONREQUEST']._serialized_start=913
-  _globals['_CLOSESESSIONREQUEST']._serialized_end=954
-  _globals['_CLOSESESSIONRESPONSE']._serialized_start=956
-  _globals['_CLOSESESSIONRESPONSE']._serialized_end=978
-  _globals['_FETCHREQUEST']._serialized_start=980
-  _globals['_FETCHREQUEST']._serialized_end=1089
-  _globals['_GETGRAPHREQUEST']._serialized_start=1092
-  _globals['_GETGRAPHREQUEST']._serialized_end=1264
-  _globals['_GETGRAPHREQUEST_PARAMSENTRY']._serialized_start=1219
-  _globals['_GETGRAPHREQUEST_PARAMSENTRY']._serialized_end=1264
-  _globals['_WATCHREQUEST']._serialized_start=1266
-  _globals['_WATCHREQUEST']._serialized_end=1361
-  _globals['_LISTSESSIONSREQUEST']._serialized_start=1363
-  _globals['_LISTSESSIONSREQUEST']._serialized_end=1384
-  _globals['_SESSIONSUMMARY']._serialized_start=1387
-  _globals['_SESSIONSUMMARY']._serialized_end=1603
-  _globals['_LISTSESSIONSRESPONSE']._serialized_start=1605
-  _globals['_LISTSESSIONSRESPONSE']._serialized_end=1671
-  _globals['_AUTOGRADSERVICE']._serialized_start=1674
-  _globals['_AUTOGRADSERVICE']._serialized_end=2319
+  _globals['_SERVERINFORESPONSE']._serialized_end=542
+  _globals['_SESSIONLIMITS']._serialized_start=544
+  _globals['_SESSIONLIMITS']._serialized_end=599
+  _globals['_CREATESESSIONREQUEST']._serialized_start=602
+  _globals['_CREATESESSIONREQUEST']._serialized_end=770
+  _globals['_CREATESESSIONRESPONSE']._serialized_start=773
+  _globals['_CREATESESSIONRESPONSE']._serialized_end=945
+  _globals['_CLOSESESSIONREQUEST']._serialized_start=947
+  _globals['_CLOSESESSIONREQUEST']._serialized_end=988
+  _globals['_CLOSESESSIONRESPONSE']._serialized_start=990
+  _globals['_CLOSESESSIONRESPONSE']._serialized_end=1012
+  _globals['_FETCHREQUEST']._serialized_start=1014
+  _globals['_FETCHREQUEST']._serialized_end=1123
+  _globals['_GETGRAPHREQUEST']._serialized_start=1126
+  _globals['_GETGRAPHREQUEST']._serialized_end=1298
+  _globals['_GETGRAPHREQUEST_PARAMSENTRY']._serialized_start=1253
+  _globals['_GETGRAPHREQUEST_PARAMSENTRY']._serialized_end=1298
+  _globals['_WATCHREQUEST']._serialized_start=1300
+  _globals['_WATCHREQUEST']._serialized_end=1395
+  _globals['_LISTSESSIONSREQUEST']._serialized_start=1397
+  _globals['_LISTSESSIONSREQUEST']._serialized_end=1418
+  _globals['_SESSIONSUMMARY']._serialized_start=1421
+  _globals['_SESSIONSUMMARY']._serialized_end=1637
+  _globals['_LISTSESSIONSRESPONSE']._serialized_start=1639
+  _globals['_LISTSESSIONSRESPONSE']._serialized_end=1705
+  _globals['_AUTOGRADSERVICE']._serialized_start=1708
+  _globals['_AUTOGRADSERVICE']._serialized_end=2353
 # @@protoc_insertion_point(module_scope)

@@ -33,7 +33,7 @@ class ServerLimits(_message.Message):
     def __init__(self, max_sessions: _Optional[int] = ..., max_session_bytes: _Optional[int] = ..., max_session_tensors: _Optional[int] = ..., idle_ttl_seconds: _Optional[float] = ..., max_message_bytes: _Optional[int] = ..., max_watchers_per_session: _Optional[int] = ..., watch_queue_size: _Optional[int] = ...) -> None: ...
 
 class ServerInfoResponse(_message.Message):
-    __slots__ = ("version", "devices", "default_device", "limits", "ops", "factories", "sessions")
+    __slots__ = ("version", "devices", "default_device", "limits", "ops", "factories", "sessions", "durable")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     DEVICES_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_DEVICE_FIELD_NUMBER: _ClassVar[int]
@@ -41,6 +41,7 @@ class ServerInfoResponse(_message.Message):
     OPS_FIELD_NUMBER: _ClassVar[int]
     FACTORIES_FIELD_NUMBER: _ClassVar[int]
     SESSIONS_FIELD_NUMBER: _ClassVar[int]
+    DURABLE_FIELD_NUMBER: _ClassVar[int]
     version: str
     devices: _containers.RepeatedScalarFieldContainer[str]
     default_device: str
@@ -48,7 +49,8 @@ class ServerInfoResponse(_message.Message):
     ops: _containers.RepeatedScalarFieldContainer[str]
     factories: _containers.RepeatedScalarFieldContainer[str]
     sessions: int
-    def __init__(self, version: _Optional[str] = ..., devices: _Optional[_Iterable[str]] = ..., default_device: _Optional[str] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., ops: _Optional[_Iterable[str]] = ..., factories: _Optional[_Iterable[str]] = ..., sessions: _Optional[int] = ...) -> None: ...
+    durable: bool
+    def __init__(self, version: _Optional[str] = ..., devices: _Optional[_Iterable[str]] = ..., default_device: _Optional[str] = ..., limits: _Optional[_Union[ServerLimits, _Mapping]] = ..., ops: _Optional[_Iterable[str]] = ..., factories: _Optional[_Iterable[str]] = ..., sessions: _Optional[int] = ..., durable: _Optional[bool] = ...) -> None: ...
 
 class SessionLimits(_message.Message):
     __slots__ = ("max_bytes", "max_tensors")
@@ -75,20 +77,22 @@ class CreateSessionRequest(_message.Message):
     def __init__(self, device: _Optional[str] = ..., seed: _Optional[int] = ..., limits: _Optional[_Union[SessionLimits, _Mapping]] = ..., idle_ttl_seconds: _Optional[float] = ..., label: _Optional[str] = ..., session_id: _Optional[str] = ...) -> None: ...
 
 class CreateSessionResponse(_message.Message):
-    __slots__ = ("session_id", "token", "device", "limits", "idle_ttl_seconds", "seed")
+    __slots__ = ("session_id", "token", "device", "limits", "idle_ttl_seconds", "seed", "durable")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
     IDLE_TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
+    DURABLE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     token: str
     device: str
     limits: SessionLimits
     idle_ttl_seconds: float
     seed: int
-    def __init__(self, session_id: _Optional[str] = ..., token: _Optional[str] = ..., device: _Optional[str] = ..., limits: _Optional[_Union[SessionLimits, _Mapping]] = ..., idle_ttl_seconds: _Optional[float] = ..., seed: _Optional[int] = ...) -> None: ...
+    durable: bool
+    def __init__(self, session_id: _Optional[str] = ..., token: _Optional[str] = ..., device: _Optional[str] = ..., limits: _Optional[_Union[SessionLimits, _Mapping]] = ..., idle_ttl_seconds: _Optional[float] = ..., seed: _Optional[int] = ..., durable: _Optional[bool] = ...) -> None: ...
 
 class CloseSessionRequest(_message.Message):
     __slots__ = ("session_id",)

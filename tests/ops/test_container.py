@@ -25,7 +25,7 @@ from podman_env import Podman, unusable_reason
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "linear_regression.py"
-GRACE_S = 30  # docker-compose.yml's stop_grace_period
+GRACE_S = 60  # docker-compose.yml's stop_grace_period
 CUDA_TEST = os.environ.get("GRADD_CUDA_IMAGE_TEST", "1") != "0"
 
 pytestmark = pytest.mark.skipif(

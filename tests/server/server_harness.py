@@ -219,3 +219,52 @@ def status(call: Any) -> tuple[grpc.StatusCode, str]:
     except grpc.RpcError as err:
         return err.code(), err.details()
     raise AssertionError("the call succeeded")
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class DurableServer:
+    """`gradd-server --state-dir DIR` on one fixed port, to be killed and started again there
+    (a client reconnects to the same address)."""
+
+    def __init__(self, folder: Path, *args: str, env: dict | None = None) -> None:
+        self.folder = folder
+        self.state_dir = folder / "state"
+        self.args = args
+        self.env = env
+        self.port = free_port()
+        self.addr = f"127.0.0.1:{self.port}"
+        self.runs: list[ServerProcess] = []
+        self.start()
+
+    @property
+    def proc(self) -> ServerProcess:
+        """The server running now (the last one started)."""
+        return self.runs[-1]
+
+    def start(self, *extra: str) -> ServerProcess:
+        """Start it (again) on the same port and state directory."""
+        log = self.folder / f"server{len(self.runs)}.log"
+        flags = ("--port", str(self.port), "--state-dir", str(self.state_dir))
+        self.runs.append(ServerProcess(log, *flags, *self.args, *extra, env=self.env))
+        return self.proc
+
+    def kill(self) -> None:
+        """SIGKILL: no final snapshot, nothing flushed."""
+        self.proc.proc.kill()
+        self.proc.proc.wait()
+
+    def terminate(self) -> int:
+        """SIGTERM (a rolling restart): the exit status."""
+        return self.proc.terminate()
+
+    def stop(self) -> None:
+        for run in self.runs:
+            run.stop()
