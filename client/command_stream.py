@@ -22,7 +22,7 @@ import grpc
 from gradd.v1 import command_pb2 as cpb
 
 from . import command_encoding as enc
-from .errors import DeadlineExceededError, GraddError, error_for, from_rpc_error
+from .errors import DeadlineExceededError, GraddError, connection_lost, error_for, from_rpc_error
 
 EXECUTE_STREAM = "/gradd.v1.AutogradService/ExecuteStream"
 _monotonic = time.monotonic
@@ -179,8 +179,7 @@ class CommandStream:
     def _resumable(self, failure: Any) -> bool:
         if not self.reconnect_timeout or self._timed_out:
             return False
-        code = failure.code() if failure is not None else None
-        return code in (None, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+        return failure is None or connection_lost(failure)
 
     def _resume(self, failure: Any) -> None:
         """Reconnect (backing off, up to reconnect_timeout), ask the server what it holds of

@@ -113,17 +113,25 @@ def error_for(code_name: str, message: str, site: Any = None) -> GraddError:
     return cls(message, code_name=code_name, site=site)
 
 
+def connection_lost(err: Any) -> bool:
+    """Whether a failed call lost its connection (the server or the way to it is gone) rather
+    than being answered with an error: UNAVAILABLE, CANCELLED, or gRPC's own INTERNAL "Stream
+    removed" for a stream reset under it (what a proxy such as nginx does when a replica dies)."""
+    code = err.code() if hasattr(err, "code") else None
+    name = getattr(code, "name", None)  # grpc.StatusCode, without importing gRPC here
+    if name == "INTERNAL":
+        details = err.details() if hasattr(err, "details") else ""
+        return (details or "").startswith("Stream removed")
+    return name in ("UNAVAILABLE", "CANCELLED")
+
+
 def from_rpc_error(err: Any, what: str, endpoint: Any = None) -> GraddError:
     """A ``grpc.RpcError`` of a call as an SDK exception; ``what`` says what was being done,
     and the ``Endpoint`` called (if given) explains a failed TLS handshake."""
     code = err.code() if hasattr(err, "code") else None
     name = code.name if code is not None else "UNKNOWN"
     details = err.details() if hasattr(err, "details") else str(err)
-    if name == "INTERNAL" and (details or "").startswith("Stream removed"):
-        # gRPC's own status for a stream reset under it, not the server's: a proxy (nginx)
-        # resets the streams of a replica that died. The connection was lost.
-        name = "UNAVAILABLE"
-    if name in ("UNAVAILABLE", "CANCELLED"):
+    if connection_lost(err):
         hint = endpoint.failure_hint(details or "") if endpoint is not None else ""
         details = f"{what}: the gradd server is unreachable or the connection was lost ({details})"
         details = f"{details}\n  {hint}" if hint else details
