@@ -119,7 +119,10 @@ def _zero_grad(ctx: Any, g: Any) -> tuple:
 )
 def zero_(xp: Any, self: arg.Tensor) -> Any:
     """Fill with zeros."""
-    return xp.zeros_like(self)
+    # Not zeros_like (a Python wrapper around these two calls, keeping a layout self ignores).
+    out = xp.empty(self.shape, self.dtype)
+    out.fill(0)
+    return out
 
 
 zero_.backward = _zero_grad
