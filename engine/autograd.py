@@ -11,7 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from .copy_slices import refresh_view
+from .device import CPU
 from .errors import NO_GRAD_FN, AutogradError, check_backward_root
 from .function_node import OutputEdge
 from .grad_mode import _mode
@@ -78,8 +81,15 @@ def grad(
 def _root_grad(t: Tensor, g: Tensor | None, index: int) -> Tensor:
     check_backward_root(t.requires_grad, t._data.size, g is not None, index)
     if g is None:
-        with t._dev.scope():
-            return wrap(t._dev.xp.ones_like(t._data), t._dev)
+        dev = t._dev
+        d = t._data
+        if dev is CPU:  # not ones_like: a Python wrapper around these two calls
+            ones = np.empty(d.shape, d.dtype)
+            ones.fill(1)
+        else:
+            with dev.scope():
+                ones = dev.xp.ones_like(d)
+        return wrap(ones, dev)
     if g.shape != t.shape:
         raise RuntimeError(
             f"Mismatch in shape: grad_output[{index}] has a shape of {_size(g.shape)} and "

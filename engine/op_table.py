@@ -584,7 +584,9 @@ def make_node(opdef: OpDef, args: tuple, attrs: dict, out: Any, dev: Any) -> Nod
             meta.append(None)
             nxt.append(None)
     g = opdef.grad_fn
-    node = Node(opdef, g if type(g) is str else g(*meta, **attrs), nxt, attrs, meta)
+    if type(g) is not str:  # a name that depends on the arguments (pow's, sum's)
+        g = g(*meta, **attrs) if attrs else g(*meta)
+    node = Node(opdef, g, nxt, attrs, meta)
     saves = opdef.saves
     if saves:
         saved = []
