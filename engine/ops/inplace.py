@@ -29,7 +29,7 @@ def _inplace_of(name: str, table: dict = OPS, **decl: Any) -> OpDef:
     def shape(a: tuple, *r: Any, **k: Any) -> tuple:
         return _written_into(a, base.shape(a, *r, **k))
 
-    # Operands of self's shape and dtype cannot fail it (``check_inplace``'s fast path).
+    # Operands of self's shape and dtype cannot fail it (``inplace_rules.plain_inplace``).
     shape.elementwise = base.shape in (shapes.elementwise, shapes.same)  # type: ignore[attr-defined]
     d = OpDef(
         name + "_",
