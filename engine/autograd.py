@@ -230,9 +230,12 @@ def _new_grad_bytes(
 def _sum_to(g: Tensor, shape: tuple) -> Tensor:
     d = g._data
     lead = d.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and d.shape[lead + i] != 1
-    )
+    axes: Any = list(range(lead))
+    have = d.shape
+    for i, n in enumerate(shape):  # a loop, not a generator: every broadcast input's gradient
+        if n == 1 and have[lead + i] != 1:
+            axes.append(lead + i)
+    axes = tuple(axes)
     return wrap(
         # keepdims: a full reduction must stay an array (a NumPy scalar has no device copy)
         d.sum(axis=axes, keepdims=True).reshape(shape) if axes else d.reshape(shape),
