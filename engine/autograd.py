@@ -259,20 +259,20 @@ def _leaf_sink(t: Tensor) -> AccumulateGrad:
 
 def _topo(roots: list) -> tuple[list, dict]:
     """Nodes reachable from ``roots``, each after every node that feeds it a gradient."""
-    deps: dict[Any, int] = {}
-    stack = list(roots)
-    seen = set(roots)
+    deps: dict[Any, int] = dict.fromkeys(roots, 0)  # a node is seen once it has a count
+    stack = list(deps)
     while stack:
         node = stack.pop()
         for nxt in node.next:
             if nxt is None:
                 continue
-            deps[nxt] = deps.get(nxt, 0) + 1
-            if nxt not in seen:
-                seen.add(nxt)
+            if nxt in deps:
+                deps[nxt] += 1
+            else:
+                deps[nxt] = 1
                 stack.append(nxt)
     order = []
-    ready = [n for n in dict.fromkeys(roots) if deps.get(n, 0) == 0]
+    ready = [n for n in dict.fromkeys(roots) if deps[n] == 0]
     while ready:
         node = ready.pop()
         order.append(node)
