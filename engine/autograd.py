@@ -11,7 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from .copy_slices import refresh_view
+from .device import CPU
 from .errors import NO_GRAD_FN, AutogradError, check_backward_root
 from .function_node import OutputEdge
 from .grad_mode import _mode
@@ -78,8 +81,15 @@ def grad(
 def _root_grad(t: Tensor, g: Tensor | None, index: int) -> Tensor:
     check_backward_root(t.requires_grad, t._data.size, g is not None, index)
     if g is None:
-        with t._dev.scope():
-            return wrap(t._dev.xp.ones_like(t._data), t._dev)
+        dev = t._dev
+        d = t._data
+        if dev is CPU:  # not ones_like: a Python wrapper around these two calls
+            ones = np.empty(d.shape, d.dtype)
+            ones.fill(1)
+        else:
+            with dev.scope():
+                ones = dev.xp.ones_like(d)
+        return wrap(ones, dev)
     if g.shape != t.shape:
         raise RuntimeError(
             f"Mismatch in shape: grad_output[{index}] has a shape of {_size(g.shape)} and "
@@ -220,9 +230,12 @@ def _new_grad_bytes(
 def _sum_to(g: Tensor, shape: tuple) -> Tensor:
     d = g._data
     lead = d.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and d.shape[lead + i] != 1
-    )
+    axes: Any = list(range(lead))
+    have = d.shape
+    for i, n in enumerate(shape):  # a loop, not a generator: every broadcast input's gradient
+        if n == 1 and have[lead + i] != 1:
+            axes.append(lead + i)
+    axes = tuple(axes)
     return wrap(
         # keepdims: a full reduction must stay an array (a NumPy scalar has no device copy)
         d.sum(axis=axes, keepdims=True).reshape(shape) if axes else d.reshape(shape),
@@ -246,20 +259,20 @@ def _leaf_sink(t: Tensor) -> AccumulateGrad:
 
 def _topo(roots: list) -> tuple[list, dict]:
     """Nodes reachable from ``roots``, each after every node that feeds it a gradient."""
-    deps: dict[Any, int] = {}
-    stack = list(roots)
-    seen = set(roots)
+    deps: dict[Any, int] = dict.fromkeys(roots, 0)  # a node is seen once it has a count
+    stack = list(deps)
     while stack:
         node = stack.pop()
         for nxt in node.next:
             if nxt is None:
                 continue
-            deps[nxt] = deps.get(nxt, 0) + 1
-            if nxt not in seen:
-                seen.add(nxt)
+            if nxt in deps:
+                deps[nxt] += 1
+            else:
+                deps[nxt] = 1
                 stack.append(nxt)
     order = []
-    ready = [n for n in dict.fromkeys(roots) if deps.get(n, 0) == 0]
+    ready = [n for n in dict.fromkeys(roots) if deps[n] == 0]
     while ready:
         node = ready.pop()
         order.append(node)

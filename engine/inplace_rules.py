@@ -24,42 +24,57 @@ def check_inplace(opdef: Any, self: Any, args: tuple, attrs: Mapping, grad_on: b
     ``args``): a leaf, or a view of a leaf, that requires grad while grad mode is on; a result
     of another shape; a result dtype that cannot be cast to self's. Return whether the call
     records a graph (grad mode on, the op differentiable, and some tensor requiring grad)."""
-    wants_graph = False
-    if grad_on:
-        if self.requires_grad and self.grad_fn is None:
-            raise AutogradError(LEAF_INPLACE)
-        base = self._base
-        if base is not None and base.requires_grad and base.grad_fn is None:
-            raise AutogradError(LEAF_VIEW_INPLACE)
-        if opdef.backward is not None:
-            for a in args:  # a loop, not any(): this runs on every in-place op
-                if getattr(a, "requires_grad", False) is True:
-                    wants_graph = True
-                    break
-        if wants_graph and base is not None:
-            _check_single_output_view(self.grad_fn)
-    rule = opdef.shape
-    if rule is shapes.same or getattr(rule, "elementwise", False):
-        # The hot cases (``p.sub_(lr * g)``, ``g.zero_()``): nothing can fail when self is
-        # floating point and every other operand a Python number or a tensor of self's shape
-        # and dtype. An engine tensor's array answers without making DType objects.
-        data = getattr(self, "_data", None)
-        if data is None:
-            if _plain(self, args):
-                return wants_graph
-        elif data.dtype.kind == "f":  # an int self may not take a float result (sqrt_)
-            for a in args[1:]:
-                t = type(a)
-                if t is not float and t is not int and t is not bool:
-                    d = getattr(a, "_data", None)
-                    if d is None or d.shape != data.shape or d.dtype != data.dtype:
-                        break
-            else:
-                return wants_graph
-    # The in-place ops' shape rules check that the result keeps self's shape.
-    rule(*[getattr(a, "shape", None) for a in args], **attrs)
-    check_result_dtype(opdef, self, args, attrs)
+    wants_graph = grad_on and inplace_records_graph(opdef, self, args)
+    if not plain_inplace(opdef, self, args):
+        check_inplace_result(opdef, self, args, attrs)
     return wants_graph
+
+
+def inplace_records_graph(opdef: Any, self: Any, args: tuple) -> bool:
+    """``check_inplace``'s part while grad mode is on: PyTorch's refusals of a write into a
+    leaf (or a view of one) that requires grad, and whether the call records a graph."""
+    if self.requires_grad and self.grad_fn is None:
+        raise AutogradError(LEAF_INPLACE)
+    base = self._base
+    if base is not None and base.requires_grad and base.grad_fn is None:
+        raise AutogradError(LEAF_VIEW_INPLACE)
+    if opdef.backward is None:
+        return False
+    for a in args:  # a loop, not any(): this runs on every in-place op
+        if getattr(a, "requires_grad", False) is True:
+            if base is not None:
+                _check_single_output_view(self.grad_fn)
+            return True
+    return False
+
+
+def plain_inplace(opdef: Any, self: Any, args: tuple) -> bool:
+    """The hot case of ``check_inplace`` (``p.sub_(lr * g)``, ``g.zero_()``), where nothing
+    about the result can fail and no dtype promotion is needed: an elementwise op, self
+    floating point, and every other operand a Python number or a tensor of self's shape and
+    dtype. An engine tensor's array answers without making DType objects."""
+    rule = opdef.shape
+    if rule is not shapes.same and not getattr(rule, "elementwise", False):
+        return False
+    data = getattr(self, "_data", None)
+    if data is None:
+        return _plain(self, args)
+    if data.dtype.kind != "f":  # an int self may not take a float result (sqrt_)
+        return False
+    for a in args[1:]:
+        t = type(a)
+        if t is not float and t is not int and t is not bool:
+            d = getattr(a, "_data", None)
+            if d is None or d.shape != data.shape or d.dtype != data.dtype:
+                return False
+    return True
+
+
+def check_inplace_result(opdef: Any, self: Any, args: tuple, attrs: Mapping) -> None:
+    """``check_inplace``'s part on the result: the in-place ops' shape rules check that it
+    keeps self's shape, then its dtype must be castable to self's."""
+    opdef.shape(*[getattr(a, "shape", None) for a in args], **attrs)
+    check_result_dtype(opdef, self, args, attrs)
 
 
 def _plain(self: Any, args: tuple) -> bool:

@@ -16,6 +16,7 @@ import inspect
 import math
 import os
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ from .copy_slices import OVERLAP_WRITE, overlaps, rebase_view, refresh_view, wri
 from .device import CPU
 from .errors import NON_LEAF_REQUIRES_GRAD, AutogradError
 from .grad_mode import _mode
-from .inplace_rules import check_inplace
+from .inplace_rules import check_inplace_result, inplace_records_graph, plain_inplace
 from .memory_meter import SCALAR_BYTES, _active
 from .memory_meter import used as _metered
 from .node import Node, accumulator
@@ -255,6 +256,7 @@ def call_op(name: str, *args: Any, **kwargs: Any) -> Any:
 # Recording: run an op's forward and, when a graph is wanted, its node.
 
 _new = object.__new__
+_NDARRAY = np.ndarray
 _POINTWISE = _layout.POINTWISE
 _result_layout = _layout.result_layout
 
@@ -324,6 +326,11 @@ def output_dtype(opdef: OpDef, args: tuple, attrs: Mapping) -> dt.DType:
     return result_dtype(opdef, args, attrs)
 
 
+# The attributes of every call of an op that has none: one shared mapping, read-only (nodes
+# keep their attributes; rules and backward formulas only read them).
+NO_ATTRS: Mapping = MappingProxyType({})
+
+
 def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
     """Run ``opdef`` on ``args`` (tensors or Python scalars) and record its node if needed."""
     first = args[0]
@@ -341,9 +348,44 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
             if hook is not None:  # another tensor kind (the SDK's remote tensors) records itself
                 return hook(opdef, args, attrs)
         dev = _device_of(args)
-    datas = [a._data if type(a) is Tensor else a for a in args]
+    # The arrays, and whether the dtype rule has work to do: none when every tensor shares
+    # one float dtype (Python numbers never change it), decided inline for the hot shapes of
+    # call (one or two operands, NumPy arrays) as ``shared_float_dtype`` decides.
+    promote = opdef.promotes
+    n = len(args)
+    if n == 2:
+        x, y = args
+        if type(x) is Tensor:
+            x = x._data
+        if type(y) is Tensor:
+            y = y._data
+        datas: Any = (x, y)
+        if promote:
+            if type(x) is _NDARRAY:
+                dx = x.dtype
+                ty = type(y)
+                if ty is _NDARRAY:
+                    dy = y.dtype
+                    promote = dx.kind != "f" or (dy is not dx and dy != dx)
+                elif ty is float or ty is int or ty is bool:
+                    promote = dx.kind != "f"
+                else:
+                    promote = shared_float_dtype(datas) is None
+            else:
+                promote = shared_float_dtype(datas) is None
+    elif n == 1 and type(first) is Tensor:
+        x = first._data
+        datas = (x,)
+        if promote:
+            if type(x) is _NDARRAY:
+                promote = x.dtype.kind != "f"
+            else:
+                promote = shared_float_dtype(datas) is None
+    else:
+        datas = [a._data if type(a) is Tensor else a for a in args]
+        if promote:
+            promote = shared_float_dtype(datas) is None
     out_dt = None
-    promote = opdef.promotes and shared_float_dtype(datas) is None
     if promote:
         out_dt = result_dtype(opdef, args, attrs)
     meter = _active.meter if _metered.ever else None
@@ -368,7 +410,7 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
         ]
     try:
         if dev is CPU:
-            out = opdef.forward(np, *datas, **attrs)
+            out = opdef.forward(np, *datas, **attrs) if attrs else opdef.forward(np, *datas)
         else:
             with dev.scope():  # the op's arrays are made on, and run on, its GPU
                 out = opdef.forward(dev.xp, *datas, **attrs)
@@ -382,23 +424,25 @@ def record(opdef: OpDef, args: tuple, attrs: dict) -> Any:
             for v in extra.values():
                 if hasattr(v, "base"):
                     meter.charge(v)
-    if isinstance(out, np.generic):
+    if type(out) is not _NDARRAY and isinstance(out, np.generic):
         out = np.asarray(out)
     if out_dt is not None and out.dtype != out_dt.np:
         out = out.astype(out_dt.np)
     if meter is not None and (out.base is not None or out.nbytes > SCALAR_BYTES):
         meter.charge(out)
-    if not _mode.enabled or opdef.backward is None or out.dtype.kind != "f":
-        t = _wrap_charged(out, dev)
-    else:
+    node = None
+    if opdef.backward is not None and _mode.enabled:
         for a in args:
             if type(a) is Tensor and a.requires_grad:
-                t = _wrap_charged(out, dev, True, make_node(opdef, args, attrs, out, dev))
-                if meter is not None:
-                    meter.charge_node(t.grad_fn, opdef.name)
+                if out.dtype.kind == "f":
+                    node = make_node(opdef, args, attrs, out, dev)
                 break
-        else:
-            t = _wrap_charged(out, dev)
+    if node is None:
+        t = _wrap_charged(out, dev)
+    else:
+        t = _wrap_charged(out, dev, True, node)
+        if meter is not None:
+            meter.charge_node(node, opdef.name)
     rule = opdef.layout
     if rule is _POINTWISE:  # contiguous operands (nearly all) make a contiguous result
         for a in args:
@@ -530,22 +574,29 @@ def make_node(opdef: OpDef, args: tuple, attrs: dict, out: Any, dev: Any) -> Nod
             if a._view is not None and a._vc[0] != a._view_version:
                 refresh_view(a, Node)  # its base was written in place since it was made
             fn = a.grad_fn
-            if fn is not None:
-                nxt.append(fn)
-            elif a.requires_grad:
-                nxt.append(accumulator(a))
-            else:
-                nxt.append(None)
+            if fn is None and a.requires_grad:
+                ref = a._acc  # the leaf's AccumulateGrad, as ``accumulator`` finds it
+                fn = ref() if ref is not None else None
+                if fn is None:
+                    fn = accumulator(a)
+            nxt.append(fn)
         else:
             meta.append(None)
             nxt.append(None)
     g = opdef.grad_fn
-    node = Node(opdef, g if type(g) is str else g(*meta, **attrs), nxt, attrs, meta)
+    if type(g) is not str:  # a name that depends on the arguments (pow's, sum's)
+        g = g(*meta, **attrs) if attrs else g(*meta)
+    node = Node(opdef, g, nxt, attrs, meta)
     saves = opdef.saves
     if saves:
-        saved = [args[i] for i in saves]
+        saved = []
+        versions = []
+        for i in saves:
+            a = args[i]
+            saved.append(a)
+            versions.append(a._vc[0] if type(a) is Tensor else None)
         node._saved = saved
-        node._versions = [a._vc[0] if type(a) is Tensor else None for a in saved]
+        node._versions = versions
     if opdef.saves_output:
         node._out = out
         node.op_device = dev
@@ -573,7 +624,12 @@ def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
         hook = getattr(self, "_gradd_record_inplace", None)
         if hook is not None:  # another tensor kind (the SDK's remote tensors) records itself
             return hook(opdef, args, attrs)
-    wants_graph = check_inplace(opdef, self, args, attrs, _mode.enabled)
+    # check_inplace, in its parts: the hot case (``plain``) is decided once, for the rule and
+    # for the dtype promotion both.
+    wants_graph = _mode.enabled and inplace_records_graph(opdef, self, args)
+    plain = plain_inplace(opdef, self, args)
+    if not plain:
+        check_inplace_result(opdef, self, args, attrs)
     view = self._view
     if view is not None and overlaps(view):
         raise RuntimeError(OVERLAP_WRITE)
@@ -582,8 +638,17 @@ def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
         meter.check(self._data.nbytes, op=opdef.name)
     dev = self._dev
     if not wants_graph:
-        datas = [x._data if type(x) is Tensor else x for x in args]
-        if opdef.promotes and shared_float_dtype(datas) is None:
+        if len(args) == 2:
+            x, y = args
+            datas: Any = (
+                x._data if type(x) is Tensor else x,
+                y._data if type(y) is Tensor else y,
+            )
+        elif len(args) == 1:
+            datas = (self._data,)
+        else:
+            datas = [x._data if type(x) is Tensor else x for x in args]
+        if not plain and opdef.promotes and shared_float_dtype(datas) is None:
             with _NoGrad():
                 res = record(opdef, args, attrs)._data
         else:
@@ -593,13 +658,13 @@ def record_inplace(opdef: OpDef, self: Any, args: tuple, attrs: dict) -> Any:
                         raise _mixed_devices(dev, a._dev)
             try:
                 if dev is CPU:
-                    res = opdef.forward(np, *datas, **attrs)
+                    res = opdef.forward(np, *datas, **attrs) if attrs else opdef.forward(np, *datas)
                 else:
                     res = _on(dev, opdef.forward, dev.xp, *datas, **attrs)
             except (ValueError, OverflowError) as exc:
                 raise _explain(opdef, args, attrs, exc) from None
         if dev is CPU and self._base is None:  # _write's hot case, inlined
-            np.copyto(self._data, res, casting="unsafe")
+            self._data[...] = res  # np.copyto(casting="unsafe") without its dispatcher
         else:
             _write(self, res)
         self._vc[0] += 1
@@ -732,8 +797,10 @@ def _make_caller(opdef: OpDef) -> Callable:
             for p in attrs
         ]
         attr_dict = f"_normalize({', '.join(inputs + passed)})"
-    else:
+    elif attrs:
         attr_dict = "{" + ", ".join(f"{p.name!r}: {p.name}" for p in attrs) + "}"
+    else:
+        attr_dict = "_NO_ATTRS"  # no dict made per call
     tup = f"({', '.join(inputs)},)"
     if opdef.inplace:
         body = f"return _record_inplace(_op, {inputs[0]}, {tup}, {attr_dict})"
@@ -767,6 +834,7 @@ def _make_caller(opdef: OpDef) -> Callable:
         _record_inplace=record_inplace,
         _finish=finish_output_saving,
         _normalize=opdef.normalize,
+        _NO_ATTRS=NO_ATTRS,
     )
     exec(f"def {opdef.name}({', '.join(sig)}):\n    {body}\n", ns)  # noqa: S102 - our own source
     fn = ns[opdef.name]

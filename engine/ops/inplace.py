@@ -29,7 +29,7 @@ def _inplace_of(name: str, table: dict = OPS, **decl: Any) -> OpDef:
     def shape(a: tuple, *r: Any, **k: Any) -> tuple:
         return _written_into(a, base.shape(a, *r, **k))
 
-    # Operands of self's shape and dtype cannot fail it (``check_inplace``'s fast path).
+    # Operands of self's shape and dtype cannot fail it (``inplace_rules.plain_inplace``).
     shape.elementwise = base.shape in (shapes.elementwise, shapes.same)  # type: ignore[attr-defined]
     d = OpDef(
         name + "_",
@@ -119,7 +119,10 @@ def _zero_grad(ctx: Any, g: Any) -> tuple:
 )
 def zero_(xp: Any, self: arg.Tensor) -> Any:
     """Fill with zeros."""
-    return xp.zeros_like(self)
+    # Not zeros_like (a Python wrapper around these two calls, keeping a layout self ignores).
+    out = xp.empty(self.shape, self.dtype)
+    out.fill(0)
+    return out
 
 
 zero_.backward = _zero_grad

@@ -414,6 +414,18 @@ def test_module_level_backward_with_several_roots() -> None:
     close(x.grad, [5.0, 7.0])
 
 
+def test_backward_with_one_root_twice_sums_both() -> None:
+    # torch.autograd.backward([l, l]) gives 2 dl/dx; so does a root reached from another root
+    x = leaf([1.0, 2.0])
+    loss = (x * x).sum()
+    ge.backward([loss, loss])
+    close(x.grad, [4.0, 8.0])
+    w = leaf([2.0])
+    y = w * 3
+    ge.backward([(y * y).sum(), y.sum()])
+    close(w.grad, [39.0])
+
+
 def test_backward_inputs_limits_accumulation() -> None:
     x, w = leaf([1.0]), leaf([2.0])
     (x * w).sum().backward(inputs=[w])
