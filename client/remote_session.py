@@ -24,6 +24,7 @@ from gradd.engine.device import CPU, Device
 from gradd.engine.errors import NOT_FLOAT_GRAD
 from gradd.v1 import service_pb2 as spb
 from gradd.v1 import service_pb2_grpc as spb_grpc
+from gradd.wire.dtypes import NP_DTYPES, WIRE_DTYPES
 
 from . import command_encoding as enc
 from . import remote_autograd
@@ -40,7 +41,6 @@ from .watch_events import WatchStream
 
 MAX_MESSAGE = (1 << 31) - 1  # the server enforces its own (ServerInfo.limits.max_message_bytes)
 CALL_TIMEOUT = 60.0  # unary calls, when connect() got no timeout
-_NP = {enc.WIRE_DTYPES[d.name]: d.np.newbyteorder("<") for d in dt.ALL}
 _FUNCTIONS = {d.function: remote_function(d) for d in OPS.values() if d.function}
 _FUNCTIONAL = {n: remote_function(OPS[n]) for n in engine_functional.NAMES}
 _LINALG = {n: remote_function(OPS[op]) for n, op in engine_linalg.NAMES.items()}
@@ -175,7 +175,7 @@ class RemoteSession(Session):
             array = array.copy(order="C")
         t = new_tensor(self, tuple(array.shape), d, bool(requires_grad), None)
         raw = memoryview(array.reshape(-1)).cast("B") if array.size else b""
-        wire = enc.WIRE_DTYPES[d.name]
+        wire = WIRE_DTYPES[d.name]
         parts = enc.create_tensor_parts(t._h, wire, array.shape, raw, bool(requires_grad))
         site = ("tensor", *user_site())
         if len(raw) >= LARGE_TENSOR_BYTES:
@@ -190,7 +190,7 @@ class RemoteSession(Session):
             raise UnimplementedError("remote sessions draw from the session's own generator")
         self._check_device(kw.get("device"))
         t = new_tensor(self, plan.shape, plan.dtype, plan.requires_grad, None)
-        wire = enc.WIRE_DTYPES[plan.dtype.name] if plan.given is not None else 0
+        wire = WIRE_DTYPES[plan.dtype.name] if plan.given is not None else 0
         cmd = enc.factory(t._h, kind, plan.shape, plan.args, wire, plan.requires_grad)
         self._push(cmd, (kind, *user_site(3)))
         return t
@@ -300,7 +300,7 @@ class RemoteSession(Session):
 
 def _array_of(data: Any) -> np.ndarray:
     """A fetched tensor's values: a writable, native-order copy of the wire bytes."""
-    array = np.frombuffer(data.raw, dtype=_NP[data.dtype]).reshape(tuple(data.shape))
+    array = np.frombuffer(data.raw, dtype=NP_DTYPES[data.dtype]).reshape(tuple(data.shape))
     return array.astype(array.dtype.newbyteorder("="))
 
 
