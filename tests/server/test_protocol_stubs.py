@@ -1,4 +1,5 @@
-"""The committed gradd.v1 stubs beside their sources in protos/gradd/v1/ must be what `make protos` makes of protos/."""
+"""The committed gradd.v1 stubs, beside their sources in protos/gradd/v1/, must be what
+`make protos` makes of them."""
 
 from __future__ import annotations
 
