@@ -7,6 +7,10 @@ limits), each in its own process on loopback, and prints medians:
 - ops/s of small ops streamed by one client over ExecuteStream, pipelined (1 op per request,
   and batched as the SDK sends them);
 - round-trip latency of a one-op Execute vs an echo of the same request bytes;
+- the server's overhead per command on top of the engine's work, in-process (no network):
+  the time of a batch of the article loop's ops through the service's path (parsing the
+  ExecuteRequest, then command_runner.execute) minus the time of the same engine calls, per
+  command, for the readable `op` form and the lean `tape` form (goal <= 1.5 us);
 - 64 MiB upload + download (Execute with the tensor, then Fetch) vs an echo of the same bytes
   (goal: at least 80% of the echo's throughput), from a client using the generated message
   classes, and from a lean client that frames the tensor around the array's memory and reads
@@ -25,14 +29,17 @@ import time
 from concurrent import futures
 from pathlib import Path
 
+import gradd.engine as ge
 import grpc
 import numpy as np
 from gradd.server import answer_bytes as answer
-from gradd.server import request_views
+from gradd.server import command_runner, request_views
+from gradd.server.session import Session
 from gradd.v1 import command_pb2 as cpb
 from gradd.v1 import service_pb2 as spb
 from gradd.v1 import service_pb2_grpc as spb_grpc
 from gradd.v1 import tensor_pb2 as tpb
+from gradd.wire import tape as tp
 
 MiB = 1 << 20
 LIMIT = 256 * MiB
@@ -152,6 +159,85 @@ def framed_upload(sid: str, handle: str, array: np.ndarray) -> list:
     ]  # fmt: skip
 
 
+# The article loop's ops on slots (x, y, w, b are slots 0-3): (op, args, out slot, no_grad),
+# an arg an int (a slot) or a float; the same calls go readable, lean and straight to the engine.
+ARTICLE_OPS = [
+    ("mul", (2, 0), 4, False),  # w * x
+    ("add", (4, 3), 5, False),  # + b
+    ("sub", (5, 1), 6, False),  # yhat - y
+    ("pow", (6, 2.0), 7, False),  # ** 2
+    ("mean", (7,), 8, False),  # loss
+    ("mul", (2, 0.5), 9, True),  # no_grad arithmetic, as an update step's
+    ("add", (9, 3), 10, True),
+    ("neg", (10,), 11, True),
+]
+
+
+def _readable(name: str, args: tuple, out: int, no_grad: bool) -> cpb.Command:
+    values = [cpb.Value(tensor=f"#{a}") if type(a) is int else cpb.Value(f=a) for a in args]
+    return cpb.Command(op=cpb.Op(op=name, args=values, outs=[f"#{out}"], no_grad=no_grad))
+
+
+def _record(name: str, args: tuple, out: int, no_grad: bool) -> bytes:
+    code = sorted(ge.OPS).index(name)
+    wire = [(tp.SLOT, a) if type(a) is int else (tp.FLOAT, a) for a in args]
+    return tp.record(code, wire, [out], no_grad)
+
+
+def bench_overhead(quick: bool) -> None:
+    """Server overhead per command on top of the engine's work, in-process."""
+    s = Session(
+        "bench", b"", device="cpu", seed=0, max_bytes=1 << 30, max_tensors=1000,
+        idle_ttl=60.0, label="", max_watchers=1,
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((80, 1), np.float32), rng.standard_normal((80, 1), np.float32)
+    for slot, value, rg in ((0, x, False), (1, y, False), (2, [[0.5]], True), (3, [0.1], True)):
+        s.table.bind_slot(slot, ge.tensor(np.asarray(value, np.float32), requires_grad=rg))
+    reps = 64  # the ops 64 times over: 512 commands, the SDK's batch
+    ops = ARTICLE_OPS * reps
+    readable = cpb.ExecuteRequest(
+        session_id="bench", commands=[_readable(*o) for o in ops]
+    ).SerializeToString()
+    lean = cpb.ExecuteRequest(
+        session_id="bench", commands=[cpb.Command(tape=b"".join(_record(*o) for o in ops))]
+    ).SerializeToString()
+
+    def through_service(wire: bytes) -> None:
+        request = request_views.read_execute_request(wire)
+        response = cpb.ExecuteResponse()
+        with s.lock:
+            failed = command_runner.execute(s, request.commands, response, [], request.raw_views)
+        assert failed is None, failed
+
+    slots = s.table.slots
+    calls = [
+        (ge.OPS[name].call, tuple(a if type(a) is float else None for a in args), args, out, ng)
+        for name, args, out, ng in ops
+    ]
+
+    def engine_only() -> None:  # the same calls, arguments resolved, results kept as bound
+        for call, _, args, out, no_grad in calls:
+            resolved = [slots[a] if type(a) is int else a for a in args]
+            if no_grad:
+                with ge.no_grad():
+                    slots[out] = call(*resolved)
+            else:
+                slots[out] = call(*resolved)
+
+    repeat = 15 if quick else 61
+    for fn in (lambda: through_service(readable), lambda: through_service(lean), engine_only):
+        fn()  # warm (the service binds the out slots first)
+    engine = statistics.median(timed(engine_only, repeat)) / len(ops)
+    print(f"  engine work, article ops:          {engine * 1e6:5.2f} us per op")
+    for name, wire in (("readable op", readable), ("lean tape", lean)):
+        total = statistics.median(timed(lambda w=wire: through_service(w), repeat)) / len(ops)
+        print(
+            f"  server overhead per command, {name + ':':12s} {(total - engine) * 1e6:5.2f} us "
+            f"(goal <= 1.5 us; {total * 1e6:5.2f} us in all)"
+        )
+
+
 def bench_throughput(channel, stub, echo, sid: str, md: tuple, quick: bool) -> None:
     array = np.random.default_rng(0).standard_normal(16 * MiB, dtype=np.float32)  # 64 MiB
     payload = array.tobytes()
@@ -203,9 +289,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--echo-server", metavar="PORT_FILE", help=argparse.SUPPRESS)
+    parser.add_argument("--overhead", action="store_true", help="only the in-process overhead")
     args = parser.parse_args()
     if args.echo_server:
         return serve_echo(args.echo_server)
+    print(f"gradd-server in-process ({os.cpu_count()} CPUs, medians)", flush=True)
+    bench_overhead(args.quick)
+    if args.overhead:
+        return None
 
     port_file = Path(f"/tmp/gradd-bench-echo-{os.getpid()}.port")
     echo_proc, echo_port = start(

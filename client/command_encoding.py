@@ -161,6 +161,11 @@ def framed(kind_key: bytes, payload: bytes) -> bytes:
     return length_delimited(REQ_COMMAND, length_delimited(kind_key, payload))
 
 
+def tape_command(records: bytes) -> bytes:
+    """A framed Command.tape from its records (gradd.wire.tape)."""
+    return framed(CMD["tape"], records)
+
+
 def op_command(body: bytes) -> bytes:
     """A framed Op command from its already joined fields."""
     return framed(CMD_OP, body)

@@ -34,7 +34,7 @@ from .command_stream import CommandStream
 from .errors import GraddError, UnimplementedError, from_rpc_error
 from .graph_pictures import picture_of
 from .mirror_graph import OpaqueNode
-from .op_recording import OPS, remote_function
+from .op_recording import OPS, remote_function, tape_codes
 from .remote_tensor import RemoteTensor, new_tensor
 from .session_base import Session
 from .watch_events import WatchStream
@@ -96,7 +96,7 @@ class RemoteSession(Session):
         self._devices: list[str] | None = None  # ServerInfo's, asked for once
         self._tracing = 0
         self._leaves: weakref.WeakSet = weakref.WeakSet()  # leaves that require grad
-        self._counter = itertools.count(1)
+        self._slots = itertools.count()  # slot numbers never used yet (freed ones are reused)
         self._call_timeout = timeout or CALL_TIMEOUT
         options = [
             ("grpc.max_send_message_length", MAX_MESSAGE),
@@ -129,6 +129,20 @@ class RemoteSession(Session):
         self._host_device = self.device  # engine tensors built from fetched values print like it
         self._stream = CommandStream(self._channel, self.id, self._md, timeout=timeout)
         self._push = self._stream.push
+        # Ops go as tape records (Command.tape) with the op codes the server announces in
+        # ServerInfo.ops; without them (a server that does not answer it), as readable Ops.
+        self._codes: dict[Any, bytes] = {}
+        self._push_record: Any = None
+        try:
+            info = self._stub.ServerInfo(
+                spb.ServerInfoRequest(), timeout=self._call_timeout, metadata=self._md
+            )
+        except grpc.RpcError:
+            pass
+        else:
+            self._devices = list(info.devices)
+            self._codes = tape_codes(info.ops)
+            self._push_record = self._stream.push_record
         self.functional = types.SimpleNamespace(**_FUNCTIONAL)
         self.autograd = autograd_namespace(remote_autograd.backward, remote_autograd.grad)
         self.linalg = types.SimpleNamespace(**_LINALG)
@@ -136,9 +150,6 @@ class RemoteSession(Session):
 
     def _functions(self) -> dict[str, Any]:
         return _FUNCTIONS
-
-    def _next_handle(self) -> bytes:
-        return b"%x" % next(self._counter)
 
     def _check_device(self, device: Any) -> None:
         if device is not None and str(device).split(":")[0] != self.device.type:
@@ -283,6 +294,7 @@ class RemoteSession(Session):
         self._closed = True
         _OPEN.discard(self)
         self._push = _closed_push
+        self._push_record = None
         self._stream.close()
         try:
             self._stub.CloseSession(
