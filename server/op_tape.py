@@ -14,6 +14,7 @@ import struct
 from typing import Any
 
 import gradd.engine as ge
+from gradd.engine.grad_mode import _mode
 from gradd.engine.random_state import DRAWING_OPS
 from gradd.wire import tape as tp
 from gradd.wire.dtypes import ENGINE_DTYPES
@@ -29,6 +30,7 @@ _Tensor = ge.Tensor
 _head = tp.HEAD.unpack_from
 _HEAD_SIZE = tp.HEAD_SIZE
 _SLOT, _NONE, _DTYPE = tp.SLOT, tp.NONE, tp.DTYPE
+_BAD_FLAGS = 0xFF & ~tp.FLAGS
 
 
 class _Layout:
@@ -56,6 +58,7 @@ def run_tape(s: Session, tape: bytes) -> None:
     pos, end, k = 0, len(tape), 0
     table = s.table
     slots = table.slots
+    layouts, codes, n_codes = _LAYOUTS, CODES, len(CODES)
     name = ""
     try:
         while pos < end:
@@ -63,40 +66,43 @@ def run_tape(s: Session, tape: bytes) -> None:
             if end - pos < _HEAD_SIZE:
                 raise invalid(f"a truncated record head ({end - pos} of {_HEAD_SIZE} bytes)")
             code, flags, nargs, nouts = _head(tape, pos)
-            kinds_at = pos + _HEAD_SIZE
-            if code >= len(CODES):
-                raise invalid(f"unknown op code {code} (ServerInfo.ops has {len(CODES)} ops)")
-            name, call, inplace, draws = CODES[code]
-            if flags & ~tp.FLAGS:
+            if code >= n_codes:
+                raise invalid(f"unknown op code {code} (ServerInfo.ops has {n_codes} ops)")
+            name, call, inplace, draws = codes[code]
+            if flags & _BAD_FLAGS:
                 raise invalid(f"unknown flags {flags:#x} (only bit 0, no_grad, is defined)")
-            if end - kinds_at < nargs:
+            at = pos + _HEAD_SIZE + nargs
+            if at > end:
                 raise invalid("a truncated record (its argument kinds)")
-            key = tape[pos + 3 : kinds_at + nargs]  # nargs, nouts and the kinds
-            layout = _LAYOUTS.get(key)
+            key = tape[pos + 3 : at]  # nargs, nouts and the kinds
+            layout = layouts.get(key)
             if layout is None:
-                layout = _Layout(key[2:], nouts)
-                if len(_LAYOUTS) < MAX_LAYOUTS:
-                    _LAYOUTS[key] = layout
-            at = kinds_at + nargs
+                layout = _layout(key, nouts)
             pos = at + layout.size
             if pos > end:
                 raise invalid(f"a truncated record ({end - at} of {layout.size} payload bytes)")
-            values = layout.read(tape, at)
-            args = list(values[:nargs]) if nouts else list(values)
-            for i in layout.slots:
-                n = args[i]
-                tensor = slots[n] if n < len(slots) else None
-                if tensor is None:
-                    tensor = table.slot(n)  # raises NOT_FOUND
-                args[i] = tensor
-            if layout.others:
-                _convert(args, layout.others)
-            outs = values[nargs:]
-            if outs:
+            args = layout.read(tape, at)
+            if nouts:
+                outs = args[nargs:]
+                args = args[:nargs]
+            else:
+                outs = ()
+            if layout.slots or layout.others:
+                args = list(args)
+                for i in layout.slots:
+                    try:
+                        tensor = slots[args[i]]
+                    except IndexError:
+                        tensor = None
+                    if tensor is None:
+                        tensor = table.slot(args[i])  # raises NOT_FOUND
+                    args[i] = tensor
+                if layout.others:
+                    _convert(args, layout.others)
+            if outs and (inplace or draws):
                 if nouts > 1 and inplace:
                     raise invalid(f"in-place op '{name}' gives 1 result, {nouts} outs named")
-                if inplace or draws:  # they change a tensor or the random stream as they run
-                    table.check_slots(outs)
+                table.check_slots(outs)  # they change a tensor or the random stream as they run
             if draws:
                 state = s.generator.get_state()
                 try:
@@ -105,14 +111,21 @@ def run_tape(s: Session, tape: bytes) -> None:
                     s.generator.set_state(state)
                     raise
             else:
-                if flags:
-                    with ge.no_grad():
+                if flags:  # grad mode is on between commands (execute() makes sure of it)
+                    _mode.enabled = False
+                    try:
                         result = call(*args)
+                    finally:
+                        _mode.enabled = True
                 else:
                     result = call(*args)
                 if nouts == 1 and type(result) is _Tensor:  # the common case, kept short
                     n = outs[0]
-                    if n < len(slots) and slots[n] is not None:
+                    try:
+                        bound = slots[n] is not None
+                    except IndexError:
+                        bound = False
+                    if bound:
                         slots[n] = result
                     else:
                         table.bind_slot(n, result)
@@ -123,6 +136,13 @@ def run_tape(s: Session, tape: bytes) -> None:
         code, message = status_of(exc)
         what = f" (op '{name}')" if name else ""
         raise ServiceError(code, f"record {k}{what}: {message}") from exc
+
+
+def _layout(key: bytes, nouts: int) -> _Layout:
+    layout = _Layout(key[2:], nouts)
+    if len(_LAYOUTS) < MAX_LAYOUTS:
+        _LAYOUTS[key] = layout
+    return layout
 
 
 def _call(call: Any, args: list, flags: int) -> Any:
