@@ -64,12 +64,12 @@ class TensorTable:
 
     def get(self, handle: str) -> Any:
         """The tensor bound to a handle (or slot "#N"); NOT_FOUND if none is."""
-        try:
-            return self._tensors[handle]
-        except KeyError:
-            if handle[:1] == "#":
-                return self.slot(self.slot_number(handle))
-            raise not_found(f"unknown tensor handle {shown(handle)}") from None
+        tensor = self._tensors.get(handle)
+        if tensor is not None:
+            return tensor
+        if handle[:1] == "#":
+            return self.slot(self.slot_number(handle))
+        raise not_found(f"unknown tensor handle {shown(handle)}")
 
     def slot(self, n: int) -> Any:
         """The tensor bound to slot `n`; NOT_FOUND if none is."""
