@@ -298,3 +298,40 @@ def test_the_lean_and_readable_forms_agree(session, name: str) -> None:
         answers.append(("ok", got))
     readable, lean = answers
     assert lean == readable
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize="GRADD_FUZZ_EXAMPLES" not in os.environ,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    st.lists(st.sampled_from(["neg", "exp", "add", "to_dtype"]), min_size=1, max_size=5), st.data()
+)
+def test_a_tape_cut_inside_a_record_is_invalid_argument_after_the_records_before_it(
+    session, names: list[str], data: st.DataObject
+) -> None:
+    args = {
+        "neg": [slot(0)],
+        "exp": [slot(0)],
+        "add": [slot(0), (tp.FLOAT, 2.5)],
+        "to_dtype": [slot(0), (tp.DTYPE, WIRE_DTYPES["float32"])],
+    }
+    records = [rec(name, *args[name], outs=(10 + i,)) for i, name in enumerate(names)]
+    whole = b"".join(records)
+    bounds = {sum(len(r) for r in records[:i]) for i in range(len(records) + 1)}
+    cut = data.draw(st.integers(1, len(whole) - 1).filter(lambda c: c not in bounds))
+    complete = sum(1 for b in bounds if 0 < b <= cut)
+    session.execute(
+        tensor("#0", np.ones(3)),
+        cpb.Command(release=cpb.Release(handles=[f"#{10 + i}" for i in range(5)])),
+    )
+    code, message = status(lambda: session.execute(tape(whole[:cut])))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT, message
+    assert f"record {complete}" in message and "truncated" in message, message
+    for i in range(len(records)):
+        if i < complete:
+            session.fetch(f"#{10 + i}")  # applied
+        else:
+            assert status(lambda i=i: session.fetch(f"#{10 + i}"))[0] == grpc.StatusCode.NOT_FOUND
