@@ -31,6 +31,16 @@ def new_handle(handle: str) -> str:
     return handle
 
 
+def _slot_or_none(handle: str) -> int | None:
+    """N of a handle "#N" (N decimal, no leading zeros, at most 10 digits), else None."""
+    digits = handle[1:]
+    if not (0 < len(digits) <= 10 and digits.isascii() and digits.isdigit()):
+        return None
+    if digits[0] == "0" and len(digits) > 1:
+        return None
+    return int(digits)
+
+
 class TensorTable:
     """Handles bound to tensors, the limit on how many, and the meter of the session's bytes."""
 
@@ -47,9 +57,9 @@ class TensorTable:
         return len(self._tensors) + self.bound_slots
 
     def __contains__(self, handle: str) -> bool:
-        if handle[:1] == "#":
-            n = self.slot_number(handle)
-            return n < len(self.slots) and self.slots[n] is not None
+        if handle[:1] == "#":  # never raises: a handle that names no slot is not bound
+            n = _slot_or_none(handle)
+            return n is not None and n < len(self.slots) and self.slots[n] is not None
         return handle in self._tensors
 
     @property
@@ -82,15 +92,13 @@ class TensorTable:
     def slot_number(self, handle: str) -> int:
         """The slot a "#N" handle names; INVALID_ARGUMENT unless N is a decimal number without
         leading zeros, RESOURCE_EXHAUSTED at or past the tensor limit."""
-        digits = handle[1:]
-        if not (0 < len(digits) <= 10 and digits.isascii() and digits.isdigit()) or (
-            digits[0] == "0" and len(digits) > 1
-        ):
+        n = _slot_or_none(handle)
+        if n is None:
             raise invalid(
                 f"handle {shown(handle)}: a handle starting with '#' names a slot, '#' and its "
                 "number (e.g. '#12')"
             )
-        return self.check_slot(int(digits))
+        return self.check_slot(n)
 
     def check_slot(self, n: int) -> int:
         """`n`, if it is a slot number below the tensor limit (RESOURCE_EXHAUSTED if not)."""
@@ -176,14 +184,10 @@ class TensorTable:
         tensors, slots = self._tensors, self.slots
         for handle in handles:
             if handle[:1] == "#":
-                digits = handle[1:]
-                if 0 < len(digits) <= 10 and digits.isascii() and digits.isdigit():
-                    if digits[0] == "0" and len(digits) > 1:
-                        continue  # not a slot's name: no slot to release
-                    n = int(digits)
-                    if n < len(slots) and slots[n] is not None:
-                        slots[n] = None
-                        self.bound_slots -= 1
+                n = _slot_or_none(handle)
+                if n is not None and n < len(slots) and slots[n] is not None:
+                    slots[n] = None
+                    self.bound_slots -= 1
             else:
                 tensors.pop(handle, None)
 

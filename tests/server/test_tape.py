@@ -335,3 +335,15 @@ def test_a_tape_cut_inside_a_record_is_invalid_argument_after_the_records_before
             session.fetch(f"#{10 + i}")  # applied
         else:
             assert status(lambda i=i: session.fetch(f"#{10 + i}"))[0] == grpc.StatusCode.NOT_FOUND
+
+
+def test_graph_labels_of_released_slots_are_left_out(session) -> None:
+    session.execute(
+        tensor("#0", np.ones(2), requires_grad=True), op("neg", Tensor("#0"), outs=["#1"])
+    )
+    labelled = cpb.Graph(handle="#1", params={"w": "#0"}, publish=True)
+    session.execute(cpb.Command(graph=labelled))
+    session.execute(cpb.Command(release=cpb.Release(handles=["#0"])))
+    session.execute(cpb.Command(graph=cpb.Graph(handle="#1", publish=True)))  # labels: none bound
+    code, _ = status(lambda: session.execute(cpb.Command(graph=cpb.Graph(handle="#x"))))
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
