@@ -5,4 +5,5 @@ protos` generates beside them). What both sides write or read by hand lives here
 
 - `dtypes`: each engine dtype's wire DType number, and back (to the engine's dtype, to NumPy's).
 - `varint`: protobuf's base-128 varints (the SDK and the server write protobuf bytes directly).
+- `tape`: the lean form of ops (Command.tape): the record layout, argument kinds and flags.
 """
