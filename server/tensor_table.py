@@ -31,14 +31,24 @@ def new_handle(handle: str) -> str:
     return handle
 
 
+_SLOT_NAMES: dict[str, int] = {}  # "#N" -> N for the first slots, parsed once per process
+_NAMED_SLOTS = 1 << 16
+
+
 def _slot_or_none(handle: str) -> int | None:
     """N of a handle "#N" (N decimal, no leading zeros, at most 10 digits), else None."""
+    n = _SLOT_NAMES.get(handle)
+    if n is not None:
+        return n
     digits = handle[1:]
     if not (0 < len(digits) <= 10 and digits.isascii() and digits.isdigit()):
         return None
     if digits[0] == "0" and len(digits) > 1:
         return None
-    return int(digits)
+    n = int(digits)
+    if n < _NAMED_SLOTS:  # at most _NAMED_SLOTS entries, whatever clients send
+        _SLOT_NAMES[handle] = n
+    return n
 
 
 class TensorTable:
@@ -78,6 +88,11 @@ class TensorTable:
         if tensor is not None:
             return tensor
         if handle[:1] == "#":
+            n = _SLOT_NAMES.get(handle)  # the hot path: a bound slot named before
+            if n is not None and n < len(self.slots):
+                tensor = self.slots[n]
+                if tensor is not None:
+                    return tensor
             return self.slot(self.slot_number(handle))
         raise not_found(f"unknown tensor handle {shown(handle)}")
 
@@ -146,7 +161,12 @@ class TensorTable:
     def bind_one(self, handle: str, tensor: Any) -> None:
         """Bind one handle (the hot path of ops); same rules as `bind`."""
         if handle[0] == "#":
-            self.bind_slot(self.slot_number(handle), tensor)
+            n = _SLOT_NAMES.get(handle)  # the hot path: rebinding a bound slot named before
+            slots = self.slots
+            if n is not None and n < len(slots) and slots[n] is not None:
+                slots[n] = tensor
+            else:
+                self.bind_slot(self.slot_number(handle), tensor)
             return
         tensors = self._tensors
         if handle not in tensors and len(tensors) + self.bound_slots >= self.max_tensors:
