@@ -80,15 +80,16 @@ $(CORE_STAMP): $(PY) pyproject.toml
 demo: $(CORE_STAMP)
 	$(PY) examples/demo.py
 
-# Regenerate the committed gRPC stubs (gradd.v1 in client/v1/) from protos/gradd/v1/*.proto, and
-# the descriptor set with the .proto comments that server reflection serves (grpcurl describe).
+# Regenerate the committed gRPC stubs (gradd.v1, beside their sources in protos/gradd/v1/) from
+# protos/gradd/v1/*.proto, and the descriptor set with the .proto comments that server
+# reflection serves (grpcurl describe).
 protos: $(STAMP)
 	rm -rf build/protos && mkdir -p build/protos
 	$(PY) -m grpc_tools.protoc -Iprotos --python_out=build/protos --pyi_out=build/protos protos/gradd/v1/*.proto
 	$(PY) -m grpc_tools.protoc -Iprotos --grpc_python_out=build/protos protos/gradd/v1/service.proto
 	$(PY) -m grpc_tools.protoc -Iprotos --include_source_info --descriptor_set_out=build/protos/gradd_v1.binpb protos/gradd/v1/*.proto
-	rm -f client/v1/*_pb2*.py* client/v1/*.binpb
-	cp build/protos/gradd/v1/*_pb2*.py* build/protos/gradd_v1.binpb client/v1/
+	rm -f protos/gradd/v1/*_pb2*.py* protos/gradd/v1/*.binpb
+	cp build/protos/gradd/v1/*_pb2*.py* build/protos/gradd_v1.binpb protos/gradd/v1/
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

@@ -7,6 +7,11 @@ limits), each in its own process on loopback, and prints medians:
 - ops/s of small ops streamed by one client over ExecuteStream, pipelined (1 op per request,
   and batched as the SDK sends them);
 - round-trip latency of a one-op Execute vs an echo of the same request bytes;
+- the server's overhead per command on top of the engine's work, in-process (no network):
+  the time of a batch of the article loop's ops through the service's path (parsing the
+  ExecuteRequest, then command_runner.execute) minus the time of the same engine calls, per
+  command (CPU time, fastest of interleaved rounds), for the readable `op` form and the lean
+  `tape` form (goal <= 1.5 us), and how much of it is the memory meter's accounting;
 - 64 MiB upload + download (Execute with the tensor, then Fetch) vs an echo of the same bytes
   (goal: at least 80% of the echo's throughput), from a client using the generated message
   classes, and from a lean client that frames the tensor around the array's memory and reads
@@ -25,14 +30,19 @@ import time
 from concurrent import futures
 from pathlib import Path
 
+import gradd.engine as ge
 import grpc
 import numpy as np
+from gradd.engine.grad_mode import _mode
+from gradd.engine.memory_meter import metering
 from gradd.server import answer_bytes as answer
-from gradd.server import request_views
+from gradd.server import command_runner, request_views
+from gradd.server.session import Session
 from gradd.v1 import command_pb2 as cpb
 from gradd.v1 import service_pb2 as spb
 from gradd.v1 import service_pb2_grpc as spb_grpc
 from gradd.v1 import tensor_pb2 as tpb
+from gradd.wire import tape as tp
 
 MiB = 1 << 20
 LIMIT = 256 * MiB
@@ -87,13 +97,13 @@ def start_gradd(log: Path) -> tuple[subprocess.Popen, int]:
     return start_polling(proc, port, "gradd-server")
 
 
-def timed(fn: callable, repeat: int) -> list[float]:
-    """Seconds per call of fn, `repeat` times."""
+def timed(fn: callable, repeat: int, clock: callable = time.perf_counter) -> list[float]:
+    """Seconds per call of fn, `repeat` times (by `clock`: wall time unless told)."""
     times = []
     for _ in range(repeat):
-        t = time.perf_counter()
+        t = clock()
         fn()
-        times.append(time.perf_counter() - t)
+        times.append(clock() - t)
     return times
 
 
@@ -152,6 +162,107 @@ def framed_upload(sid: str, handle: str, array: np.ndarray) -> list:
     ]  # fmt: skip
 
 
+# The article loop's ops on slots (x, y, w, b are slots 0-3): (op, args, out slot, no_grad),
+# an arg an int (a slot) or a float; the same calls go readable, lean and straight to the engine.
+ARTICLE_OPS = [
+    ("mul", (2, 0), 4, False),  # w * x
+    ("add", (4, 3), 5, False),  # + b
+    ("sub", (5, 1), 6, False),  # yhat - y
+    ("pow", (6, 2.0), 7, False),  # ** 2
+    ("mean", (7,), 8, False),  # loss
+    ("mul", (2, 0.5), 9, True),  # no_grad arithmetic, as an update step's
+    ("add", (9, 3), 10, True),
+    ("neg", (10,), 11, True),
+]
+
+
+def _readable(name: str, args: tuple, out: int, no_grad: bool) -> cpb.Command:
+    values = [cpb.Value(tensor=f"#{a}") if type(a) is int else cpb.Value(f=a) for a in args]
+    return cpb.Command(op=cpb.Op(op=name, args=values, outs=[f"#{out}"], no_grad=no_grad))
+
+
+def _record(name: str, args: tuple, out: int, no_grad: bool) -> bytes:
+    code = sorted(ge.OPS).index(name)
+    wire = [(tp.SLOT, a) if type(a) is int else (tp.FLOAT, a) for a in args]
+    return tp.record(code, wire, [out], no_grad)
+
+
+def bench_overhead(quick: bool) -> None:
+    """Server overhead per command on top of the engine's work, in-process."""
+    s = Session(
+        "bench", b"", device="cpu", seed=0, max_bytes=1 << 30, max_tensors=1000,
+        idle_ttl=60.0, label="", max_watchers=1,
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((80, 1), np.float32), rng.standard_normal((80, 1), np.float32)
+    for slot, value, rg in ((0, x, False), (1, y, False), (2, [[0.5]], True), (3, [0.1], True)):
+        s.table.bind_slot(slot, ge.tensor(np.asarray(value, np.float32), requires_grad=rg))
+    reps = 64  # the ops 64 times over: 512 commands, the SDK's batch
+    ops = ARTICLE_OPS * reps
+    readable = cpb.ExecuteRequest(
+        session_id="bench", commands=[_readable(*o) for o in ops]
+    ).SerializeToString()
+    lean = cpb.ExecuteRequest(
+        session_id="bench", commands=[cpb.Command(tape=b"".join(_record(*o) for o in ops))]
+    ).SerializeToString()
+
+    def through_service(wire: bytes) -> None:
+        request = request_views.read_execute_request(wire)
+        response = cpb.ExecuteResponse()
+        with s.lock:
+            failed = command_runner.execute(s, request.commands, response, [], request.raw_views)
+        assert failed is None, failed
+
+    calls = [(ge.OPS[name].call, args, out, ng) for name, args, out, ng in ops]
+
+    def engine_calls(slots: list) -> None:  # the same calls, arguments resolved, results kept
+        for call, args, out, no_grad in calls:
+            resolved = [slots[a] if type(a) is int else a for a in args]
+            if no_grad:  # grad mode flipped directly: the cheapest way, as the tape's
+                _mode.enabled = False
+                slots[out] = call(*resolved)
+                _mode.enabled = True
+            else:
+                slots[out] = call(*resolved)
+
+    # Each run keeps its results in slots of its own, so that it frees only its own tensors.
+    inputs = s.table.slots[:4] + [None] * 8
+    engine_slots, metered_slots = list(inputs), list(inputs)
+
+    def engine_only() -> None:
+        engine_calls(engine_slots)
+
+    def engine_metered() -> None:  # and with the session's meter charging each allocation
+        with ge.use_generator(s.generator), metering(s.meter):
+            engine_calls(metered_slots)
+        s.meter.end_batch()
+
+    runs = {
+        "engine": engine_only,
+        "metered": engine_metered,
+        "readable op": lambda: through_service(readable),
+        "lean tape": lambda: through_service(lean),
+    }
+    for fn in runs.values():
+        fn()  # warm
+    # Interleaved rounds, the fastest of each (CPU time): load from other processes on a
+    # shared machine slows all three alike or shows as outliers, not as overhead.
+    cpu = time.process_time
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(15 if quick else 61):
+        for name, fn in runs.items():
+            best[name] = min(best[name], timed(fn, 1, cpu)[0] / len(ops))
+    engine, metered = best.pop("engine"), best.pop("metered")
+    meter = metered - engine
+    print(f"  engine work, the article loop's ops: {engine * 1e6:5.2f} us per op")
+    print(f"  the memory meter's accounting:       {meter * 1e6:5.2f} us per op")
+    for name, total in best.items():
+        print(
+            f"  server overhead per command, {name + ':':12s} {(total - engine) * 1e6:5.2f} us "
+            f"(goal <= 1.5 us), {(total - metered) * 1e6:5.2f} us without the meter's"
+        )
+
+
 def bench_throughput(channel, stub, echo, sid: str, md: tuple, quick: bool) -> None:
     array = np.random.default_rng(0).standard_normal(16 * MiB, dtype=np.float32)  # 64 MiB
     payload = array.tobytes()
@@ -203,9 +314,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--echo-server", metavar="PORT_FILE", help=argparse.SUPPRESS)
+    parser.add_argument("--overhead", action="store_true", help="only the in-process overhead")
     args = parser.parse_args()
     if args.echo_server:
         return serve_echo(args.echo_server)
+    print(
+        f"gradd-server in-process ({os.cpu_count()} CPUs, fastest of interleaved rounds)",
+        flush=True,
+    )
+    bench_overhead(args.quick)
+    if args.overhead:
+        return None
 
     port_file = Path(f"/tmp/gradd-bench-echo-{os.getpid()}.port")
     echo_proc, echo_port = start(

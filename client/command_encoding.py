@@ -12,28 +12,13 @@ import struct
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from gradd.engine import dtypes as dt
 from gradd.v1 import command_pb2 as cpb
 from gradd.v1 import tensor_pb2 as tpb
+from gradd.wire.dtypes import WIRE_DTYPES
+from gradd.wire.varint import SMALL as _SMALL
+from gradd.wire.varint import varint
 
 _pack_double = struct.Struct("<d").pack
-
-
-def varint(n: int) -> bytes:
-    """Protobuf base-128 varint (negative int64 as its 10-byte two's complement)."""
-    if 0 <= n < 128:
-        return _SMALL[n]
-    if n < 0:
-        n += 1 << 64
-    out = bytearray()
-    while n >= 128:
-        out.append((n & 127) | 128)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-_SMALL = [bytes((i,)) for i in range(128)]
 
 
 def _key(message: Any, field: str, wire_type: int) -> bytes:
@@ -66,8 +51,6 @@ V_LIST = _len_key(cpb.Value, "list")
 _ITEMS = _len_key(cpb.ValueTuple, "items")
 _INTS_VALUES = _len_key(cpb.Ints, "values")
 _SLICE_KEYS = tuple(_key(cpb.Slice, f, 0) for f in ("start", "stop", "step"))
-# Each engine dtype on the wire: the DType enum value of its upper-cased name.
-WIRE_DTYPES = {d.name: tpb.DType.Value(d.name.upper()) for d in dt.ALL}
 
 
 def tensor_value(handle: bytes) -> bytes:
@@ -176,6 +159,11 @@ CMD_OP = CMD["op"]
 def framed(kind_key: bytes, payload: bytes) -> bytes:
     """A Command of one kind, framed as an ExecuteRequest.commands entry."""
     return length_delimited(REQ_COMMAND, length_delimited(kind_key, payload))
+
+
+def tape_command(records: bytes) -> bytes:
+    """A framed Command.tape from its records (gradd.wire.tape)."""
+    return framed(CMD["tape"], records)
 
 
 def op_command(body: bytes) -> bytes:

@@ -13,6 +13,7 @@ next batch.
 from __future__ import annotations
 
 import queue
+import re
 import threading
 import time
 from collections import deque
@@ -31,6 +32,7 @@ WINDOW = 64  # unanswered batches before the client waits for the server to catc
 LARGE_BATCH_BYTES = 1 << 20  # a batch carrying this much tensor data is sent at once
 MAX_DELAY = 0.02  # seconds a queued command may wait for its batch (watchers see steps live)
 CLOSE_WAIT = 2.0  # seconds close() lets the server end the stream before cancelling it
+_RECORD = re.compile(r"record (\d+)(?: \(op '[^']*'\))?: ")  # a failing tape record's prefix
 
 
 class CommandStream:
@@ -50,6 +52,9 @@ class CommandStream:
         self.cmds: list[bytes] = []
         self.sites: list[tuple] = []  # (op, filename, line) per queued command
         self.released: list[bytes] = []  # handles of collected tensors, appended by __del__
+        self.free_slots: list[int] = []  # slots whose Release is queued: new tensors take them
+        self.tape: list[bytes] = []  # records of the open Command.tape (ops in the lean form)
+        self.tape_sites: list[tuple] = []  # a site per record
         self.batch_size = batch_size
         self.window = window
         self.timeout = timeout
@@ -90,9 +95,28 @@ class CommandStream:
         self._requests.put(request)
 
     # --- queueing ------------------------------------------------------------------------
+    def push_record(self, record: bytes, site: tuple) -> None:
+        """Queue one op as a tape record: consecutive records go as one Command.tape, each
+        keeping its call site (a failing record is reported at its own op and line)."""
+        tape = self.tape
+        if not tape and not self.cmds:
+            self._first_queued = _monotonic()
+        tape.append(record)
+        self.tape_sites.append(site)
+        n = len(tape)
+        if n >= self.batch_size or (not n & 15 and _monotonic() - self._first_queued > MAX_DELAY):
+            self.flush()
+
+    def _close_tape(self) -> None:
+        self.cmds.append(enc.tape_command(b"".join(self.tape)))
+        self.sites.append(self.tape_sites)  # a list of sites: one per record
+        self.tape, self.tape_sites = [], []
+
     def push(self, cmd: bytes, site: tuple) -> None:
         """Queue one framed command; send the batch when it is full, holds a large tensor, or
         has waited MAX_DELAY (checked every 16 commands: a slow loop still streams its steps)."""
+        if self.tape:
+            self._close_tape()
         cmds = self.cmds
         if not cmds:
             self._first_queued = _monotonic()
@@ -109,13 +133,17 @@ class CommandStream:
     def flush(self) -> int:
         """Send what is queued (with pending releases); the sequence number of the last batch."""
         if self._broken is not None:
-            self.cmds, self.sites = [], []
+            self.cmds, self.sites, self.tape, self.tape_sites = [], [], [], []
             raise self._broken
+        if self.tape:
+            self._close_tape()
         handles: list[bytes] = []
         if self.released:
             handles, self.released = self.released, []
             self.cmds.append(enc.release(handles))
             self.sites.append(("release", "", 0))
+            # Commands apply in order: a slot released here may be bound again by later ones.
+            self.free_slots.extend(int(h[1:]) for h in handles if h[:1] == b"#")
         if not self.cmds:
             return self._seq
         self._seq += 1
@@ -169,10 +197,18 @@ class CommandStream:
         if response.HasField("error"):
             e = response.error
             if released and e.index < len(sites) - 1:
-                self.released.extend(released)  # the batch's Release was skipped: send it again
+                # The batch's Release was skipped: send it again, but not for slots, which may
+                # be bound again already (they stay bound until then, and are freed by it).
+                self.released.extend(h for h in released if h[:1] != b"#")
             if self._pending is None:
                 site = sites[e.index] if e.index < len(sites) else None
-                self._pending = error_for(cpb.Code.Name(e.code), e.message, site)
+                message = e.message
+                if type(site) is list:  # a tape: the failing record's own op and line
+                    match = _RECORD.match(message)
+                    k = int(match.group(1)) if match else len(site)
+                    message = message[match.end() :] if match else message
+                    site = site[k] if k < len(site) else None
+                self._pending = error_for(cpb.Code.Name(e.code), message, site)
         return response
 
     # --- resuming after a restart of the server ---------------------------------------------
@@ -286,6 +322,8 @@ class CommandStream:
         """Queue several answered commands (fetches) in one batch: one round trip for all;
         their results in order."""
         while True:
+            if self.tape:
+                self._close_tape()
             first = len(self.cmds)
             self.cmds.extend(cmds)
             self.sites.extend([site] * len(cmds))
@@ -313,7 +351,7 @@ class CommandStream:
         """End the stream (queued commands are dropped): half-close it, so that the server ends
         it with OK once it has answered what was sent, and cancel it only if that takes longer
         than `wait` seconds (a cancelled call is an error in the server's metrics)."""
-        self.cmds, self.sites = [], []
+        self.cmds, self.sites, self.tape, self.tape_sites = [], [], [], []
         self._requests.put(None)
         self._waiting_since = -1.0  # stops the watchdog
         if self._broken is None:

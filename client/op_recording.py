@@ -7,6 +7,10 @@ The hooks here compute the result's metadata by the op's own shape, dtype and au
 build the mirror node, and queue one gradd.v1 ``Op`` (no wait). A composite op (``linear``,
 ``cross_entropy``, ``getitem``, ``max``...) runs its body here for metadata only and is sent as
 one ``Op`` with the user's arguments: the server runs the same body, so both graphs agree.
+
+Ops whose arguments are tensors, numbers, bools and None, with their attributes at their
+defaults (most ops of a training loop), go in the lean form instead: a Command.tape record
+(gradd.wire.tape) with the op code the server announced and the tensors' slots.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from gradd.engine.op_table import (
 )
 from gradd.engine.ops.matmul_decomposition import decomposed, one_node, record_matmul
 from gradd.engine.tensor import Tensor as EngineTensor
+from gradd.wire import tape as tp
 
 from . import command_encoding as enc
 from .call_site import mark_internal, user_site
@@ -109,6 +114,64 @@ def op_command(opdef: OpDef, args: tuple, attrs: dict, outs: tuple) -> bytes:
     return _REQ_COMMAND + (_SMALL[n] if n < 128 else _varint(n)) + cmd
 
 
+def tape_codes(ops: Any) -> dict[OpDef, bytes]:
+    """Each op's code in Command.tape records, from the server's ServerInfo.ops (its index
+    there), as the record's first two bytes; ops this SDK does not know are left out."""
+    return {OPS[name]: tp.code_bytes(i) for i, name in enumerate(ops) if name in OPS}
+
+
+_U32, _F64, _I64 = tp.slot_bytes, tp.float_bytes, tp.int_bytes
+_K_SLOT, _K_FLOAT, _K_INT = bytes((tp.SLOT,)), bytes((tp.FLOAT,)), bytes((tp.INT,))
+_K_TRUE, _K_FALSE = bytes((tp.BOOL,)), bytes((tp.BOOL,))
+_P_TRUE, _P_FALSE, _K_NONE, _P_NONE = b"\x01", b"\x00", bytes((tp.NONE,)), b"\x00"
+_FLAGS = (b"\x00", bytes((tp.NO_GRAD,)))  # by grad mode: enabled, disabled
+_COUNTS = [[bytes((n, k)) for k in range(2)] for n in range(256)]  # nargs, nouts (0 or 1)
+_INT_MIN, _INT_MAX = tp.INT_MIN, tp.INT_MAX
+
+
+def tape_record(code: bytes, opdef: OpDef, args: tuple, attrs: dict, out: Any) -> bytes | None:
+    """The tape record of a call (``out``: the result's slot, or None to bind nothing), or None
+    when it does not fit the lean form (an attribute off its default, an argument that is not
+    a tensor, number, bool or None): it goes as a readable Op then."""
+    if attrs:
+        w = _WIRE[opdef]
+        defaults = w.defaults
+        for k, v in attrs.items():
+            d = defaults.get(k, _NO_DEFAULT)
+            if k == w.varargs or d is _NO_DEFAULT or type(v) is not type(d) or v != d:
+                return None
+            if type(v) not in _PLAIN:
+                return None
+    if opdef.arity == -1 or len(args) > 255:
+        return None
+    kinds = b""
+    payload = b""
+    for a in args:
+        ta = type(a)
+        if ta is RemoteTensor:
+            kinds += _K_SLOT
+            payload += _U32(a._slot)
+        elif ta is float:
+            kinds += _K_FLOAT
+            payload += _F64(a)
+        elif ta is bool:
+            kinds += _K_TRUE
+            payload += _P_TRUE if a else _P_FALSE
+        elif ta is int:
+            if not _INT_MIN <= a <= _INT_MAX:
+                return None
+            kinds += _K_INT
+            payload += _I64(a)
+        elif a is None:
+            kinds += _K_NONE
+            payload += _P_NONE
+        else:
+            return None
+    if out is None:
+        return code + _FLAGS[not _mode.enabled] + _COUNTS[len(args)][0] + kinds + payload
+    return code + _FLAGS[not _mode.enabled] + _COUNTS[len(args)][1] + kinds + payload + _U32(out)
+
+
 def _coerced(s: Any, opdef: OpDef, args: tuple) -> tuple:
     # Arrays and engine tensors become tensors of the session (PyTorch treats an ndarray operand
     # as a tensor); NumPy scalars become Python scalars; anything else fails as in the engine.
@@ -172,7 +235,14 @@ def _record(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) -> Remot
         out._vc = self._vc
         out._view_version = self._vc[0]
     if not tracing:
-        s._push(op_command(opdef, args, attrs, (out._h,)), (opdef.name, *user_site(4)))
+        site = (opdef.name, *user_site(4))
+        code = s._codes.get(opdef)
+        if code is not None and s._push_record is not None:
+            record = tape_record(code, opdef, args, attrs, out._slot)
+            if record is not None:
+                s._push_record(record, site)
+                return out
+        s._push(op_command(opdef, args, attrs, (out._h,)), site)
     return out
 
 
@@ -215,7 +285,14 @@ def _record_inplace(self: RemoteTensor, opdef: OpDef, args: tuple, attrs: dict) 
     if s._tracing:
         s._tracing = 2  # the composite being traced wrote into a tensor: it must be sent
     else:
-        s._push(op_command(opdef, args, attrs, ()), (opdef.name, *user_site(4)))
+        site = (opdef.name, *user_site(4))
+        code = s._codes.get(opdef)
+        if code is not None and s._push_record is not None:
+            record = tape_record(code, opdef, args, attrs, None)
+            if record is not None:
+                s._push_record(record, site)
+                return self
+        s._push(op_command(opdef, args, attrs, ()), site)
     return self
 
 

@@ -84,6 +84,10 @@ class _Recorder:
     def released(self) -> list:
         return self.stream.released
 
+    @property
+    def free_slots(self) -> list:
+        return self.stream.free_slots
+
     def push(self, cmd: bytes, site: tuple) -> None:
         self.cmds.append(cmd)
         self.sites.append(site)
@@ -107,13 +111,13 @@ class _Recorder:
 def _record_backward(cls: type, ctx: MirrorFunctionNode, s: Any, grads: list) -> tuple:
     """Run the user's backward on placeholder gradients; (its result, the commands it queued)."""
     recorder = _Recorder(s._stream, ctx.label)
-    stream, push = s._stream, s._push
-    s._stream, s._push = recorder, recorder.push
+    stream, push, push_record = s._stream, s._push, s._push_record
+    s._stream, s._push, s._push_record = recorder, recorder.push, None
     try:
         with set_grad_enabled(True):  # the server replays under the backward's own mode
             result = user_backward(cls)(ctx, *grads)
     finally:
-        s._stream, s._push = stream, push
+        s._stream, s._push, s._push_record = stream, push, push_record
     commands = cpb.ExecuteRequest.FromString(b"".join(recorder.cmds)).commands
     for cmd, site in zip(commands, recorder.sites):
         kind = cmd.WhichOneof("kind")

@@ -25,6 +25,7 @@ from gradd.engine.device import CPU, Device
 from gradd.engine.errors import NOT_FLOAT_GRAD
 from gradd.v1 import service_pb2 as spb
 from gradd.v1 import service_pb2_grpc as spb_grpc
+from gradd.wire.dtypes import NP_DTYPES, WIRE_DTYPES
 
 from . import command_encoding as enc
 from . import remote_autograd
@@ -35,14 +36,13 @@ from .endpoint import Endpoint, Pem
 from .errors import GraddError, UnimplementedError, from_rpc_error
 from .graph_pictures import picture_of
 from .mirror_graph import OpaqueNode
-from .op_recording import OPS, remote_function
+from .op_recording import OPS, remote_function, tape_codes
 from .remote_tensor import RemoteTensor, new_tensor
 from .session_base import Session
 from .watch_events import WatchStream
 
 MAX_MESSAGE = (1 << 31) - 1  # the server enforces its own (ServerInfo.limits.max_message_bytes)
 CALL_TIMEOUT = 60.0  # unary calls, when connect() got no timeout
-_NP = {enc.WIRE_DTYPES[d.name]: d.np.newbyteorder("<") for d in dt.ALL}
 _FUNCTIONS = {d.function: remote_function(d) for d in OPS.values() if d.function}
 _FUNCTIONAL = {n: remote_function(OPS[n]) for n in engine_functional.NAMES}
 _LINALG = {n: remote_function(OPS[op]) for n, op in engine_linalg.NAMES.items()}
@@ -110,7 +110,7 @@ class RemoteSession(Session):
         self._devices: list[str] | None = None  # ServerInfo's, asked for once
         self._tracing = 0
         self._leaves: weakref.WeakSet = weakref.WeakSet()  # leaves that require grad
-        self._counter = itertools.count(1)
+        self._slots = itertools.count()  # slot numbers never used yet (freed ones are reused)
         self._call_timeout = timeout or CALL_TIMEOUT
         options = [
             ("grpc.max_send_message_length", MAX_MESSAGE),
@@ -157,6 +157,20 @@ class RemoteSession(Session):
             reconnect_timeout=float(reconnect_timeout) if created.durable else 0.0,
         )
         self._push = self._stream.push
+        # Ops go as tape records (Command.tape) with the op codes the server announces in
+        # ServerInfo.ops; without them (a server that does not answer it), as readable Ops.
+        self._codes: dict[Any, bytes] = {}
+        self._push_record: Any = None
+        try:
+            info = self._stub.ServerInfo(
+                spb.ServerInfoRequest(), timeout=self._call_timeout, metadata=self._md
+            )
+        except grpc.RpcError:
+            pass
+        else:
+            self._devices = list(info.devices)
+            self._codes = tape_codes(info.ops)
+            self._push_record = self._stream.push_record
         self.functional = types.SimpleNamespace(**_FUNCTIONAL)
         self.autograd = autograd_namespace(remote_autograd.backward, remote_autograd.grad)
         self.linalg = types.SimpleNamespace(**_LINALG)
@@ -164,9 +178,6 @@ class RemoteSession(Session):
 
     def _functions(self) -> dict[str, Any]:
         return _FUNCTIONS
-
-    def _next_handle(self) -> bytes:
-        return b"%x" % next(self._counter)
 
     def _check_device(self, device: Any) -> None:
         if device is not None and str(device).split(":")[0] != self.device.type:
@@ -203,7 +214,7 @@ class RemoteSession(Session):
             array = array.copy(order="C")
         t = new_tensor(self, tuple(array.shape), d, bool(requires_grad), None)
         raw = memoryview(array.reshape(-1)).cast("B") if array.size else b""
-        wire = enc.WIRE_DTYPES[d.name]
+        wire = WIRE_DTYPES[d.name]
         parts = enc.create_tensor_parts(t._h, wire, array.shape, raw, bool(requires_grad))
         site = ("tensor", *user_site())
         if len(raw) >= LARGE_TENSOR_BYTES:
@@ -218,7 +229,7 @@ class RemoteSession(Session):
             raise UnimplementedError("remote sessions draw from the session's own generator")
         self._check_device(kw.get("device"))
         t = new_tensor(self, plan.shape, plan.dtype, plan.requires_grad, None)
-        wire = enc.WIRE_DTYPES[plan.dtype.name] if plan.given is not None else 0
+        wire = WIRE_DTYPES[plan.dtype.name] if plan.given is not None else 0
         cmd = enc.factory(t._h, kind, plan.shape, plan.args, wire, plan.requires_grad)
         self._push(cmd, (kind, *user_site(3)))
         return t
@@ -325,6 +336,7 @@ class RemoteSession(Session):
         self._closed = True
         _OPEN.discard(self)
         self._push = _closed_push
+        self._push_record = None
         self._stream.close()
         try:
             self._stub.CloseSession(
@@ -342,7 +354,7 @@ class RemoteSession(Session):
 
 def _array_of(data: Any) -> np.ndarray:
     """A fetched tensor's values: a writable, native-order copy of the wire bytes."""
-    array = np.frombuffer(data.raw, dtype=_NP[data.dtype]).reshape(tuple(data.shape))
+    array = np.frombuffer(data.raw, dtype=NP_DTYPES[data.dtype]).reshape(tuple(data.shape))
     return array.astype(array.dtype.newbyteorder("="))
 
 

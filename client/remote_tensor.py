@@ -42,6 +42,7 @@ class RemoteTensor(TensorConversions):
     __slots__ = (
         "_s",
         "_h",
+        "_slot",
         "_arg",
         "shape",
         "dtype",
@@ -62,9 +63,13 @@ class RemoteTensor(TensorConversions):
     __array_ufunc__ = None
 
     def __del__(self) -> None:
-        # Released on the server in bulk, with the next batch (list.append is thread-safe).
+        # Released on the server in bulk, with the next batch (list.append is thread-safe); its
+        # slot is reused once that Release is queued. A tensor the server never bound (made
+        # while a composite op was traced) gives its slot back at once.
         if self._bound:
             self._s._stream.released.append(self._h)
+        elif hasattr(self, "_slot"):
+            self._s._stream.free_slots.append(self._slot)
 
     # --- metadata --------------------------------------------------------------------------
     @property
@@ -332,12 +337,17 @@ class RemoteTensor(TensorConversions):
 def new_tensor(
     s: Any, shape: tuple, dtype: dt.DType, rg: bool, grad_fn: Any, bound: bool = True
 ) -> RemoteTensor:
-    """A RemoteTensor with a fresh handle of session ``s`` (the hot constructor)."""
+    """A RemoteTensor with a free slot of session ``s``, its handle "#<slot>" (the hot
+    constructor). Freed slots are reused first, so slot numbers stay below the number of
+    tensors alive (the server's slot list stays dense)."""
     t = _new(RemoteTensor)
-    h = s._next_handle()
+    free = s._stream.free_slots
+    slot = free.pop() if free else next(s._slots)
+    h = b"#%d" % slot
     n = len(h)
     t._s = s
     t._h = h
+    t._slot = slot
     t._arg = _ARG + _SMALL[n + 2] + _VAL + _SMALL[n] + h  # handles are far shorter than 126
     t.shape = shape
     t.dtype = dtype

@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 from gradd.v1 import command_pb2 as cpb
 from gradd.v1 import tensor_pb2 as tpb
+from gradd.wire.dtypes import NP_DTYPES
+from gradd.wire.varint import varint
 
 from . import wire_tensor as wire
-from .request_views import varint
 
 LEN = 2  # the wire type of length-delimited fields
 
@@ -70,7 +71,7 @@ def tensor_value(
     head = wire.tensor_value(handle, tensor, metadata_only=True, host=array)
     head.data.dtype = head.info.dtype
     head.data.shape.extend(array.shape)
-    array = np.ascontiguousarray(array, dtype=wire.NP_DTYPES[head.data.dtype])
+    array = np.ascontiguousarray(array, dtype=NP_DTYPES[head.data.dtype])
     raw = memoryview(array.reshape(-1)).cast("B")
     n = raw.nbytes
     inner = [DATA_RAW, varint(n), raw]

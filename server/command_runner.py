@@ -37,6 +37,7 @@ from .errors import (
 )
 from .graph_snapshot import snapshot
 from .op_args import ValueBudget, engine_dtype, short_string, to_python
+from .op_tape import run_tape
 from .optimizer_step import optimizer_step
 from .session import Session
 from .tensor_table import new_handle
@@ -357,7 +358,9 @@ def _apply_all(
                 raise ServiceError(grpc.StatusCode.UNAVAILABLE, "server shutting down")
             if kind is None:
                 raise invalid("a Command has no field set")
-            if kind == "op":
+            if kind == "tape":
+                run_tape(s, command.tape)
+            elif kind == "op":
                 run_op(s, command.op, budget)
             elif kind == "tensor":
                 create_tensor(s, command.tensor, raw_views.get(index))

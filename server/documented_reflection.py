@@ -2,7 +2,7 @@
 
 grpc_reflection serializes each file with ``FileDescriptor.CopyToProto``, which has no comments:
 ``grpcurl describe`` would show bare messages. ``make protos`` writes the descriptors with their
-source info (``client/v1/gradd_v1.binpb``); this pool hands those to reflection instead.
+source info (``protos/gradd/v1/gradd_v1.binpb``); this pool hands those to reflection instead.
 """
 
 from __future__ import annotations

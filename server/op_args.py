@@ -10,13 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from gradd.engine import dtypes as _dt
 from gradd.v1 import command_pb2 as cpb
-from gradd.v1 import tensor_pb2 as tpb
+from gradd.wire.dtypes import ENGINE_DTYPES, wire_name
 
 from .errors import invalid, shown
-
-ENGINE_DTYPES: dict[int, Any] = {tpb.DType.Value(d.name.upper()): d for d in _dt.ALL}
 
 
 def engine_dtype(dtype: int) -> Any:
@@ -24,7 +21,7 @@ def engine_dtype(dtype: int) -> Any:
     try:
         return ENGINE_DTYPES[dtype]
     except KeyError:
-        raise invalid(f"a dtype is needed here, got {tpb.DType.Name(dtype)}") from None
+        raise invalid(f"a dtype is needed here, got {wire_name(dtype)}") from None
 
 
 MAX_VALUE_DEPTH = 32  # tuples and lists inside tuples and lists (indexing needs 2 or 3)

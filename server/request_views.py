@@ -18,6 +18,7 @@ from typing import Any
 
 from gradd.v1 import command_pb2 as cpb
 from gradd.v1 import tensor_pb2 as tpb
+from gradd.wire.varint import varint
 
 from .errors import MalformedRequest
 
@@ -98,16 +99,6 @@ def _varint(buf: memoryview, pos: int, end: int) -> tuple[int, int]:
     if stop == end and stop - start < MAX_VARINT:
         raise MalformedRequest(f"truncated varint at byte {start}")
     raise MalformedRequest(f"varint longer than {MAX_VARINT} bytes at byte {start}")
-
-
-def varint(n: int) -> bytes:
-    """Protobuf's base-128 varint of a non-negative int."""
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def _fields(

@@ -10,15 +10,11 @@ import math
 from typing import Any
 
 import numpy as np
-from gradd.engine import dtypes as _dt
 from gradd.v1 import tensor_pb2 as tpb
+from gradd.wire.dtypes import NP_DTYPES, WIRE_DTYPES, wire_name
 
 from .errors import invalid
 
-# Wire dtype -> little-endian NumPy dtype, and the engine's dtype names back to the wire.
-# Each engine dtype's wire value is the DType enum value of its upper-cased name.
-WIRE_DTYPES: dict[str, int] = {d.name: tpb.DType.Value(d.name.upper()) for d in _dt.ALL}
-NP_DTYPES: dict[int, np.dtype] = {WIRE_DTYPES[d.name]: d.np.newbyteorder("<") for d in _dt.ALL}
 _TYPED_DEFAULTS = {"float_values": tpb.FLOAT32, "int_values": tpb.INT64, "bool_values": tpb.BOOL}
 
 
@@ -68,7 +64,7 @@ class IncomingTensor:
         if count is None and len(self.raw) != self.nbytes:
             raise invalid(
                 f"raw holds {len(self.raw)} bytes but shape {list(shape)} of "
-                f"{tpb.DType.Name(self.dtype)} needs {self.nbytes}"
+                f"{wire_name(self.dtype)} needs {self.nbytes}"
             )
         if count is not None and count != elements:
             raise invalid(f"{count} values given for shape {list(shape)} ({elements} elements)")

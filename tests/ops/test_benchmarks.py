@@ -28,6 +28,7 @@ def test_every_benchmark_runs_and_reports() -> None:
         "512 op(s)/request",
         "one-op Execute round trip",
         "64 MiB up+down, raw echo",  # bench_server
+        "server overhead per command, lean tape",
         "attacked p99 / quiet p99",  # bench_load
     ):
         assert row in out, f"{row!r} missing from the benchmarks' report:\n{out}"

@@ -17,6 +17,7 @@ from gradd.engine.inplace_rules import WRITING_COMPOSITES
 from gradd.engine.op_examples import C, Ex, S
 from gradd.op_recording import remote_function
 from gradd.remote_tensor import RemoteTensor
+from gradd.wire.dtypes import WIRE_DTYPES
 
 EXTRA = {  # ops without examples in the table, and tensor-tensor comparisons
     "argmax": (Ex(S(3, 4)), Ex(S(3, 4), 1, True), Ex(S(), -1)),
@@ -104,7 +105,7 @@ def describe(t: Any) -> dict:
     }
 
 
-WIRE = {enc.WIRE_DTYPES[d.name]: d for d in ge.dtypes.ALL}
+WIRE = {WIRE_DTYPES[d.name]: d for d in ge.dtypes.ALL}
 
 
 def check_against_server(s: Any, t: RemoteTensor) -> None:

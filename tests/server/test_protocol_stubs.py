@@ -1,4 +1,5 @@
-"""The committed gradd.v1 stubs in client/v1/ must be what `make protos` makes of protos/."""
+"""The committed gradd.v1 stubs, beside their sources in protos/gradd/v1/, must be what
+`make protos` makes of them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PROTOS = ROOT / "protos"
-STUBS = ROOT / "client" / "v1"
+STUBS = PROTOS / "gradd" / "v1"
 
 
 def _protoc(*args: str) -> None:
@@ -26,13 +27,13 @@ def test_committed_stubs_match_protos(tmp_path: Path) -> None:
     _protoc(f"--grpc_python_out={tmp_path}", str(PROTOS / "gradd" / "v1" / "service.proto"))
     fresh = {p.name for p in (tmp_path / "gradd" / "v1").iterdir()}
     committed = {p.name for p in STUBS.glob("*_pb2*.py*")}
-    assert committed == fresh, "client/v1 stubs are stale: run `make protos`"
+    assert committed == fresh, "gradd.v1 stubs are stale: run `make protos`"
     _, mismatch, errors = filecmp.cmpfiles(tmp_path / "gradd" / "v1", STUBS, sorted(fresh), False)
     assert not mismatch and not errors, f"stale stubs {mismatch + errors}: run `make protos`"
 
 
 def test_committed_descriptor_set_matches_protos(tmp_path: Path) -> None:
-    """client/v1/gradd_v1.binpb: the descriptors with comments that reflection serves."""
+    """protos/gradd/v1/gradd_v1.binpb: the descriptors with comments that reflection serves."""
     pytest.importorskip("grpc_tools")
     sources = sorted(str(p) for p in (PROTOS / "gradd" / "v1").glob("*.proto"))
     fresh = tmp_path / "gradd_v1.binpb"

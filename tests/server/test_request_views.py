@@ -11,6 +11,7 @@ from gradd.server import request_views as rv
 from gradd.server.errors import MalformedRequest
 from gradd.v1 import command_pb2 as cpb
 from gradd.v1 import tensor_pb2 as tpb
+from gradd.wire.varint import varint
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from server_harness import Tensor, op, tensor
@@ -38,7 +39,7 @@ def varints_read(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def _field(number: int, payload: bytes) -> bytes:
-    return rv.varint(number << 3 | 2) + rv.varint(len(payload)) + payload
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
 
 
 def _garbage(size: int) -> dict[str, bytes]:
@@ -50,9 +51,9 @@ def _garbage(size: int) -> dict[str, bytes]:
         "empty commands": b"\x12\x00" * (size // 2),
         "unknown varint fields": b"\x20\x00" * (size // 2),
         "a command of unknown fields": _field(2, command_of_unknowns),
-        "a length past the end": b"\x12" + rv.varint(2 * size) + b"\x00" * size,
+        "a length past the end": b"\x12" + varint(2 * size) + b"\x00" * size,
         "a group": b"\x13" + b"\x00" * size,
-        "field number 0": b"\x02" + rv.varint(size) + b"\x00" * size,
+        "field number 0": b"\x02" + varint(size) + b"\x00" * size,
         "a truncated fixed64": b"\x00" * (size - 3) + b"\x21\x01",
     }
 
