@@ -19,7 +19,7 @@ Other parts of a session (e.g. compiled programs) register a capture and a resto
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -103,7 +103,7 @@ def encode(value: Any) -> Any:
         return {"slice": [encode(value.start), encode(value.stop), encode(value.step)]}
     if value is Ellipsis:
         return {"ellipsis": True}
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):  # a dict, or the engine's shared empty attributes
         return {"dict": [[k, encode(v)] for k, v in value.items()]}
     raise LiveGraph(f"a view attribute of type {type(value).__name__} has no stored form")
 
