@@ -110,6 +110,8 @@ def value(x: Any) -> bytes:
     name = getattr(x, "name", None)
     if name in WIRE_DTYPES and hasattr(x, "is_floating_point"):
         return V_DTYPE + varint(WIRE_DTYPES[name])
+    if isinstance(x, float):  # a subclass (a compiled function's traced float argument)
+        return value(float(x))
     if hasattr(x, "tolist") and hasattr(x, "dtype"):  # NumPy scalars and arrays (index keys)
         return value(x.tolist() if getattr(x, "ndim", 0) else x.item())
     raise TypeError(f"gradd cannot send an argument of type {t.__name__} to the server")

@@ -1,0 +1,212 @@
+"""``s.compile`` on server sessions: compiled functions give eager's results bit for bit; guards,
+graph breaks and the recompile limit behave as torch.compile's."""
+
+from __future__ import annotations
+
+import gc
+import warnings
+
+import gradd
+import gradd.torch as torch_ns
+import numpy as np
+import pytest
+from gradd import command_encoding as enc
+from gradd.compiled_function import RECOMPILE_LIMIT, GraphBreakError
+from gradd.v1 import command_pb2 as cpb
+
+from .test_article import data, params
+
+
+def article_step(s: gradd.Session, x: object, y: object, b: object, w: object, lr: float):
+    yhat = b + w * x
+    error = y - yhat
+    loss = (error**2).mean()
+    loss.backward()
+    with s.no_grad():
+        b -= lr * b.grad
+        w -= lr * w.grad
+    b.grad.zero_(), w.grad.zero_()
+    return loss
+
+
+def run_article(s: gradd.Session, article_data: tuple, compiled: bool, epochs: int = 30):
+    x, y = data(s, article_data)
+    b, w = params(s)
+
+    def step(x: object, y: object, lr: float) -> object:
+        return article_step(s, x, y, b, w, lr)
+
+    fn = s.compile(step) if compiled else step
+    losses = [fn(x, y, 0.1) for _ in range(epochs)]
+    return [t.item() for t in losses], b, w, losses[-1]
+
+
+def test_article_loop_compiled_equals_eager(remote: gradd.Session, article_data: tuple) -> None:
+    eager, b0, w0, last0 = run_article(remote, article_data, False)
+    compiled, b1, w1, last1 = run_article(remote, article_data, True)
+    assert compiled == eager  # bit for bit
+    assert b1.tolist() == b0.tolist() and w1.tolist() == w0.tolist()
+    assert last1.grad_fn.name() == last0.grad_fn.name() == "MeanBackward0"
+    assert b1.grad.tolist() == [0.0] and b1.requires_grad and b1.is_leaf
+
+
+def test_learning_rate_is_an_input(remote: gradd.Session, article_data: tuple) -> None:
+    x, y = data(remote, article_data)
+    b, w = params(remote)
+    traces = []
+
+    def step(x: object, y: object, lr: float) -> object:
+        traces.append(lr)
+        return article_step(remote, x, y, b, w, lr)
+
+    fn = remote.compile(step)
+    got = [fn(x, y, lr).item() for lr in (0.1, 0.05, 0.2, 0.01)]
+    assert len(traces) == 1  # one trace: the learning rate is not a constant of the program
+    b2, w2 = params(remote)
+    want = [article_step(remote, x, y, b2, w2, lr).item() for lr in (0.1, 0.05, 0.2, 0.01)]
+    assert got == want
+    assert b.tolist() == b2.tolist() and w.tolist() == w2.tolist()
+
+
+def test_a_float_used_in_python_is_guarded_by_value(remote: gradd.Session) -> None:
+    x = remote.ones(3)
+    traces = []
+
+    @remote.compile
+    def scaled(x: object, k: float) -> object:
+        traces.append(k)
+        return x * (k * 2)  # k * 2 is a Python number: the program holds its value
+
+    assert scaled(x, 1.0).tolist() == [2.0] * 3
+    assert scaled(x, 1.0).tolist() == [2.0] * 3
+    assert scaled(x, 3.0).tolist() == [6.0] * 3
+    assert len(traces) == 2
+
+
+def test_mlp_step_with_nn_and_optim(remote: gradd.Session) -> None:
+    def make() -> tuple:
+        remote.manual_seed(0)
+        nn = remote.nn
+        model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.25), nn.Linear(16, 3))
+        opt = remote.optim.Adam(model.parameters(), lr=1e-2)
+        return model, opt
+
+    remote.manual_seed(1)
+    xs = [remote.randn(5, 8) for _ in range(6)]
+    ys = [remote.randint(0, 3, (5,)) for _ in range(6)]
+
+    def results(compiled: bool) -> tuple:
+        model, opt = make()
+        loss_fn = remote.nn.CrossEntropyLoss()
+
+        def step(x: object, y: object) -> object:
+            opt.zero_grad()
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            opt.step()
+            return loss
+
+        fn = remote.compile(step) if compiled else step
+        losses = [fn(x, y) for x, y in zip(xs, ys)]
+        names = {t.grad_fn.name() for t in losses}
+        return [t.item() for t in losses], [p.tolist() for p in model.parameters()], names, opt
+
+    eager = results(False)
+    compiled = results(True)
+    assert compiled[0] == eager[0] and compiled[1] == eager[1]  # dropout draws the same stream
+    assert compiled[2] == eager[2] == {"NllLossBackward0"}
+    assert [s["step"].item() for s in compiled[3].state.values()] == [6.0] * 4
+
+
+def test_guards_trace_again(remote: gradd.Session) -> None:
+    traces = []
+
+    @remote.compile
+    def f(x: object) -> object:
+        traces.append(1)
+        return (x * 2).sum()
+
+    a = remote.ones(3, requires_grad=True)
+    f(a), f(a)
+    assert len(traces) == 1
+    f(remote.ones(4, requires_grad=True))  # shape
+    f(remote.ones(3, dtype=remote.float64, requires_grad=True))  # dtype
+    f(remote.ones(3))  # requires_grad
+    with remote.no_grad():  # grad mode
+        out = f(a)
+    assert len(traces) == 5 and out.grad_fn is None and f(a).grad_fn.name() == "SumBackward0"
+    assert len(traces) == 5
+
+
+def test_graph_break(remote: gradd.Session) -> None:
+    x = remote.ones(3)
+
+    def reads(x: object) -> object:
+        y = x * 2
+        if y.sum().item() > 0:  # a value read: a graph break
+            y = y + 1
+        return y
+
+    with pytest.raises(GraphBreakError, match=r"test_compile\.py:\d+.*fullgraph"):
+        remote.compile(reads, fullgraph=True)(x)
+    fn = remote.compile(reads)
+    with pytest.warns(UserWarning, match="graph break"):
+        assert fn(x).tolist() == [3.0] * 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one warning: it runs eagerly, quietly, from then on
+        assert fn(x).tolist() == [3.0] * 3
+
+
+def test_recompile_limit(remote: gradd.Session) -> None:
+    traces = []
+
+    @remote.compile
+    def f(x: object, n: int) -> object:
+        traces.append(n)
+        return x + n
+
+    x = remote.zeros(2)
+    for n in range(RECOMPILE_LIMIT):
+        assert f(x, n).tolist() == [n, n]
+    with pytest.warns(UserWarning, match="recompile_limit"):
+        assert f(x, 100).tolist() == [100, 100]
+    assert f(x, 101).tolist() == [101, 101]
+    assert len(traces) == RECOMPILE_LIMIT + 2
+
+
+def test_results_of_every_kind(remote: gradd.Session) -> None:
+    w = remote.ones(2, requires_grad=True)
+
+    @remote.compile(fullgraph=True)
+    def f(x: object, k: float) -> object:
+        y = (w * x * k).sum()
+        return {"y": y, "parts": [x, w, None, 3, k]}
+
+    x = remote.tensor([1.0, 2.0])
+    for k in (1.0, 2.0):
+        out = f(x, k)
+        assert out["y"].item() == 3.0 * k and out["y"].grad_fn.name() == "SumBackward0"
+        assert out["parts"][0] is x and out["parts"][1] is w and out["parts"][2:] == [None, 3, k]
+
+
+def test_torch_namespace_compile(remote: gradd.Session) -> None:
+    with torch_ns.use(remote):
+        fn = torch_ns.compile(lambda t: t * 2)
+        assert fn(remote.ones(2)).tolist() == [2.0, 2.0]
+        assert fn(remote.ones(2)).tolist() == [2.0, 2.0]
+
+
+def test_compiled_program_is_freed(remote: gradd.Session) -> None:
+    fn = remote.compile(lambda t: t + 1)
+    t = remote.ones(2)
+    fn(t)
+    assert fn(t).tolist() == [2.0, 2.0]
+    name = fn._programs[0].name
+    del fn
+    gc.collect()
+    remote.synchronize()
+    run = cpb.RunProgram(program=name, inputs=[t._h.decode()], outs=["zz"])
+    remote._push(enc.framed(enc.CMD["run_program"], run.SerializeToString()), ("run", "", 0))
+    with pytest.raises(gradd.GraddError, match="unknown program"):
+        remote.synchronize()
+    assert np.array_equal(t.numpy(), [1.0, 1.0])
