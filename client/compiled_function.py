@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import types
 import warnings
 import weakref
 from typing import Any
@@ -44,6 +45,7 @@ from .mirror_graph import OpaqueNode
 from .nn.module import Module
 from .optim.optimizer import Optimizer
 from .remote_tensor import RemoteTensor, new_tensor
+from .session_base import Session
 
 RECOMPILE_LIMIT = 8  # torch._dynamo.config.recompile_limit
 _programs = itertools.count(1)
@@ -114,6 +116,12 @@ class _Trace:
         self.keep: list[Any] = []
         self.broken = False
         self.cacheable = True
+        self.created: set[bytes] = set()  # handles of the tensors the trace made
+
+    def next_handle(self) -> bytes:
+        handle = self.saved_next_handle()
+        self.created.add(handle)
+        return handle
 
     # the pipeline's methods while tracing
     def push(self, cmd: bytes, site: tuple) -> None:
@@ -177,6 +185,8 @@ class _Trace:
         s = self.s
         self.saved_push = s._push
         s._push = self.push
+        self.saved_next_handle = s._next_handle
+        s._next_handle = self.next_handle
         stream = s._stream
         stream.send_alone = self.send_alone
         stream.flush = self.flush
@@ -193,6 +203,7 @@ class _Trace:
         s._compile_trace = None
         op_recording.op_command = _op_command
         s._push = self.saved_push
+        del s._next_handle  # the class's again
         for method in ("send_alone", "flush", "request", "request_all", "synchronize", "wait_for"):
             s._stream.__dict__.pop(method, None)
         for cmd, site in zip(self.cmds, self.sites):
@@ -291,14 +302,35 @@ class _Guarded:
         key: list[Any] = []
         for obj in objects:
             key.append(id(obj))
-            if isinstance(obj, (Module, Optimizer)):
+            kind = _KINDS.get(type(obj))
+            if kind is None:
+                kind = _KINDS[type(obj)] = _kind(type(obj))
+            if kind == _STATEFUL:
                 _state(obj, key)
-            elif not isinstance(obj, type) and hasattr(obj, "__dict__"):
+            elif kind == _HOLDER:
                 for v in vars(obj).values():
-                    if isinstance(v, (Module, Optimizer)):
+                    if _KINDS.get(type(v)) == _STATEFUL or isinstance(v, (Module, Optimizer)):
                         key.append(id(v))
                         _state(v, key)
         return tuple(key)
+
+
+_PLAIN, _STATEFUL, _HOLDER = 0, 1, 2
+_KINDS: dict[type, int] = {}
+_NOT_HOLDERS = (
+    type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
+    functools.partial, RemoteTensor, Session, int, float, str, bytes, list, tuple, dict, set,
+)  # fmt: skip
+
+
+def _kind(t: type) -> int:
+    """Whether objects of type ``t`` are modules or optimizers (their state is guarded), plain
+    objects whose attributes may hold some, or neither."""
+    if issubclass(t, (Module, Optimizer)):
+        return _STATEFUL
+    if issubclass(t, _NOT_HOLDERS) or not hasattr(t, "__dict__") or t.__module__ == "builtins":
+        return _PLAIN
+    return _HOLDER if "__dict__" in dir(t) else _PLAIN
 
 
 def _state(obj: Any, key: list) -> None:
@@ -330,14 +362,14 @@ class _Out:
         self.kind = kind
 
 
-def _template(x: Any, trace: _Trace, inputs: dict, first: int, outs: list) -> Any:
+def _template(x: Any, trace: _Trace, inputs: dict, outs: list) -> Any:
     """``x`` (a result) with its parts that change from run to run replaced by _Out places;
     None if it holds something a run cannot give back."""
     t = type(x)
     if t is RemoteTensor:
         if x._h in inputs:
             return _Out(inputs[x._h], "argument")
-        if int(x._h, 16) <= first:
+        if x._h not in trace.created:
             return x  # a tensor from before the call (a parameter): the same object, as eager
         outs.append(x)
         return _Out(len(outs) - 1, "output")
@@ -346,7 +378,7 @@ def _template(x: Any, trace: _Trace, inputs: dict, first: int, outs: list) -> An
     if t in (float, int, bool, str) or x is None:
         return x
     if t in (list, tuple, dict):
-        items = [_template(i, trace, inputs, first, outs) for i in (x.values() if t is dict else x)]
+        items = [_template(i, trace, inputs, outs) for i in (x.values() if t is dict else x)]
         if any(i is _REFUSED for i in items):
             return _REFUSED
         return dict(zip(x, items)) if t is dict else t(items)
@@ -479,7 +511,6 @@ class CompiledFunction:
         wrapped = [_NumberArgument(n, trace) for n in numbers]
         trace.twins = {id(w.plain): i for i, w in enumerate(wrapped)}
         args, kwargs = _rebuild((args, kwargs), iter(tensors), iter(wrapped))
-        first = int(s._next_handle(), 16)  # handles past this one are the trace's own
         leaves = {id(t): (t, t._vc[0], t._has_grad) for t in list(s._leaves)}
         trace.start()
         try:
@@ -493,8 +524,8 @@ class CompiledFunction:
         program = _Program(s, trace, key, numbers)
         inputs = {t._h: i for i, t in enumerate(tensors)}
         out_tensors: list = []
-        template = _template(result, trace, inputs, first, out_tensors)
-        if not trace.cacheable or template is _REFUSED or _rebinds_old(trace, first):
+        template = _template(result, trace, inputs, out_tensors)
+        if not trace.cacheable or template is _REFUSED or _rebinds_old(trace):
             return _unwrapped(result)
         program.template = template
         for t in out_tensors:
@@ -528,13 +559,13 @@ class CompiledFunction:
         return _unwrapped(result)
 
 
-def _rebinds_old(trace: _Trace, first: int) -> bool:
+def _rebinds_old(trace: _Trace) -> bool:
     """Whether a captured command rebinds a handle older than the trace (``detach_()`` of a
     parameter): such a trace is not replayed."""
     for cmd in trace.cmds:
         c = cpb.Command.FromString(_payload(cmd))
         if c.WhichOneof("kind") == "detach" and c.detach.out == c.detach.handle:
-            if int(c.detach.out, 16) <= first:
+            if c.detach.out.encode() not in trace.created:
                 return True
     return False
 

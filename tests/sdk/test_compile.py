@@ -210,3 +210,24 @@ def test_compiled_program_is_freed(remote: gradd.Session) -> None:
     with pytest.raises(gradd.GraddError, match="unknown program"):
         remote.synchronize()
     assert np.array_equal(t.numpy(), [1.0, 1.0])
+
+
+def test_captured_objects_are_guarded(remote: gradd.Session) -> None:
+    w = remote.ones(2, requires_grad=True)
+    traces = []
+
+    def f(x: object) -> object:
+        traces.append(1)
+        return (w * x).sum()
+
+    fn = remote.compile(f)
+    x = remote.ones(2)
+    assert fn(x).item() == fn(x).item() == 2.0 and len(traces) == 1
+    w = remote.full((2,), 3.0, requires_grad=True)  # the closure cell holds another tensor now
+    assert fn(x).item() == 6.0 and len(traces) == 2
+
+    model = remote.nn.Linear(2, 1)
+    g = remote.compile(lambda x: model(x).sum())
+    assert g(x).item() == g(x).item()
+    model.weight = remote.nn.Parameter(remote.zeros(1, 2))  # a parameter replaced: traced again
+    assert g(x).item() == model.bias.item()
