@@ -315,6 +315,11 @@ def release(handles: Iterable[bytes]) -> bytes:
     return framed(CMD["release"], b"".join(length_delimited(_RELEASE_KEY, h) for h in handles))
 
 
+def free_program(name: str) -> bytes:
+    """A framed FreeProgram (a compiled function's program, once it is collected)."""
+    return framed(CMD["free_program"], _str(cpb.FreeProgram, "program", name))
+
+
 def fetch(handle: bytes, grad: bool = False, metadata_only: bool = False) -> bytes:
     """Read a tensor (or its grad): answered in the batch's results."""
     body = _str(cpb.Fetch, "handle", handle) + _bool(cpb.Fetch, "grad", grad)

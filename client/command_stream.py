@@ -49,6 +49,7 @@ class CommandStream:
         self.cmds: list[bytes] = []
         self.sites: list[tuple] = []  # (op, filename, line) per queued command
         self.released: list[bytes] = []  # handles of collected tensors, appended by __del__
+        self.freed_programs: list[str] = []  # programs of collected compiled functions
         self.batch_size = batch_size
         self.window = window
         self.timeout = timeout
@@ -97,6 +98,9 @@ class CommandStream:
             handles, self.released = self.released, []
             self.cmds.append(enc.release(handles))
             self.sites.append(("release", "", 0))
+        while self.freed_programs:
+            self.cmds.append(enc.free_program(self.freed_programs.pop()))
+            self.sites.append(("free_program", "", 0))
         if not self.cmds:
             return self._seq
         self._seq += 1

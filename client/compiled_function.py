@@ -441,13 +441,11 @@ class _Program:
 
 
 def _free(session_ref: Any, name: str) -> None:
+    """Free a collected function's program with the session's next batch (list.append is
+    thread-safe; a finalizer must not queue a command in the middle of another)."""
     s = session_ref()
     if s is not None and not s._closed:
-        try:
-            message = cpb.FreeProgram(program=name).SerializeToString()
-            s._push(enc.framed(enc.CMD["free_program"], message), ("free_program", "", 0))
-        except GraddError:
-            pass  # the session is gone: its programs went with it
+        s._stream.freed_programs.append(name)
 
 
 _RUN_PROGRAM = enc.CMD["run_program"]

@@ -31,7 +31,7 @@ from .op_args import ValueBudget, short_string, to_python
 from .session import Session
 from .tensor_table import new_handle
 
-MAX_PROGRAMS = 64  # stored programs per session (their bytes are metered too)
+MAX_PROGRAMS = 256  # stored programs per session (their bytes are metered too)
 MAX_PROGRAM_COMMANDS = 1 << 14  # commands in one program (as in one ExecuteRequest)
 # Kinds a program may hold, and what each command reads and binds (op and the optimizer step
 # are walked by their own code below).
@@ -78,6 +78,9 @@ class RunScope:
         self.values = values
         self.persist = persist  # slots of session handles: binding them rebinds the session's
         self.meter = table.meter
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.table, name)  # nbytes, max_tensors, ... (read by other threads too)
 
     def get(self, handle: str) -> Any:
         slot = self.slot_of.get(handle)
