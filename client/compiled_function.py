@@ -289,6 +289,31 @@ class _Guarded:
         self.names = sorted(_read_names(code)) if code is not None else []
         self.cells = (getattr(target, "__closure__", None) or ()) if code is not None else ()
 
+    def held(self) -> list:
+        """The guarded objects and the parameters their key names: a program keeps them, so
+        that no new object takes the id of one of them while the program may run."""
+        objects = self.objects()
+        for obj in list(objects):
+            found = [obj]
+            if _KINDS.get(type(obj)) == _HOLDER:
+                found = [v for v in vars(obj).values() if isinstance(v, (Module, Optimizer))]
+            for o in found:
+                if isinstance(o, Module):
+                    objects += list(o.parameters())
+                elif isinstance(o, Optimizer):
+                    objects += [p for group in o.param_groups for p in group["params"]]
+        return objects
+
+    def objects(self) -> list:
+        g = self.globals
+        objects = [*self.fixed, *(g.get(n, _MISSING) for n in self.names)]
+        for cell in self.cells:
+            try:
+                objects.append(cell.cell_contents)
+            except ValueError:  # an empty cell
+                objects.append(_MISSING)
+        return objects
+
     def key(self) -> tuple:
         """Identity of the guarded objects, of the parameters of modules among them (or among
         their attributes) and of optimizers' parameters; optimizers' options by value."""
@@ -415,6 +440,7 @@ class _Program:
         self.sources: list[Any] = []  # per run number: a float argument index or an optimizer
         self.template: Any = None
         self.outputs: list[tuple] = []
+        self.held: list = []  # what the key names by id, kept alive while the program is
         weakref.finalize(self, _free, weakref.ref(session), self.name)
 
     def run(self, tensors: list, numbers: list[float], site: tuple) -> Any:
@@ -520,6 +546,7 @@ class CompiledFunction:
             return result
         self._traces += 1
         program = _Program(s, trace, key, numbers)
+        program.held = self._guarded.held()
         inputs = {t._h: i for i, t in enumerate(tensors)}
         out_tensors: list = []
         template = _template(result, trace, inputs, out_tensors)
