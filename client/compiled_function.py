@@ -441,6 +441,7 @@ class _Program:
         self.template: Any = None
         self.outputs: list[tuple] = []
         self.held: list = []  # what the key names by id, kept alive while the program is
+        self.size = len(trace.cmds)  # commands in the program
         weakref.finalize(self, _free, weakref.ref(session), self.name)
 
     def run(self, tensors: list, numbers: list[float], site: tuple) -> Any:
@@ -459,6 +460,14 @@ class _Program:
             t._layout = layout
             outs.append(t)
         s._push(_run_command(self.name, tensors, values, outs), site)
+        # A run is as much work as its commands: send a batch when that much work is queued as
+        # a batch of single commands holds, so that the server works while the client goes on.
+        stream = s._stream
+        work = stream.__dict__.get("program_work", 0) + self.size
+        if work >= stream.batch_size:
+            stream.flush()
+            work = 0
+        stream.program_work = work
         for leaf, delta, has_grad in self.leaves:
             leaf._vc[0] += delta
             leaf._has_grad = has_grad
@@ -536,6 +545,10 @@ class CompiledFunction:
         trace.twins = {id(w.plain): i for i, w in enumerate(wrapped)}
         args, kwargs = _rebuild((args, kwargs), iter(tensors), iter(wrapped))
         leaves = {id(t): (t, t._vc[0], t._has_grad) for t in list(s._leaves)}
+        for t, _, _ in leaves.values():
+            # A .grad read in fn binds its handle in the trace (a temporary of the program),
+            # never one from before that the client may release while the program lives.
+            t._grad_obj = None
         trace.start()
         try:
             result = self._fn(*args, **kwargs)

@@ -257,3 +257,33 @@ def test_a_tensor_a_module_kept_is_read_afresh(session: gradd.Session) -> None:
     # A server's program names the tensor; an embedded plan cannot (no traced call made it),
     # so the function is traced at each call.
     assert len(traces) == (1 if hasattr(session, "target") else 3)
+
+
+def test_grads_read_before_compiling(session: gradd.Session) -> None:
+    w = session.ones(3, requires_grad=True)
+    (w * 2).sum().backward()
+    g = w.grad  # bound before fn is traced
+
+    @session.compile
+    def step(lr: float) -> object:
+        loss = (w * w).sum()
+        loss.backward()
+        with session.no_grad():
+            w.sub_(lr * w.grad)
+        w.grad.zero_()
+        return loss
+
+    del g
+    gc.collect()
+    losses = [step(0.1).item() for _ in range(4)]
+    w2 = session.ones(3, requires_grad=True)
+    (w2 * 2).sum().backward()
+    want = []
+    for _ in range(4):
+        loss = (w2 * w2).sum()
+        loss.backward()
+        with session.no_grad():
+            w2.sub_(0.1 * w2.grad)
+        w2.grad.zero_()
+        want.append(loss.item())
+    assert losses == want and w.tolist() == w2.tolist()
