@@ -469,6 +469,8 @@ class _Program:
             work = 0
         stream.program_work = work
         for leaf, delta, has_grad in self.leaves:
+            if type(leaf) is int:
+                leaf = tensors[leaf]
             leaf._vc[0] += delta
             leaf._has_grad = has_grad
             leaf._grad_obj = None  # read afresh: the server may have made a new grad tensor
@@ -544,7 +546,7 @@ class CompiledFunction:
         wrapped = [_NumberArgument(n, trace) for n in numbers]
         trace.twins = {id(w.plain): i for i, w in enumerate(wrapped)}
         args, kwargs = _rebuild((args, kwargs), iter(tensors), iter(wrapped))
-        leaves = {id(t): (t, t._vc[0], t._has_grad) for t in list(s._leaves)}
+        leaves = {id(t): (t, t._vc[0], t._has_grad) for t in [*s._leaves, *tensors]}
         for t, _, _ in leaves.values():
             # A .grad read in fn binds its handle in the trace (a temporary of the program),
             # never one from before that the client may release while the program lives.
@@ -569,13 +571,15 @@ class CompiledFunction:
         for t in out_tensors:
             name = t.grad_fn.name() if t.grad_fn is not None else ""
             program.outputs.append((t.shape, t.dtype, t._rg, name, t._layout))
-        program.leaves = [
+        changed = [
             (t, t._vc[0] - vc, t._has_grad)
             for t, vc, has_grad in leaves.values()
             if t._vc[0] != vc or t._has_grad != has_grad or t._grad_obj is not None
         ]
-        for t, _, _ in program.leaves:
+        for t, _, _ in changed:
             t._grad_obj = None
+        # The tensor arguments' mirrors change in the run's arguments, the others' in place.
+        program.leaves = [(inputs.get(t._h, t), delta, has) for t, delta, has in changed]
         message = cpb.CompileProgram(
             program=program.name,
             commands=[cpb.Command.FromString(_payload(c)) for c in trace.cmds],

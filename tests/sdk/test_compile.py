@@ -287,3 +287,16 @@ def test_grads_read_before_compiling(session: gradd.Session) -> None:
         w2.grad.zero_()
         want.append(loss.item())
     assert losses == want and w.tolist() == w2.tolist()
+
+
+def test_gradients_of_tensor_arguments(session: gradd.Session) -> None:
+    @session.compile
+    def f(x: object) -> object:
+        loss = (x * x).sum()
+        loss.backward()
+        return loss
+
+    for k in (1.0, 2.0, 3.0):
+        x = session.full((2,), k, requires_grad=True)
+        assert f(x).item() == 2 * k * k
+        assert x.grad is not None and x.grad.tolist() == [2 * k] * 2
