@@ -30,6 +30,7 @@ from .errors import exhausted, invalid, not_found, shown
 from .op_args import ValueBudget, short_string, to_python
 from .session import Session
 from .tensor_table import new_handle
+from .wire_tensor import IncomingTensor
 
 MAX_PROGRAMS = 256  # stored programs per session (their bytes are metered too)
 MAX_PROGRAM_COMMANDS = 1 << 14  # commands in one program (as in one ExecuteRequest)
@@ -172,6 +173,10 @@ class Program:
         return slot
 
 
+def _no_tensor(handle: str) -> Any:
+    raise invalid(f"factory arguments are numbers, not tensors (got tensor {shown(handle)})")
+
+
 def compile_program(s: Session, c: cpb.CompileProgram, budget: ValueBudget) -> None:
     """Check and resolve a program, and store it under its name (replacing one)."""
     name = new_handle(c.program)
@@ -211,8 +216,14 @@ def compile_program(s: Session, c: cpb.CompileProgram, budget: ValueBudget) -> N
         else:
             if at:
                 raise invalid(f"a program number goes to command {index}, a {kind} command")
-            if kind == "factory":
+            if kind == "factory":  # checked now as it will be run (its draws happen then)
+                if msg.kind not in ge.FACTORIES:
+                    raise invalid(f"unknown factory {shown(msg.kind)} in a program")
                 budget.take(len(msg.args))
+                for v in msg.args:
+                    to_python(v, _no_tensor, budget)
+            elif kind == "tensor":
+                IncomingTensor(msg.data)  # its dtype, shape and size agree
             for h in _READS[kind](msg):
                 p.read(s, h)
             for h in _BINDS.get(kind, lambda c: [])(msg):

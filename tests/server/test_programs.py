@@ -198,3 +198,40 @@ def test_a_run_past_the_tensor_limit_is_refused() -> None:
     failure = run(session, run_command())
     assert failure is not None and failure[0] == EXHAUSTED
     assert session.steps == 0 and array(session, "b").tolist() == [pytest.approx(0.3)]
+
+
+def test_a_program_past_the_session_bytes_is_refused() -> None:
+    session = new_session(max_session_bytes=1 << 20)
+    big = tensor("c", np.zeros(300_000, np.float32))  # 1.2 MB of constant in the program
+    message = cpb.CompileProgram(program="p", commands=[big], outputs=["c"])
+    failure = run(session, cpb.Command(compile_program=message))
+    assert failure is not None and failure[0] == EXHAUSTED
+    assert not session.programs
+
+
+def test_a_program_has_at_most_so_many_commands() -> None:
+    from gradd.server.programs import MAX_PROGRAM_COMMANDS
+
+    session = new_session()
+    setup(session)
+    commands = [op("neg", Tensor("x"), outs=["o"])] * (MAX_PROGRAM_COMMANDS + 1)
+    message = cpb.CompileProgram(program="p", commands=commands, outputs=["o"])
+    failure = run(session, cpb.Command(compile_program=message))
+    assert failure is not None and failure[0] == INVALID and "at most" in failure[1]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        cpb.Command(factory=cpb.Factory(out="o", kind="nope", shape=[2])),
+        cpb.Command(factory=cpb.Factory(out="o", kind="zeros", args=[cpb.Value(tensor="x")])),
+        cpb.Command(tensor=cpb.CreateTensor(out="o", data={"dtype": 99, "shape": [1]})),
+    ],
+)
+def test_constants_are_checked_when_compiled(command) -> None:
+    session = new_session()
+    setup(session)
+    message = cpb.CompileProgram(program="p", commands=[command], outputs=["x"])
+    failure = run(session, cpb.Command(compile_program=message))
+    assert failure is not None and failure[0] == INVALID
+    assert not session.programs
