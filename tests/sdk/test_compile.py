@@ -300,3 +300,14 @@ def test_gradients_of_tensor_arguments(session: gradd.Session) -> None:
         x = session.full((2,), k, requires_grad=True)
         assert f(x).item() == 2 * k * k
         assert x.grad is not None and x.grad.tolist() == [2 * k] * 2
+
+
+def test_each_backward_of_a_run_is_a_watch_step(remote: gradd.Session, article_data: tuple) -> None:
+    run_article(remote, article_data, True, epochs=5)
+    remote.synchronize()
+    events = remote.watch(steps_only=True)
+    try:
+        started = next(iter(events))
+        assert isinstance(started, gradd.WatchStarted) and started.step == 5
+    finally:
+        events.close()
