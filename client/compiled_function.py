@@ -34,6 +34,7 @@ import warnings
 import weakref
 from typing import Any
 
+import numpy as np
 from gradd.engine.grad_mode import _mode
 from gradd.v1 import command_pb2 as cpb
 
@@ -236,6 +237,8 @@ def _flatten(x: Any, tensors: list, numbers: list, key: list) -> Any:
         key.append(1)
     elif t in (int, bool, str) or x is None:
         key.append((2, t, x))
+    elif isinstance(x, np.generic):  # a NumPy scalar: a constant of the program, by value
+        key.append((2, t, x.item()))
     elif t in (list, tuple):
         key.append((3, t, len(x)))
         for item in x:

@@ -25,6 +25,7 @@ import warnings
 from typing import Any
 
 import gradd.engine as ge
+import numpy as np
 from gradd.engine.grad_mode import _mode
 
 from .compiled_function import RECOMPILE_LIMIT, GraphBreakError, _Guarded
@@ -206,6 +207,8 @@ def _flatten(x: Any, tensors: list, key: list) -> list:
         key.append((0, x.shape, x.dtype, x.device, x.requires_grad))
     elif t in (int, float, bool, str) or x is None:
         key.append((2, t, x))  # floats too: a plan cannot see what fn computes from them
+    elif isinstance(x, np.generic):  # a NumPy scalar, by value
+        key.append((2, t, x.item()))
     elif t in (list, tuple):
         key.append((3, t, len(x)))
         for item in x:

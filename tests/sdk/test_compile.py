@@ -311,3 +311,18 @@ def test_each_backward_of_a_run_is_a_watch_step(remote: gradd.Session, article_d
         assert isinstance(started, gradd.WatchStarted) and started.step == 5
     finally:
         events.close()
+
+
+def test_numpy_scalars_are_guarded_by_value(session: gradd.Session) -> None:
+    traces = []
+
+    @session.compile
+    def f(x: object, k: object) -> object:
+        traces.append(1)
+        return x * k
+
+    x = session.ones(2)
+    assert f(x, np.float64(2.0)).tolist() == [2.0, 2.0]
+    assert f(x, np.float64(2.0)).tolist() == [2.0, 2.0]
+    assert f(x, np.float64(3.0)).tolist() == [3.0, 3.0]
+    assert len(traces) == 2
