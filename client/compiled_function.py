@@ -194,7 +194,8 @@ class _Trace:
         for method in ("request", "request_all", "synchronize", "wait_for"):
             setattr(stream, method, self.read(method))
         s._compile_trace = self
-        op_recording.op_command = self.op_command
+        _TRACES.append(self)
+        op_recording.op_command = _tracing_op_command
 
     def end(self) -> None:
         """Stop capturing and queue what was captured, as eager would have."""
@@ -202,7 +203,9 @@ class _Trace:
         if s._compile_trace is not self:
             return
         s._compile_trace = None
-        op_recording.op_command = _op_command
+        _TRACES.remove(self)
+        if not _TRACES:
+            op_recording.op_command = _op_command
         s._push = self.saved_push
         del s._next_handle  # the class's again
         for method in ("send_alone", "flush", "request", "request_all", "synchronize", "wait_for"):
@@ -212,6 +215,19 @@ class _Trace:
 
 
 _op_command = op_recording.op_command
+_TRACES: list[_Trace] = []  # traces running now (sessions on other threads may trace too)
+
+
+def _tracing_op_command(opdef: Any, args: tuple, attrs: dict, outs: tuple) -> bytes:
+    """``op_recording.op_command`` while any session traces: its session's trace notes the
+    op's float arguments."""
+    for a in args:
+        if type(a) is RemoteTensor:
+            trace = a._s._compile_trace
+            if trace is not None:
+                return trace.op_command(opdef, args, attrs, outs)
+            break
+    return _op_command(opdef, args, attrs, outs)
 
 
 def _payload(framed: bytes) -> bytes:
