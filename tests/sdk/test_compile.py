@@ -326,3 +326,16 @@ def test_numpy_scalars_are_guarded_by_value(session: gradd.Session) -> None:
     assert f(x, np.float64(2.0)).tolist() == [2.0, 2.0]
     assert f(x, np.float64(3.0)).tolist() == [3.0, 3.0]
     assert len(traces) == 2
+
+
+@pytest.mark.parametrize("read", [print, bool, lambda t: t.tolist(), lambda t: t.numpy(), float])
+def test_every_value_read_is_a_graph_break(session: gradd.Session, read: object) -> None:
+    def reads(x: object) -> object:
+        y = x.sum() * 2
+        read(y)
+        return y + 1
+
+    with pytest.raises(GraphBreakError, match="fullgraph"):
+        session.compile(reads, fullgraph=True)(session.ones(3))
+    with pytest.warns(UserWarning, match="graph break"):
+        assert session.compile(reads)(session.ones(3)).item() == 7.0
