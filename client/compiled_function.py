@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import types
 import warnings
 import weakref
 from typing import Any
@@ -39,207 +38,13 @@ from gradd.engine.grad_mode import _mode
 from gradd.v1 import command_pb2 as cpb
 
 from . import command_encoding as enc
-from . import op_recording
 from .call_site import user_site
-from .errors import GraddError
+from .compile_guards import RECOMPILE_LIMIT, Guarded
+from .compile_trace import NumberArgument, Trace, payload
 from .mirror_graph import OpaqueNode
-from .nn.module import Module
-from .optim.optimizer import Optimizer
 from .remote_tensor import RemoteTensor, new_tensor
-from .session_base import Session
 
-RECOMPILE_LIMIT = 8  # torch._dynamo.config.recompile_limit
 _programs = itertools.count(1)
-
-
-class GraphBreakError(GraddError):
-    """A value was read inside a function compiled with ``fullgraph=True``."""
-
-    code_name = "FAILED_PRECONDITION"
-
-
-class _NumberArgument(float):
-    """A float argument while ``fn`` is traced: passed to an op as it is, it becomes a program
-    input (``plain``, a float object of its own, is what the op receives); any other use marks
-    the trace as reading its value."""
-
-    def __new__(cls, value: float, trace: _Trace) -> _NumberArgument:
-        self = super().__new__(cls, value)
-        self.trace = trace
-        self.plain = float.__new__(float, value)  # an object no constant of fn can be
-        return self
-
-    def __reduce__(self) -> Any:
-        return (float, (float(self),))
-
-
-def _reading(name: str) -> Any:
-    base = getattr(float, name)
-
-    def method(self: _NumberArgument, *args: Any) -> Any:
-        result = base(self, *args)
-        if result is not NotImplemented:
-            self.trace.by_value = True
-        return result
-
-    method.__name__ = name
-    return method
-
-
-for _name in (
-    "__add__ __radd__ __sub__ __rsub__ __mul__ __rmul__ __truediv__ __rtruediv__ __floordiv__ "
-    "__rfloordiv__ __mod__ __rmod__ __divmod__ __rdivmod__ __pow__ __rpow__ __neg__ __pos__ "
-    "__abs__ __lt__ __le__ __gt__ __ge__ __eq__ __ne__ __bool__ __int__ __float__ __round__ "
-    "__trunc__ __floor__ __ceil__ as_integer_ratio is_integer hex conjugate"
-).split():
-    setattr(_NumberArgument, _name, _reading(_name))
-_NumberArgument.__hash__ = float.__hash__  # type: ignore[method-assign]
-
-
-class _GraphBreak(Exception):
-    pass
-
-
-class _Trace:
-    """What one traced call queued, and what each later run must know."""
-
-    def __init__(self, s: Any, fullgraph: bool, fn: Any) -> None:
-        self.s = s
-        self.fullgraph = fullgraph
-        self.fn = fn
-        self.cmds: list[bytes] = []
-        self.sites: list[tuple] = []
-        self.by_value = False
-        self.numbers: list[tuple[int, int, int]] = []  # (command, position, float argument)
-        self.optimizer_numbers: list[tuple[int, int, Any]] = []  # (command, position, source)
-        self.optimizer_runs: list[Any] = []  # per-run bookkeeping of optimizer steps
-        self.twins: dict[int, int] = {}  # id(plain) -> float argument index
-        self.keep: list[Any] = []
-        self.broken = False
-        self.cacheable = True
-        self.created: set[bytes] = set()  # handles of the tensors the trace made
-
-    def next_handle(self) -> bytes:
-        handle = self.saved_next_handle()
-        self.created.add(handle)
-        return handle
-
-    # the pipeline's methods while tracing
-    def push(self, cmd: bytes, site: tuple) -> None:
-        self.cmds.append(cmd)
-        self.sites.append(site)
-
-    def send_alone(self, parts: list, site: tuple) -> None:
-        self.push(b"".join(parts), site)
-
-    def flush(self) -> int:
-        return 0  # sent when the trace ends
-
-    def read(self, method: str) -> Any:
-        def reading(*args: Any, **kwargs: Any) -> Any:
-            self.graph_break()
-            return getattr(self.s._stream, method)(*args, **kwargs)
-
-        return reading
-
-    def graph_break(self) -> None:
-        filename, line = user_site(3)
-        name = getattr(self.fn, "__qualname__", repr(self.fn))
-        self.end()
-        if self.fullgraph:
-            raise GraphBreakError(
-                f"compiled function {name} reads a tensor's value at {filename}:{line} (a graph "
-                "break: .item(), bool(), print(), .tolist(), .numpy(), float()); "
-                "fullgraph=True allows none. Read values outside the function, or compile it "
-                "without fullgraph"
-            )
-        self.broken = True
-        warnings.warn(
-            f"compiled function {name} reads a tensor's value at {filename}:{line} (a graph "
-            "break); it runs eagerly from now on",
-            stacklevel=4,
-        )
-
-    # hooks
-    def op_command(self, opdef: Any, args: tuple, attrs: dict, outs: tuple) -> bytes:
-        cmd = _op_command(opdef, args, attrs, outs)
-        if opdef.arity != -1:
-            for position, a in enumerate(args):
-                if type(a) is float and id(a) in self.twins:
-                    self.numbers.append((len(self.cmds), position, self.twins[id(a)]))
-        if any(isinstance(v, _NumberArgument) for v in attrs.values()):
-            self.by_value = True
-        return cmd
-
-    def optimizer_step(self, rule: Any, groups: list, recount: Any) -> None:
-        """An optimizer step queued by the trace: each run recounts its steps (``recount``)
-        and sends the counts as numbers; a step that makes state is not replayed."""
-        if any(fresh for _, params, _, _ in groups for _, _, fresh, _ in params):
-            self.cacheable = False  # its state is made once: trace the next call again
-        self.optimizer_runs.append(recount)
-        if rule.counts_steps:
-            flat = [p for _, params, _, _ in groups for p in params]
-            for position in range(len(flat)):
-                self.optimizer_numbers.append((len(self.cmds), position, recount))
-
-    def start(self) -> None:
-        s = self.s
-        self.saved_push = s._push
-        s._push = self.push
-        self.saved_next_handle = s._next_handle
-        s._next_handle = self.next_handle
-        stream = s._stream
-        stream.send_alone = self.send_alone
-        stream.flush = self.flush
-        for method in ("request", "request_all", "synchronize", "wait_for"):
-            setattr(stream, method, self.read(method))
-        s._compile_trace = self
-        _TRACES.append(self)
-        op_recording.op_command = _tracing_op_command
-
-    def end(self) -> None:
-        """Stop capturing and queue what was captured, as eager would have."""
-        s = self.s
-        if s._compile_trace is not self:
-            return
-        s._compile_trace = None
-        _TRACES.remove(self)
-        if not _TRACES:
-            op_recording.op_command = _op_command
-        s._push = self.saved_push
-        del s._next_handle  # the class's again
-        for method in ("send_alone", "flush", "request", "request_all", "synchronize", "wait_for"):
-            s._stream.__dict__.pop(method, None)
-        for cmd, site in zip(self.cmds, self.sites):
-            s._push(cmd, site)
-
-
-_op_command = op_recording.op_command
-_TRACES: list[_Trace] = []  # traces running now (sessions on other threads may trace too)
-
-
-def _tracing_op_command(opdef: Any, args: tuple, attrs: dict, outs: tuple) -> bytes:
-    """``op_recording.op_command`` while any session traces: its session's trace notes the
-    op's float arguments."""
-    for a in args:
-        if type(a) is RemoteTensor:
-            trace = a._s._compile_trace
-            if trace is not None:
-                return trace.op_command(opdef, args, attrs, outs)
-            break
-    return _op_command(opdef, args, attrs, outs)
-
-
-def _payload(framed: bytes) -> bytes:
-    """A Command's bytes from its ExecuteRequest.commands entry."""
-    i, shift, n = len(enc.REQ_COMMAND), 0, 0
-    while True:
-        byte = framed[i]
-        n |= (byte & 0x7F) << shift
-        i += 1
-        shift += 7
-        if byte < 0x80:
-            return framed[i : i + n]
 
 
 def _flatten(x: Any, tensors: list, numbers: list, key: list) -> Any:
@@ -282,119 +87,6 @@ def _rebuild(x: Any, tensors: Any, numbers: Any) -> Any:
     return x
 
 
-def _read_names(code: Any) -> set[str]:
-    names = set(code.co_names)
-    for const in code.co_consts:
-        if hasattr(const, "co_names"):
-            names |= _read_names(const)
-    return names
-
-
-class _Guarded:
-    """Where the objects ``fn`` reads live: the globals it names and its closure cells (read
-    at each call: a global bound after ``compile`` counts), and its bound object."""
-
-    def __init__(self, fn: Any) -> None:
-        self.fixed: list[Any] = []
-        target = getattr(fn, "__func__", fn)
-        owner = getattr(fn, "__self__", None)
-        if owner is not None:
-            self.fixed.append(owner)
-        if getattr(target, "__code__", None) is None:  # a callable object: its __call__
-            self.fixed.append(fn)
-            target = type(fn).__call__
-        code = getattr(target, "__code__", None)
-        self.globals = getattr(target, "__globals__", {}) if code is not None else {}
-        self.names = sorted(_read_names(code)) if code is not None else []
-        self.cells = (getattr(target, "__closure__", None) or ()) if code is not None else ()
-
-    def held(self) -> list:
-        """The guarded objects and the parameters their key names: a program keeps them, so
-        that no new object takes the id of one of them while the program may run."""
-        objects = self.objects()
-        for obj in list(objects):
-            found = [obj]
-            if _KINDS.get(type(obj)) == _HOLDER:
-                found = [v for v in vars(obj).values() if isinstance(v, (Module, Optimizer))]
-            for o in found:
-                if isinstance(o, Module):
-                    objects += list(o.parameters())
-                elif isinstance(o, Optimizer):
-                    objects += [p for group in o.param_groups for p in group["params"]]
-        return objects
-
-    def objects(self) -> list:
-        g = self.globals
-        objects = [*self.fixed, *(g.get(n, _MISSING) for n in self.names)]
-        for cell in self.cells:
-            try:
-                objects.append(cell.cell_contents)
-            except ValueError:  # an empty cell
-                objects.append(_MISSING)
-        return objects
-
-    def key(self) -> tuple:
-        """Identity of the guarded objects, of the parameters of modules among them (or among
-        their attributes) and of optimizers' parameters; optimizers' options by value."""
-        g = self.globals
-        objects = [*self.fixed, *(g.get(n, _MISSING) for n in self.names)]
-        for cell in self.cells:
-            try:
-                objects.append(cell.cell_contents)
-            except ValueError:  # an empty cell
-                objects.append(_MISSING)
-        key: list[Any] = []
-        for obj in objects:
-            key.append(id(obj))
-            kind = _KINDS.get(type(obj))
-            if kind is None:
-                kind = _KINDS[type(obj)] = _kind(type(obj))
-            if kind == _STATEFUL:
-                _state(obj, key)
-            elif kind == _HOLDER:
-                for v in vars(obj).values():
-                    if _KINDS.get(type(v)) == _STATEFUL or isinstance(v, (Module, Optimizer)):
-                        key.append(id(v))
-                        _state(v, key)
-        return tuple(key)
-
-
-_PLAIN, _STATEFUL, _HOLDER = 0, 1, 2
-_KINDS: dict[type, int] = {}
-_NOT_HOLDERS = (
-    type, types.ModuleType, types.FunctionType, types.BuiltinFunctionType, types.MethodType,
-    functools.partial, RemoteTensor, Session, int, float, str, bytes, list, tuple, dict, set,
-)  # fmt: skip
-
-
-def _kind(t: type) -> int:
-    """Whether objects of type ``t`` are modules or optimizers (their state is guarded), plain
-    objects whose attributes may hold some, or neither."""
-    if issubclass(t, (Module, Optimizer)):
-        return _STATEFUL
-    if issubclass(t, _NOT_HOLDERS) or not hasattr(t, "__dict__") or t.__module__ == "builtins":
-        return _PLAIN
-    return _HOLDER if "__dict__" in dir(t) else _PLAIN
-
-
-def _state(obj: Any, key: list) -> None:
-    if isinstance(obj, Module):
-        key.append(tuple(map(id, obj.parameters())))
-        return
-    for group in obj.param_groups:
-        key.append(tuple((k, _plain(v)) for k, v in group.items() if k != "params"))
-        key.append(tuple(map(id, group["params"])))
-
-
-_MISSING = object()
-
-
-def _plain(v: Any) -> Any:
-    if type(v) in (int, float, bool, str, type(None)):
-        return v
-    return tuple(map(_plain, v)) if type(v) in (list, tuple) else id(v)
-
-
 class _Out:
     """A place in a result's template: the run's output ``index``, or float argument
     ``index`` (``number``), or tensor argument ``index`` (``argument``)."""
@@ -406,7 +98,7 @@ class _Out:
         self.kind = kind
 
 
-def _template(x: Any, trace: _Trace, inputs: dict, outs: list) -> Any:
+def _template(x: Any, trace: Trace, inputs: dict, outs: list) -> Any:
     """``x`` (a result) with its parts that change from run to run replaced by _Out places;
     None if it holds something a run cannot give back."""
     t = type(x)
@@ -417,7 +109,7 @@ def _template(x: Any, trace: _Trace, inputs: dict, outs: list) -> Any:
             return x  # a tensor from before the call (a parameter): the same object, as eager
         outs.append(x)
         return _Out(len(outs) - 1, "output")
-    if t is _NumberArgument:
+    if t is NumberArgument:
         return _Out(trace.twins[id(x.plain)], "number")
     if t in (float, int, bool, str) or x is None:
         return x
@@ -449,7 +141,7 @@ def _filled_in(x: Any, outs: list, numbers: list, tensors: list) -> Any:
 class _Program:
     """One cached trace: the guard it holds for, and how to run it."""
 
-    def __init__(self, session: Any, trace: _Trace, key: tuple, numbers: list[float]) -> None:
+    def __init__(self, session: Any, trace: Trace, key: tuple, numbers: list[float]) -> None:
         self.key = key
         self.by_value = tuple(numbers) if trace.by_value else None
         self.name = f"compiled-{next(_programs)}"
@@ -531,7 +223,7 @@ class CompiledFunction:
         self._programs: list[_Program] = []
         self._traces = 0
         self._eager = False
-        self._guarded = _Guarded(fn)
+        self._guarded = Guarded(fn)
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -561,8 +253,8 @@ class CompiledFunction:
         if any(t._s is not s for t in tensors):
             self._eager = True
             return self._fn(*args, **kwargs)
-        trace = _Trace(s, self._fullgraph, self._fn)
-        wrapped = [_NumberArgument(n, trace) for n in numbers]
+        trace = Trace(s, self._fullgraph, self._fn)
+        wrapped = [NumberArgument(n, trace) for n in numbers]
         trace.twins = {id(w.plain): i for i, w in enumerate(wrapped)}
         args, kwargs = _rebuild((args, kwargs), iter(tensors), iter(wrapped))
         leaves = {id(t): (t, t._vc[0], t._has_grad) for t in [*s._leaves, *tensors]}
@@ -601,7 +293,7 @@ class CompiledFunction:
         program.leaves = [(inputs.get(t._h, t), delta, has) for t, delta, has in changed]
         message = cpb.CompileProgram(
             program=program.name,
-            commands=[cpb.Command.FromString(_payload(c)) for c in trace.cmds],
+            commands=[cpb.Command.FromString(payload(c)) for c in trace.cmds],
             inputs=[h.decode() for h in inputs],
             outputs=[t._h.decode() for t in out_tensors],
         )
@@ -620,11 +312,11 @@ class CompiledFunction:
         return _unwrapped(result)
 
 
-def _rebinds_old(trace: _Trace) -> bool:
+def _rebinds_old(trace: Trace) -> bool:
     """Whether a captured command rebinds a handle older than the trace (``detach_()`` of a
     parameter): such a trace is not replayed."""
     for cmd in trace.cmds:
-        c = cpb.Command.FromString(_payload(cmd))
+        c = cpb.Command.FromString(payload(cmd))
         if c.WhichOneof("kind") == "detach" and c.detach.out == c.detach.handle:
             if c.detach.out.encode() not in trace.created:
                 return True
@@ -634,7 +326,7 @@ def _rebinds_old(trace: _Trace) -> bool:
 def _unwrapped(x: Any) -> Any:
     """The result with float arguments returned as plain floats."""
     t = type(x)
-    if t is _NumberArgument:
+    if t is NumberArgument:
         return float.__new__(float, x)
     if t in (list, tuple):
         return t(_unwrapped(i) for i in x)

@@ -7,7 +7,7 @@ outside gradd) into gradd: an op, a method, ``backward()``, a ``.grad`` read, ``
 plan: the function, and where each argument comes from (a tensor argument of the call, the
 result of an earlier step, or a constant: a parameter, a module, a number). A replay calls the
 steps in order with this call's arguments, so results, gradients, grad_fn names and random
-draws are eager's. Guards are the server sessions' (see gradd.compiled_function), except that
+draws are eager's. Guards are the server sessions' (gradd.compile_guards), except that
 float arguments are guarded by value: an embedded plan cannot see what ``fn`` computes from
 them. A tensor ``fn`` uses that no step made and that existed before the call (a parameter) is
 a constant; any other (an attribute a module set during the call) makes the trace a plan that
@@ -28,7 +28,7 @@ import gradd.engine as ge
 import numpy as np
 from gradd.engine.grad_mode import _mode
 
-from .compiled_function import RECOMPILE_LIMIT, GraphBreakError, _Guarded
+from .compile_guards import RECOMPILE_LIMIT, GraphBreakError, Guarded
 
 _GRADD_DIRS = tuple(
     os.path.dirname(os.path.abspath(m.__file__)) + os.sep
@@ -279,7 +279,7 @@ class EmbeddedCompiledFunction:
         self._plans: list[_Plan] = []
         self._traces = 0
         self._eager = False
-        self._guarded = _Guarded(fn)
+        self._guarded = Guarded(fn)
         functools.update_wrapper(self, fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -11,7 +11,7 @@ import gradd.torch as torch_ns
 import numpy as np
 import pytest
 from gradd import command_encoding as enc
-from gradd.compiled_function import RECOMPILE_LIMIT, GraphBreakError
+from gradd.compile_guards import RECOMPILE_LIMIT, GraphBreakError
 from gradd.v1 import command_pb2 as cpb
 
 from .test_article import data, params
