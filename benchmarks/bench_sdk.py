@@ -4,7 +4,9 @@ The article's loop (200 epochs, 80 points) and an MLP step (784-256-10, batch 25
 forward + backward + SGD update, 20 steps) through: PyTorch, gradd embedded (the engine in this
 process) and gradd remote (a gradd-server subprocess on loopback, started here). Medians;
 remote times include waiting until the server has applied everything (``s.synchronize()``).
-Goals (issue 4): remote loop and embedded loop within 1.5x of PyTorch, remote MLP step 1.3x.
+Goals (issue 4): remote loop and embedded loop within 1.5x of PyTorch, remote MLP step 1.3x;
+(issue 11) the loop compiled (``s.compile``, traced on its first epoch): remote 1.0x, embedded
+0.7x; the MLP step compiled, remote, 1.05x.
 
 Run: ``.venv/bin/python benchmarks/bench_sdk.py`` (``--quick`` for fewer repeats;
 ``--profile`` adds the client's per-op cost breakdown).
@@ -30,7 +32,15 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import gradd  # noqa: E402
 from common import article_data, median_time, report, torch_or_none  # noqa: E402
-from workloads import EPOCHS, STEPS, article_loop, mlp_setup, mlp_steps  # noqa: E402
+from workloads import (  # noqa: E402
+    EPOCHS,
+    STEPS,
+    article_loop,
+    compiled_article_loop,
+    compiled_mlp_steps,
+    mlp_setup,
+    mlp_steps,
+)
 
 
 def start_server(tmp: Path) -> tuple[subprocess.Popen, str]:
@@ -107,7 +117,15 @@ def main() -> None:
         loop = synced(remote, lambda: article_loop(remote, rx, ry))
         rows["gradd remote"] = median_time(loop, repeat)
         rows["  (remote: client side)"] = client_side(remote, lambda: article_loop(remote, rx, ry))
-        report(f"article loop, {EPOCHS} epochs (goals: embedded, remote <= 1.5x torch)", rows)
+        loop = synced(remote, lambda: compiled_article_loop(remote, rx, ry))
+        rows["gradd remote compiled"] = median_time(loop, repeat)
+        loop = lambda: compiled_article_loop(embedded, ex, ey)  # noqa: E731
+        rows["gradd embedded compiled"] = median_time(loop, repeat)
+        report(
+            f"article loop, {EPOCHS} epochs (goals: embedded, remote <= 1.5x torch; "
+            "remote compiled <= 1.0x, embedded compiled <= 0.7x)",
+            rows,
+        )
 
         rows = {}
         if torch is not None:
@@ -122,7 +140,13 @@ def main() -> None:
         rs = mlp_setup(remote)
         steps = synced(remote, lambda: mlp_steps(remote, remote.functional, rs))
         rows["gradd remote"] = median_time(steps, repeat) / STEPS
-        report("MLP step 784-256-10, batch 256, per step (goal: remote <= 1.3x torch)", rows)
+        steps = synced(remote, lambda: compiled_mlp_steps(remote, remote.functional, rs))
+        rows["gradd remote compiled"] = median_time(steps, repeat) / STEPS
+        report(
+            "MLP step 784-256-10, batch 256, per step (goals: remote <= 1.3x torch, "
+            "remote compiled <= 1.05x)",
+            rows,
+        )
         if args.profile:
             profile_client(remote)
         remote.close()

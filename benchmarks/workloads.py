@@ -25,6 +25,51 @@ def article_loop(lib, x, y, epochs: int = EPOCHS):  # noqa: ANN001, ANN201
     return b, w
 
 
+def compiled_article_loop(lib, x, y, epochs: int = EPOCHS):  # noqa: ANN001, ANN201
+    """The article's loop with its step compiled (``lib.compile``: a session's, or torch's):
+    the step is traced on the first epoch and replayed on the others."""
+    lib.manual_seed(42)
+    b = lib.randn(1, requires_grad=True, dtype=lib.float)
+    w = lib.randn(1, requires_grad=True, dtype=lib.float)
+
+    @lib.compile
+    def step(x, y, lr):  # noqa: ANN001, ANN202
+        yhat = b + w * x
+        error = y - yhat
+        loss = (error**2).mean()
+        loss.backward()
+        with lib.no_grad():
+            b.sub_(lr * b.grad)
+            w.sub_(lr * w.grad)
+        b.grad.zero_(), w.grad.zero_()
+        return loss
+
+    for _ in range(epochs):
+        step(x, y, 0.1)
+    return b, w
+
+
+def compiled_mlp_steps(lib, F, setup, steps: int = STEPS):  # noqa: ANN001, ANN201, N803
+    """``mlp_steps`` with the step compiled."""
+    x, target, params = setup
+    w1, b1, w2, b2 = params
+
+    @lib.compile
+    def step(x, target, lr):  # noqa: ANN001, ANN202
+        h = F.relu(F.linear(x, w1, b1))
+        loss = F.cross_entropy(F.linear(h, w2, b2), target)
+        loss.backward()
+        with lib.no_grad():
+            for p in params:
+                p.sub_(lr * p.grad)
+                p.grad.zero_()
+        return loss
+
+    for _ in range(steps):
+        loss = step(x, target, 0.01)
+    return loss
+
+
 def mlp_setup(lib, batch: int = 256):  # noqa: ANN001, ANN201
     rng = np.random.RandomState(0)
     x = lib.tensor(rng.rand(batch, 784).astype(np.float32))

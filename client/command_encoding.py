@@ -93,6 +93,8 @@ def value(x: Any) -> bytes:
     name = getattr(x, "name", None)
     if name in WIRE_DTYPES and hasattr(x, "is_floating_point"):
         return V_DTYPE + varint(WIRE_DTYPES[name])
+    if isinstance(x, float):  # a subclass (a compiled function's traced float argument)
+        return value(float(x))
     if hasattr(x, "tolist") and hasattr(x, "dtype"):  # NumPy scalars and arrays (index keys)
         return value(x.tolist() if getattr(x, "ndim", 0) else x.item())
     raise TypeError(f"gradd cannot send an argument of type {t.__name__} to the server")
@@ -299,6 +301,11 @@ _RELEASE_KEY = _len_key(cpb.Release, "handles")
 def release(handles: Iterable[bytes]) -> bytes:
     """Unbind handles (idempotent on the server)."""
     return framed(CMD["release"], b"".join(length_delimited(_RELEASE_KEY, h) for h in handles))
+
+
+def free_program(name: str) -> bytes:
+    """A framed FreeProgram (a compiled function's program, once it is collected)."""
+    return framed(CMD["free_program"], _str(cpb.FreeProgram, "program", name))
 
 
 def fetch(handle: bytes, grad: bool = False, metadata_only: bool = False) -> bytes:

@@ -55,6 +55,7 @@ class CommandStream:
         self.free_slots: list[int] = []  # slots whose Release is queued: new tensors take them
         self.tape: list[bytes] = []  # records of the open Command.tape (ops in the lean form)
         self.tape_sites: list[tuple] = []  # a site per record
+        self.freed_programs: list[str] = []  # programs of collected compiled functions
         self.batch_size = batch_size
         self.window = window
         self.timeout = timeout
@@ -144,6 +145,9 @@ class CommandStream:
             self.sites.append(("release", "", 0))
             # Commands apply in order: a slot released here may be bound again by later ones.
             self.free_slots.extend(int(h[1:]) for h in handles if h[:1] == b"#")
+        while self.freed_programs:
+            self.cmds.append(enc.free_program(self.freed_programs.pop()))
+            self.sites.append(("free_program", "", 0))
         if not self.cmds:
             return self._seq
         self._seq += 1

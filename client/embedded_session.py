@@ -97,6 +97,16 @@ class EmbeddedSession(Session):
     def _functions(self) -> dict[str, Any]:
         return self._own_functions
 
+    def compile(self, fn: Any = None, *, fullgraph: bool = False, **options: Any) -> Any:
+        """``torch.compile``: the gradd calls ``fn`` makes are traced on its first call and
+        replayed by later calls whose guards hold (see gradd.embedded_compile); a decorator
+        without ``fn``. ``options`` (backend, mode, dynamic, ...) change nothing."""
+        from .embedded_compile import EmbeddedCompiledFunction
+
+        if fn is None:
+            return lambda f: EmbeddedCompiledFunction(f, fullgraph)
+        return EmbeddedCompiledFunction(fn, fullgraph)
+
     def manual_seed(self, seed: int) -> Any:
         """Seed this session's random stream (``torch.manual_seed``)."""
         return self._gen.manual_seed(seed)

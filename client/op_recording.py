@@ -188,7 +188,11 @@ def _coerced(s: Any, opdef: OpDef, args: tuple) -> tuple:
         elif isinstance(a, np.generic):
             a = a.item()
         elif type(a) not in (float, int, bool):
-            dt.scalar_dtype(a)  # raises the engine's TypeError
+            plain = getattr(a, "plain", None)  # a compiled function's float argument (traced)
+            if type(plain) is float and isinstance(a, float):
+                a = plain
+            else:
+                dt.scalar_dtype(a)  # raises the engine's TypeError
         out.append(a)
     return tuple(out)
 

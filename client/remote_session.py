@@ -109,6 +109,7 @@ class RemoteSession(Session):
         self._closed = False
         self._devices: list[str] | None = None  # ServerInfo's, asked for once
         self._tracing = 0
+        self._compile_trace: Any = None  # the compiled function being traced (s.compile)
         self._leaves: weakref.WeakSet = weakref.WeakSet()  # leaves that require grad
         self._slots = itertools.count()  # slot numbers never used yet (freed ones are reused)
         self._call_timeout = timeout or CALL_TIMEOUT
@@ -240,6 +241,14 @@ class RemoteSession(Session):
         if type(data) is RemoteTensor and data._s is self:
             return data if dtype is None else data.to(dtype)
         return self.tensor(data, dtype=dtype)
+
+    def compile(self, fn: Any = None, *, fullgraph: bool = False, **options: Any) -> Any:
+        """``torch.compile``: ``fn`` traced on its first call and run as one command by later
+        calls whose guards hold (see gradd.compiled_function); a decorator without ``fn``.
+        ``options`` (backend, mode, dynamic, ...) are accepted and change nothing."""
+        from .compiled_function import compile_for
+
+        return compile_for(self, fn, fullgraph=fullgraph)
 
     # --- reading back (these wait) -------------------------------------------------------
     def _fetch_array(self, t: RemoteTensor, grad: bool = False) -> np.ndarray:

@@ -348,6 +348,8 @@ def new_tensor(
     t._s = s
     t._h = h
     t._slot = slot
+    if s._compile_trace is not None:  # a temporary of the program being traced
+        s._compile_trace.created.add(h)
     t._arg = _ARG + _SMALL[n + 2] + _VAL + _SMALL[n] + h  # handles are far shorter than 126
     t.shape = shape
     t.dtype = dtype

@@ -39,6 +39,7 @@ from .graph_snapshot import snapshot
 from .op_args import ValueBudget, engine_dtype, short_string, to_python
 from .op_tape import run_tape
 from .optimizer_step import optimizer_step
+from .programs import compile_program, free_program, run_program
 from .session import Session
 from .tensor_table import new_handle
 
@@ -310,6 +311,8 @@ APPLY: dict[str, Callable[[Session, Any], None]] = {
     "detach": detach,
     "release": release,
     "optimizer_step": optimizer_step,
+    "run_program": run_program,
+    "free_program": free_program,
 }
 
 
@@ -375,6 +378,8 @@ def _apply_all(
                 factory(s, command.factory, budget)
             elif kind == "custom_function":
                 custom_function(s, command.custom_function, budget)
+            elif kind == "compile_program":
+                compile_program(s, command.compile_program, budget)
             else:
                 APPLY[kind](s, getattr(command, kind))
         except Exception as exc:  # every failure becomes a status; the session goes on

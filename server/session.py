@@ -55,6 +55,7 @@ class Session:
         self.steps = 0
         self.hub = WatchHub(max_watchers)
         self.closed = False
+        self.programs: dict[str, Any] = {}  # name -> server.programs.Program
         self.graph_params: dict[str, str] = {}  # label -> handle, from the last Graph command
         self.last_graph: wpb.GraphEvent | None = None
         self.last_root = ""  # handle of the last backward's root, for late watchers' snapshot
@@ -88,6 +89,7 @@ class Session:
         """Free every tensor and end the watchers' streams. Call with `lock` held."""
         self.closed = True
         self.close_reason = reason
+        self.programs.clear()
         self.table.clear()
         self.hub.end(reason)
 

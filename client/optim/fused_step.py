@@ -49,7 +49,7 @@ def step(opt: Any, rule: kernels.OptimizerRule) -> None:
         for s, params in entries.items():
             commands.setdefault(s, []).append((o, params, names, writes))
     for s, groups in commands.items():
-        _send_step(s, rule, groups)
+        _send_step(s, rule, groups, opt)
 
 
 def _state_of(opt: Any, rule: kernels.OptimizerRule, names: tuple, p: Any) -> tuple:
@@ -76,9 +76,13 @@ def _remote_entry(opt: Any, rule: kernels.OptimizerRule, o: dict, names: tuple, 
     return p, [state[n] for n in names], fresh, count
 
 
-def _send_step(s: Any, rule: kernels.OptimizerRule, groups: list) -> None:
+def _send_step(s: Any, rule: kernels.OptimizerRule, groups: list, opt: Any) -> None:
     from gradd import command_encoding as enc
     from gradd.call_site import user_site
+
+    trace = getattr(s, "_compile_trace", None)
+    if trace is not None:  # s.compile: each run of the program recounts the steps here
+        trace.optimizer_step(rule, groups, _recount(opt, rule, groups))
 
     wire = [
         (o, [(p._h, [t._h for t in slots], fresh, count) for p, slots, fresh, count in params])
@@ -90,6 +94,22 @@ def _send_step(s: Any, rule: kernels.OptimizerRule, groups: list) -> None:
             p._vc[0] += writes
             for t in slots:
                 t._vc[0] += 1
+
+
+def _recount(opt: Any, rule: kernels.OptimizerRule, groups: list) -> Any:
+    """What a compiled function's program does here at each run of a step it holds: count
+    each parameter's step and mirror the state's in-place writes; the counts, in order."""
+    entries = [(names, p, slots) for _, params, names, _ in groups for p, slots, _, _ in params]
+
+    def recount() -> list[float]:
+        counts = []
+        for names, p, slots in entries:
+            counts.append(_state_of(opt, rule, names, p)[1])
+            for t in slots:
+                t._vc[0] += 1
+        return counts
+
+    return recount
 
 
 def zero_grad(params: list, set_to_none: bool) -> None:

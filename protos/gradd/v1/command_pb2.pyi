@@ -325,8 +325,48 @@ class CustomFunction(_message.Message):
     once_differentiable: bool
     def __init__(self, name: _Optional[str] = ..., inputs: _Optional[_Iterable[str]] = ..., outputs: _Optional[_Iterable[str]] = ..., outs: _Optional[_Iterable[str]] = ..., differentiable: _Optional[_Iterable[bool]] = ..., dirty: _Optional[_Iterable[bool]] = ..., grad_outputs: _Optional[_Iterable[str]] = ..., backward: _Optional[_Iterable[_Union[Command, _Mapping]]] = ..., grad_inputs: _Optional[_Iterable[str]] = ..., once_differentiable: _Optional[bool] = ...) -> None: ...
 
+class CompileProgram(_message.Message):
+    __slots__ = ("program", "commands", "inputs", "outputs", "numbers")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    COMMANDS_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    NUMBERS_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    commands: _containers.RepeatedCompositeFieldContainer[Command]
+    inputs: _containers.RepeatedScalarFieldContainer[str]
+    outputs: _containers.RepeatedScalarFieldContainer[str]
+    numbers: _containers.RepeatedCompositeFieldContainer[ProgramNumber]
+    def __init__(self, program: _Optional[str] = ..., commands: _Optional[_Iterable[_Union[Command, _Mapping]]] = ..., inputs: _Optional[_Iterable[str]] = ..., outputs: _Optional[_Iterable[str]] = ..., numbers: _Optional[_Iterable[_Union[ProgramNumber, _Mapping]]] = ...) -> None: ...
+
+class ProgramNumber(_message.Message):
+    __slots__ = ("command", "position")
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    command: int
+    position: int
+    def __init__(self, command: _Optional[int] = ..., position: _Optional[int] = ...) -> None: ...
+
+class RunProgram(_message.Message):
+    __slots__ = ("program", "inputs", "numbers", "outs")
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    INPUTS_FIELD_NUMBER: _ClassVar[int]
+    NUMBERS_FIELD_NUMBER: _ClassVar[int]
+    OUTS_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    inputs: _containers.RepeatedScalarFieldContainer[str]
+    numbers: _containers.RepeatedScalarFieldContainer[float]
+    outs: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, program: _Optional[str] = ..., inputs: _Optional[_Iterable[str]] = ..., numbers: _Optional[_Iterable[float]] = ..., outs: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class FreeProgram(_message.Message):
+    __slots__ = ("program",)
+    PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    program: str
+    def __init__(self, program: _Optional[str] = ...) -> None: ...
+
 class Command(_message.Message):
-    __slots__ = ("tensor", "factory", "manual_seed", "op", "backward", "grad_of", "zero_grad", "retain_grad", "requires_grad", "detach", "release", "fetch", "graph", "set_grad", "set_data", "custom_function", "optimizer_step", "tape")
+    __slots__ = ("tensor", "factory", "manual_seed", "op", "backward", "grad_of", "zero_grad", "retain_grad", "requires_grad", "detach", "release", "fetch", "graph", "set_grad", "set_data", "custom_function", "optimizer_step", "tape", "compile_program", "run_program", "free_program")
     TENSOR_FIELD_NUMBER: _ClassVar[int]
     FACTORY_FIELD_NUMBER: _ClassVar[int]
     MANUAL_SEED_FIELD_NUMBER: _ClassVar[int]
@@ -345,6 +385,9 @@ class Command(_message.Message):
     CUSTOM_FUNCTION_FIELD_NUMBER: _ClassVar[int]
     OPTIMIZER_STEP_FIELD_NUMBER: _ClassVar[int]
     TAPE_FIELD_NUMBER: _ClassVar[int]
+    COMPILE_PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    RUN_PROGRAM_FIELD_NUMBER: _ClassVar[int]
+    FREE_PROGRAM_FIELD_NUMBER: _ClassVar[int]
     tensor: CreateTensor
     factory: Factory
     manual_seed: ManualSeed
@@ -363,7 +406,10 @@ class Command(_message.Message):
     custom_function: CustomFunction
     optimizer_step: OptimizerStep
     tape: bytes
-    def __init__(self, tensor: _Optional[_Union[CreateTensor, _Mapping]] = ..., factory: _Optional[_Union[Factory, _Mapping]] = ..., manual_seed: _Optional[_Union[ManualSeed, _Mapping]] = ..., op: _Optional[_Union[Op, _Mapping]] = ..., backward: _Optional[_Union[Backward, _Mapping]] = ..., grad_of: _Optional[_Union[GradOf, _Mapping]] = ..., zero_grad: _Optional[_Union[ZeroGrad, _Mapping]] = ..., retain_grad: _Optional[_Union[RetainGrad, _Mapping]] = ..., requires_grad: _Optional[_Union[SetRequiresGrad, _Mapping]] = ..., detach: _Optional[_Union[Detach, _Mapping]] = ..., release: _Optional[_Union[Release, _Mapping]] = ..., fetch: _Optional[_Union[Fetch, _Mapping]] = ..., graph: _Optional[_Union[Graph, _Mapping]] = ..., set_grad: _Optional[_Union[SetGrad, _Mapping]] = ..., set_data: _Optional[_Union[SetData, _Mapping]] = ..., custom_function: _Optional[_Union[CustomFunction, _Mapping]] = ..., optimizer_step: _Optional[_Union[OptimizerStep, _Mapping]] = ..., tape: _Optional[bytes] = ...) -> None: ...
+    compile_program: CompileProgram
+    run_program: RunProgram
+    free_program: FreeProgram
+    def __init__(self, tensor: _Optional[_Union[CreateTensor, _Mapping]] = ..., factory: _Optional[_Union[Factory, _Mapping]] = ..., manual_seed: _Optional[_Union[ManualSeed, _Mapping]] = ..., op: _Optional[_Union[Op, _Mapping]] = ..., backward: _Optional[_Union[Backward, _Mapping]] = ..., grad_of: _Optional[_Union[GradOf, _Mapping]] = ..., zero_grad: _Optional[_Union[ZeroGrad, _Mapping]] = ..., retain_grad: _Optional[_Union[RetainGrad, _Mapping]] = ..., requires_grad: _Optional[_Union[SetRequiresGrad, _Mapping]] = ..., detach: _Optional[_Union[Detach, _Mapping]] = ..., release: _Optional[_Union[Release, _Mapping]] = ..., fetch: _Optional[_Union[Fetch, _Mapping]] = ..., graph: _Optional[_Union[Graph, _Mapping]] = ..., set_grad: _Optional[_Union[SetGrad, _Mapping]] = ..., set_data: _Optional[_Union[SetData, _Mapping]] = ..., custom_function: _Optional[_Union[CustomFunction, _Mapping]] = ..., optimizer_step: _Optional[_Union[OptimizerStep, _Mapping]] = ..., tape: _Optional[bytes] = ..., compile_program: _Optional[_Union[CompileProgram, _Mapping]] = ..., run_program: _Optional[_Union[RunProgram, _Mapping]] = ..., free_program: _Optional[_Union[FreeProgram, _Mapping]] = ...) -> None: ...
 
 class CommandError(_message.Message):
     __slots__ = ("index", "code", "message")
