@@ -83,13 +83,7 @@ class Guarded:
     def key(self) -> tuple:
         """Identity of the guarded objects, of the parameters of modules among them (or among
         their attributes) and of optimizers' parameters; optimizers' options by value."""
-        g = self.globals
-        objects = [*self.fixed, *(g.get(n, _MISSING) for n in self.names)]
-        for cell in self.cells:
-            try:
-                objects.append(cell.cell_contents)
-            except ValueError:  # an empty cell
-                objects.append(_MISSING)
+        objects = self.objects()
         key: list[Any] = []
         for obj in objects:
             key.append(id(obj))
