@@ -36,6 +36,19 @@ def data(s: gradd.Session, article_data: tuple) -> tuple:
     return s.from_numpy(x).float(), s.tensor(y).float()
 
 
+def article_step(s: gradd.Session, x: object, y: object, b: object, w: object, lr: float):
+    """One epoch of the article's loop (Steps 1 to 4); the loss."""
+    yhat = b + w * x
+    error = y - yhat
+    loss = (error**2).mean()
+    loss.backward()
+    with s.no_grad():
+        b -= lr * b.grad
+        w -= lr * w.grad
+    b.grad.zero_(), w.grad.zero_()
+    return loss
+
+
 def line_of(exc: BaseException) -> int:
     """The line of this file where ``exc`` was raised from (its innermost frame here)."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == __file__]

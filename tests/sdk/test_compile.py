@@ -14,19 +14,7 @@ from gradd import command_encoding as enc
 from gradd.compile_guards import RECOMPILE_LIMIT, GraphBreakError
 from gradd.v1 import command_pb2 as cpb
 
-from .test_article import data, params
-
-
-def article_step(s: gradd.Session, x: object, y: object, b: object, w: object, lr: float):
-    yhat = b + w * x
-    error = y - yhat
-    loss = (error**2).mean()
-    loss.backward()
-    with s.no_grad():
-        b -= lr * b.grad
-        w -= lr * w.grad
-    b.grad.zero_(), w.grad.zero_()
-    return loss
+from .test_article import article_step, data, params
 
 
 def run_article(s: gradd.Session, article_data: tuple, compiled: bool, epochs: int = 30):

@@ -16,27 +16,18 @@ import gradd
 import pytest
 from server_harness import DurableServer
 
+from .test_article import article_step, data, params
+
 EPOCHS = 800
 KILL_AT = 300  # epoch the loop has reached when the server is killed
 
 
 def article_loop(s: gradd.Session, article_data: tuple, reached: threading.Event | None = None):
     """The article's loop, synchronizing every 50 epochs; (b, w) as arrays."""
-    x, y = article_data
-    x_train_tensor, y_train_tensor = s.from_numpy(x).float(), s.tensor(y).float()
-    s.manual_seed(42)
-    b = s.randn(1, requires_grad=True, dtype=s.float)
-    w = s.randn(1, requires_grad=True, dtype=s.float)
-    lr = 0.1
+    x_train_tensor, y_train_tensor = data(s, article_data)
+    b, w = params(s)
     for epoch in range(EPOCHS):
-        yhat = b + w * x_train_tensor
-        error = y_train_tensor - yhat
-        loss = (error**2).mean()
-        loss.backward()
-        with s.no_grad():
-            b -= lr * b.grad
-            w -= lr * w.grad
-        b.grad.zero_(), w.grad.zero_()
+        article_step(s, x_train_tensor, y_train_tensor, b, w, 0.1)
         if epoch % 50 == 49:
             s.synchronize()
         if reached is not None and epoch == KILL_AT:
