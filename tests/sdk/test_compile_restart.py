@@ -130,3 +130,27 @@ def test_a_freed_program_is_not_restored(tmp_path: Path) -> None:
         s.close()
     finally:
         server.stop()
+
+
+def test_restored_programs_are_counted_in_the_session_limits(tmp_path: Path) -> None:
+    server = DurableServer(tmp_path, "--checkpoint-every", "1000")
+    try:
+        s = gradd.connect(server.addr)
+        x = s.ones(3)
+        double = s.compile(lambda t: (t * 2).sum())
+        assert [double(x).item() for _ in range(2)] == [6.0] * 2
+        assert server.terminate() == 0
+        path = manifest(server, s.id)
+        m = json.loads(path.read_text())
+        ((_, stored),) = m["extras"]["programs"]
+        program = cpb.CompileProgram.FromString(base64.b64decode(stored))
+        copies = []
+        for i in range(257):  # one past the session's program limit
+            program.program = f"copy-{i}"
+            copies.append([program.program, base64.b64encode(program.SerializeToString()).decode()])
+        m["extras"]["programs"] = copies
+        path.write_text(json.dumps(m))
+        server.start()
+        assert f"s-{s.id} not restored: ServiceError: session program limit" in server.proc.log()
+    finally:
+        server.stop()
