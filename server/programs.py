@@ -14,10 +14,17 @@ A run's temporaries live in its scope and are dropped when it ends; its outputs 
 the handles the run names. A failing command stops the run as it stops a batch: the commands
 before it stay applied, it changes nothing itself (each command's own rule), no output is
 bound.
+
+Stored programs are part of a durable session's snapshot (``EXTRA_STATE["programs"]``): each
+one's CompileProgram bytes, in the order they were stored. A restore compiles them again as
+CompileProgram does (every check, the session's program and byte limits), after the tensors are
+bound; a program a manifest holds that CompileProgram would refuse fails the whole restore, so a
+session is never half-loaded. A freed program is gone from the session, so from its snapshot.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +36,7 @@ from gradd.v1 import command_pb2 as cpb
 from .errors import exhausted, invalid, not_found, shown
 from .op_args import ValueBudget, short_string, to_python
 from .session import Session
+from .session_snapshot import EXTRA_STATE
 from .tensor_table import new_handle
 from .wire_tensor import IncomingTensor
 
@@ -137,9 +145,10 @@ class Program:
         "persist",
         "n_temps",
         "stored",
+        "restoring",
     )
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, restoring: bool = False) -> None:
         self.name = name
         self.steps: list[Callable[[list], None]] = []
         self.slot_of: dict[str, int] = {}
@@ -148,6 +157,9 @@ class Program:
         self.outputs: list[int] = []
         self.n_slots = self.n_inputs = self.n_numbers = self.n_temps = 0
         self.stored: Any = None
+        # Compiled again from a snapshot: a session handle it captures may have been released
+        # since it was compiled; a run then fails NOT_FOUND as it would have before the restart.
+        self.restoring = restoring
 
     def _slot(self) -> int:
         self.n_slots += 1
@@ -158,7 +170,8 @@ class Program:
         tensor's (captured; NOT_FOUND if unbound now)."""
         slot = self.slot_of.get(handle)
         if slot is None:
-            s.table.get(handle)
+            if not self.restoring:
+                s.table.get(handle)
             slot = self.slot_of[handle] = self._slot()
             self.captured.append((slot, handle))
             self.persist.add(slot)
@@ -177,7 +190,9 @@ def _no_tensor(handle: str) -> Any:
     raise invalid(f"factory arguments are numbers, not tensors (got tensor {shown(handle)})")
 
 
-def compile_program(s: Session, c: cpb.CompileProgram, budget: ValueBudget) -> None:
+def compile_program(
+    s: Session, c: cpb.CompileProgram, budget: ValueBudget, restoring: bool = False
+) -> None:
     """Check and resolve a program, and store it under its name (replacing one)."""
     name = new_handle(c.program)
     if name not in s.programs and len(s.programs) >= MAX_PROGRAMS:
@@ -187,7 +202,7 @@ def compile_program(s: Session, c: cpb.CompileProgram, budget: ValueBudget) -> N
         )
     if len(c.commands) > MAX_PROGRAM_COMMANDS:
         raise invalid(f"a program has at most {MAX_PROGRAM_COMMANDS} commands")
-    p = Program(name)
+    p = Program(name, restoring)
     for h in c.inputs:
         if new_handle(h) in p.slot_of:
             raise invalid(f"program input {shown(h)} is named twice")
@@ -411,3 +426,27 @@ def run_program(s: Session, c: cpb.RunProgram) -> None:
 def free_program(s: Session, c: cpb.FreeProgram) -> None:
     """Forget a program (unknown names are ignored)."""
     s.programs.pop(c.program, None)
+
+
+# --- snapshots ---------------------------------------------------------------------------------
+def _capture(s: Session) -> list[list[str]]:
+    """[name, base64 of its CompileProgram bytes] per stored program, in the order stored."""
+    return [[name, base64.b64encode(p.stored.tobytes()).decode()] for name, p in s.programs.items()]
+
+
+def _restore(s: Session, value: Any) -> None:
+    """Compile a snapshot's programs again, each checked as its CompileProgram was; raises (the
+    session is discarded) on anything CompileProgram would refuse."""
+    if not isinstance(value, list):
+        raise ValueError("the snapshot's programs are not a list")
+    for entry in value:
+        if not (isinstance(entry, list) and len(entry) == 2 and all(type(x) is str for x in entry)):
+            raise ValueError("a snapshot program is not [name, bytes]")
+        name, data = entry
+        c = cpb.CompileProgram.FromString(base64.b64decode(data, validate=True))
+        if c.program != name:
+            raise ValueError(f"snapshot program {shown(name)} holds program {shown(c.program)}")
+        compile_program(s, c, ValueBudget(), restoring=True)
+
+
+EXTRA_STATE["programs"] = (_capture, _restore)

@@ -23,7 +23,10 @@ import gradd.engine as ge
 import grpc
 from gradd.v1 import service_pb2 as spb
 
-from . import state_dir
+from . import (
+    programs,  # noqa: F401  (registers the programs a session snapshot keeps)
+    state_dir,
+)
 from .config import ServerConfig
 from .errors import ServiceError, exhausted, invalid, not_found, shown
 from .session import Session
